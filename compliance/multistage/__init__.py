@@ -1,0 +1,1 @@
+"""The multistage baseline: detector + plate locator + plate reader + face matcher, composed."""

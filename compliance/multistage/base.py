@@ -1,0 +1,71 @@
+"""The small Protocols that each stage of the multistage pipeline implements.
+
+Arrays in (BGR ``uint8`` images, as OpenCV reads them), typed objects out. Adding a model is
+adding one class that satisfies one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from compliance.judgments import Box, FaceMatch, PlateReading
+
+Image = np.ndarray  # HxWx3 uint8, BGR
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """An object found by a detector, labelled by its COCO class id."""
+
+    coco_id: int
+    box: Box
+
+    @property
+    def score(self) -> float:
+        return self.box.score or 0.0
+
+
+@runtime_checkable
+class Detector(Protocol):
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def detect(self, image: Image) -> list[Detection]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlateCandidate:
+    """Where a plate may be: four corners (tl, tr, br, bl) in image pixels."""
+
+    corners: np.ndarray  # shape (4, 2) float32
+    score: float
+    source: str
+
+
+@runtime_checkable
+class PlateLocator(Protocol):
+    name: str
+
+    def locate(self, image: Image) -> list[PlateCandidate]: ...
+
+
+@runtime_checkable
+class PlateReader(Protocol):
+    name: str
+
+    def read(self, image: Image, candidates: list[PlateCandidate]) -> PlateReading: ...
+
+
+@runtime_checkable
+class FaceMatcher(Protocol):
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def match(self, scene: Image, licence: Image | None) -> FaceMatch: ...

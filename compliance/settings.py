@@ -1,0 +1,54 @@
+"""One settings object, read once at the edge (CLI, API, worker) and passed in.
+
+Environment variables use the prefix ``COMPLIANCE_``; nested fields use ``__``
+(``COMPLIANCE_THRESHOLDS__BLUR_MIN=40``). Defaults work offline on a laptop.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Thresholds(BaseModel):
+    """Decision thresholds for the checks. A carrier may override any of them."""
+
+    # SFace cosine similarity. 0.363 is OpenCV Zoo's published operating point for SFace on LFW
+    # (chosen there for a low false-accept rate); it is not fitted to our dev photos.
+    face_same_min: float = 0.363
+    # Between this and face_same_min the match is too close to call: REVIEW, not FAIL.
+    face_uncertain_min: float = 0.30
+    plate_confidence_min: float = 0.80
+    blur_min: float = 30.0
+    brightness_min: float = 40.0
+    brightness_max: float = 235.0
+    min_short_side: int = 320
+    # Hamming distance between 64-bit perceptual hashes below which two photos are one.
+    duplicate_max_distance: int = 6
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMPLIANCE_", env_nested_delimiter="__", extra="ignore")
+
+    database_url: str = "sqlite:///compliance.db"
+    blob_dir: Path = Path("data/blobs")
+
+    # Person and vehicle detector: yolox ships with the package; ultralytics needs yolo11n.pt.
+    detector: Literal["yolox", "ultralytics"] = "yolox"
+    detector_score_min: float = 0.3
+    yolo_weights: str = "yolo11n.pt"
+
+    # Bad-input limits, applied where photos enter.
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

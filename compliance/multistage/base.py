@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from compliance.judgments import Box, FaceMatch, PlateReading
+from compliance.settings import Thresholds
 
 Image = np.ndarray  # HxWx3 uint8, BGR
 
@@ -68,4 +69,4 @@ class FaceMatcher(Protocol):
     @property
     def version(self) -> str: ...
 
-    def match(self, scene: Image, licence: Image | None) -> FaceMatch: ...
+    def match(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> FaceMatch: ...

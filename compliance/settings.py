@@ -29,6 +29,9 @@ class Thresholds(BaseModel):
     min_short_side: int = 320
     # Hamming distance between 64-bit perceptual hashes below which two photos are one.
     duplicate_max_distance: int = 6
+    # Cameras write local time without an offset; read it in this zone. Slack covers clock drift.
+    local_timezone: str = "Asia/Shanghai"
+    capture_time_tolerance_minutes: float = 15.0
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,172 @@
+"""Where photos enter: validation, decoding to BGR, quality, perceptual hash and EXIF capture time.
+
+Every way in (CLI, API, batch audit) goes through ``load_photo``; a photo it rejects raises
+``PhotoRejected`` with a one-line reason, and nothing downstream ever sees undecodable input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import cv2
+import imagehash
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from compliance.judgments import Quality
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
+
+
+class PhotoRejected(ValueError):
+    """A photo that cannot be judged. ``code`` is stable for APIs; ``str()`` is one line for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    data: bytes
+    sha256: str
+    image: np.ndarray  # HxWx3 uint8 BGR, EXIF orientation applied
+    format: str
+    capture_time: datetime | None
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+def read_photo_file(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
+    if not path.exists():
+        raise PhotoRejected("not_found", f"{path}: no such file")
+    if not path.is_file():
+        raise PhotoRejected("not_a_file", f"{path}: not a file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PhotoRejected("too_large", f"{path}: {size} bytes is over the {max_bytes}-byte limit")
+    try:
+        return load_photo(path.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+    except PhotoRejected as exc:
+        raise PhotoRejected(exc.code, f"{path}: {exc}") from None
+
+
+def load_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> Photo:
+    if not data:
+        raise PhotoRejected("empty", "the file is empty")
+    if len(data) > max_bytes:
+        raise PhotoRejected("too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit")
+    try:
+        with warnings.catch_warnings():
+            # The header alone gives the size: refuse bombs before any pixel is decoded.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            pil = Image.open(io.BytesIO(data))
+            fmt = pil.format or "unknown"
+            if fmt not in ACCEPTED_FORMATS:
+                raise PhotoRejected("unsupported_format", f"{fmt} images are not accepted")
+            w, h = pil.size
+            if w * h > max_pixels:
+                raise PhotoRejected(
+                    "too_many_pixels", f"{w}x{h} is over the {max_pixels}-pixel limit (decompression bomb?)"
+                )
+            if w < 16 or h < 16:
+                raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
+            pil.load()
+            capture_time = _exif_capture_time(pil)
+            pil = ImageOps.exif_transpose(pil)
+            rgb = _to_rgb8(pil)
+    except PhotoRejected:
+        raise
+    except UnidentifiedImageError:
+        raise PhotoRejected("not_an_image", "not an image (or a format that cannot be read)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PhotoRejected("too_many_pixels", "decompression bomb: too many pixels") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow reports truncated and corrupt data as OSError/SyntaxError with its own wording.
+        raise PhotoRejected("corrupt", f"the image data is truncated or corrupt ({exc})") from None
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    return Photo(data=data, sha256=hashlib.sha256(data).hexdigest(), image=bgr, format=fmt, capture_time=capture_time)
+
+
+def _to_rgb8(pil: Image.Image) -> np.ndarray:
+    """Any accepted mode (CMYK, 16-bit, palette, alpha, grey) to 8-bit RGB."""
+    if pil.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(pil, dtype=np.float64)
+        peak = 65535.0 if pil.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        grey = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+    if pil.mode == "F":
+        arr = np.asarray(pil, dtype=np.float64)
+        grey = np.clip(arr, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+    if pil.mode in ("RGBA", "LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
+        # Flatten transparency onto white rather than black: black would read as "dark photo".
+        rgba = pil.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        pil = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(pil.convert("RGB"), dtype=np.uint8))
+
+
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_OFFSET_TIME_ORIGINAL = 0x9011
+_DATETIME = 0x0132
+
+
+def _exif_capture_time(pil: Image.Image) -> datetime | None:
+    """DateTimeOriginal, with its offset when the camera wrote one; naive (camera-local) otherwise."""
+    try:
+        exif = pil.getexif()
+    except Exception:  # noqa: BLE001 - a broken EXIF block only means no capture time
+        return None
+    ifd = exif.get_ifd(_EXIF_IFD) if exif else {}
+    raw = ifd.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME) if exif else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = datetime.strptime(raw.strip().rstrip("\x00"), "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    offset = ifd.get(_OFFSET_TIME_ORIGINAL)
+    if isinstance(offset, str) and len(offset) >= 6 and offset[0] in "+-":
+        try:
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            delta = timedelta(hours=hours, minutes=minutes)
+            when = when.replace(tzinfo=timezone(delta if offset[0] == "+" else -delta))
+        except ValueError:
+            pass
+    return when
+
+
+def perceptual_hash(image: np.ndarray) -> str:
+    """64-bit DCT perceptual hash as 16 hex digits: survives re-encoding and resizing."""
+    rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return str(imagehash.phash(rgb, hash_size=8))
+
+
+def hash_distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def measure_quality(image: np.ndarray) -> Quality:
+    h, w = image.shape[:2]
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    # Blur is measured at a fixed scale so that big photos are not favoured over small ones.
+    scale = 640.0 / max(h, w)
+    if scale < 1.0:
+        grey_small = cv2.resize(grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    else:
+        grey_small = grey
+    blur = float(cv2.Laplacian(grey_small, cv2.CV_64F).var())
+    return Quality(blur=round(blur, 2), brightness=round(float(grey.mean()), 2), width=w, height=h)

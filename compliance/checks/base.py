@@ -1,0 +1,56 @@
+"""What a check sees and what it is. Checks never run a model and never read the database:
+everything they need arrives in ``CheckContext``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from compliance.judgments import Judgments
+from compliance.settings import Thresholds
+from compliance.verdicts import CheckResult, Outcome, ReasonCode
+
+
+@dataclass(frozen=True, slots=True)
+class PriorPhoto:
+    """An earlier submission whose photo is a near-duplicate of this one (found by the store)."""
+
+    submission_id: str
+    driver_id: int | None
+    submitted_at: datetime
+    distance: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    judgments: Judgments
+    thresholds: Thresholds
+    # Plates the reading may match: the claimed vehicle's, or the carrier's fleet when none was claimed.
+    registered_plates: tuple[str, ...] = ()
+    licence_given: bool = True
+    driver_id: int | None = None
+    submitted_at: datetime | None = None
+    capture_time: datetime | None = None
+    job_window: tuple[datetime, datetime] | None = None
+    similar_photos: tuple[PriorPhoto, ...] = field(default=())
+
+
+class Check(Protocol):
+    name: str
+
+    def run(self, ctx: CheckContext) -> CheckResult | None:
+        """One result, or None where the check does not apply (e.g. no job window given)."""
+        ...
+
+
+def passed(check: str, detail: str = "") -> CheckResult:
+    return CheckResult(check=check, outcome=Outcome.PASS, detail=detail)
+
+
+def review(check: str, reason: ReasonCode, detail: str) -> CheckResult:
+    return CheckResult(check=check, outcome=Outcome.REVIEW, reason=reason, detail=detail)
+
+
+def failed(check: str, reason: ReasonCode, detail: str) -> CheckResult:
+    return CheckResult(check=check, outcome=Outcome.FAIL, reason=reason, detail=detail)

@@ -1,0 +1,45 @@
+"""A policy is an ordered set of checks and the rule that combines them into a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from compliance.checks.base import Check, CheckContext
+from compliance.checks.face import FaceMatchesLicence
+from compliance.checks.plate import PlateMatchesRegistered
+from compliance.checks.presence import PersonPresent, VehiclePresent
+from compliance.checks.provenance import ModelOutputValid, NotReused, TakenDuringJob
+from compliance.checks.quality import LargeEnough, SharpEnough, WellExposed
+from compliance.verdicts import Verdict, worst
+
+DEFAULT_CHECKS: tuple[Check, ...] = (
+    ModelOutputValid(),
+    PersonPresent(),
+    VehiclePresent(),
+    PlateMatchesRegistered(),
+    FaceMatchesLicence(),
+    SharpEnough(),
+    WellExposed(),
+    LargeEnough(),
+    NotReused(),
+    TakenDuringJob(),
+)
+
+
+class Policy:
+    """Any FAIL fails the photo; otherwise any REVIEW sends it to a person; PASS needs every check to pass."""
+
+    version = "2026.11.1"
+
+    def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
+        self.checks = tuple(checks)
+
+    def decide(self, ctx: CheckContext) -> Verdict:
+        results = tuple(r for check in self.checks if (r := check.run(ctx)) is not None)
+        return Verdict(
+            outcome=worst([r.outcome for r in results]),
+            reasons=tuple(r.reason for r in results if r.reason is not None),
+            results=results,
+            judgments=ctx.judgments,
+            policy_version=self.version,
+        )

@@ -1,0 +1,69 @@
+"""Checks on the photo's history: re-use of an earlier photo, capture time, model output."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from compliance.checks.base import CheckContext, failed, passed, review
+from compliance.verdicts import CheckResult, ReasonCode
+
+
+class NotReused:
+    """The same photo (near-duplicate by perceptual hash) sent for another driver or another day."""
+
+    name = "duplicate"
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        for prior in sorted(ctx.similar_photos, key=lambda p: p.distance):
+            other_driver = prior.driver_id != ctx.driver_id
+            other_day = ctx.submitted_at is not None and prior.submitted_at.date() != ctx.submitted_at.date()
+            if other_driver or other_day:
+                who = "another driver" if other_driver else "another day"
+                return failed(
+                    self.name,
+                    ReasonCode.DUPLICATE_PHOTO,
+                    f"same photo as submission {prior.submission_id} ({who}, hash distance {prior.distance})",
+                )
+        return passed(self.name, "no earlier use of this photo")
+
+
+class TakenDuringJob:
+    """EXIF capture time inside the job's window; applies only where a window is given."""
+
+    name = "capture_time"
+
+    def run(self, ctx: CheckContext) -> CheckResult | None:
+        if ctx.job_window is None:
+            return None
+        if ctx.capture_time is None:
+            return review(self.name, ReasonCode.CAPTURE_TIME_MISSING, "the photo carries no capture time")
+        start, end = ctx.job_window
+        when = _comparable(ctx.capture_time, ctx.thresholds.local_timezone, start)
+        slack = timedelta(minutes=ctx.thresholds.capture_time_tolerance_minutes)
+        if not (start - slack <= when <= end + slack):
+            return failed(
+                self.name,
+                ReasonCode.CAPTURE_TIME_OUTSIDE_WINDOW,
+                f"taken {when.isoformat()}, job window {start.isoformat()} to {end.isoformat()}",
+            )
+        return passed(self.name, f"taken {when.isoformat()}")
+
+
+def _comparable(when: datetime, tz_name: str, like: datetime) -> datetime:
+    """Cameras often write local time without an offset: read it in the carrier's time zone."""
+    if (when.tzinfo is None) == (like.tzinfo is None):
+        return when
+    if when.tzinfo is None:
+        return when.replace(tzinfo=ZoneInfo(tz_name))
+    return when.astimezone(ZoneInfo(tz_name)).replace(tzinfo=None)
+
+
+class ModelOutputValid:
+    name = "model_output"
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        errors = ctx.judgments.provenance.output_errors
+        if errors:
+            return review(self.name, ReasonCode.INVALID_MODEL_OUTPUT, "; ".join(errors))
+        return passed(self.name)

@@ -1,0 +1,96 @@
+"""The multistage baseline: detector, plate stage and face matcher composed into one Judgments."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+from compliance.judgments import (
+    Answer,
+    FaceMatch,
+    Judgments,
+    PersonJudgment,
+    PlateReading,
+    Provenance,
+    VehicleJudgment,
+    VehicleKind,
+)
+from compliance.multistage.base import Detection, Detector, FaceMatcher, Image
+from compliance.photos import measure_quality
+from compliance.settings import Thresholds
+
+PERSON = 0
+VEHICLE_KINDS: dict[int, VehicleKind] = {
+    2: VehicleKind.CAR,
+    3: VehicleKind.MOTORCYCLE,
+    5: VehicleKind.BUS,
+    7: VehicleKind.TRUCK,
+}
+
+
+class PlateReadingStage(Protocol):
+    """Finds and reads the plate; composed of locators and a reader (see plate_stage.py)."""
+
+    @property
+    def models(self) -> dict[str, str]: ...
+
+    def read(self, image: Image) -> PlateReading: ...
+
+
+class MultistagePipeline:
+    name = "multistage"
+
+    def __init__(self, detector: Detector, plates: PlateReadingStage, faces: FaceMatcher, score_min: float) -> None:
+        self.detector = detector
+        self.plates = plates
+        self.faces = faces
+        self.score_min = score_min
+
+    def judge(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> Judgments:
+        latency: dict[str, float] = {}
+        with _timed(latency, "detect"):
+            detections = [d for d in self.detector.detect(scene) if d.score >= self.score_min]
+        with _timed(latency, "plate"):
+            plate = self.plates.read(scene)
+        with _timed(latency, "face"):
+            face = self.faces.match(scene, licence, thresholds)
+        with _timed(latency, "quality"):
+            quality = measure_quality(scene)
+        return Judgments(
+            person=_people(detections),
+            vehicle=_vehicles(detections),
+            plate=plate,
+            face=face,
+            quality=quality,
+            provenance=Provenance(pipeline=self.name, models=self.models, latency_ms=latency),
+        )
+
+    def compare_faces(self, a: Image, b: Image, thresholds: Thresholds | None = None) -> FaceMatch:
+        return self.faces.match(a, b, thresholds)
+
+    @property
+    def models(self) -> dict[str, str]:
+        return {self.detector.name: self.detector.version, self.faces.name: self.faces.version, **self.plates.models}
+
+
+def _people(detections: list[Detection]) -> PersonJudgment:
+    boxes = tuple(d.box for d in detections if d.coco_id == PERSON)
+    return PersonJudgment(present=Answer.of(bool(boxes)), count=len(boxes), boxes=boxes)
+
+
+def _vehicles(detections: list[Detection]) -> VehicleJudgment:
+    found = [d for d in detections if d.coco_id in VEHICLE_KINDS]
+    if not found:
+        return VehicleJudgment(present=Answer.NO)
+    # The nearest (largest) vehicle is the one the driver stands by.
+    main = max(found, key=lambda d: d.box.area)
+    return VehicleJudgment(present=Answer.YES, kind=VEHICLE_KINDS[main.coco_id], boxes=tuple(d.box for d in found))
+
+
+@contextmanager
+def _timed(latency: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    latency[stage] = round((time.perf_counter() - start) * 1000.0, 2)

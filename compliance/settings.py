@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,27 @@ class Settings(BaseSettings):
     max_image_pixels: int = 50_000_000
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    # The multimodal LLM pipeline (one prompt per photo). Flat names so that the documented
+    # COMPLIANCE_MLLM_MODEL etc. work as they read.
+    mllm_backend: Literal["transformers", "openai"] = "transformers"
+    mllm_model: str = "Qwen/Qwen2-VL-2B-Instruct"  # hub id or local folder
+    mllm_adapter: str | None = None  # a LoRA adapter folder from `compliance train lora`
+    mllm_device: str = "auto"  # auto: cuda if present, else cpu
+    mllm_min_pixels: int = 256 * 28 * 28
+    mllm_max_pixels: int = 640 * 28 * 28
+    mllm_max_new_tokens: int = 256
+    mllm_batch_size: int = 8
+    # Token probability below which a field the model gave is too unsure to act on (-> REVIEW).
+    mllm_confidence_min: float = 0.6
+    # With pipeline "mllm": on an invalid or failed answer, judge with the multistage baseline instead.
+    mllm_fallback: bool = False
+    mllm_base_url: str = "http://127.0.0.1:8000/v1"
+    mllm_api_key: SecretStr | None = None
+    mllm_served_model: str | None = None  # the server's model name; default: mllm_model
+    mllm_timeout_s: float = 60.0
+    mllm_retries: int = 3
+    mllm_concurrency: int = 8
 
 
 @lru_cache(maxsize=1)

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing or is not the file we expect."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_model_file(path: Path, expected_sha256: str | None) -> Path:
+    """The path, once it exists and (when a digest is given) holds exactly the expected bytes."""
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    if expected_sha256 is not None:
+        actual = file_sha256(path)
+        if actual != expected_sha256:
+            raise ModelFileError(
+                f"model file {path} has sha256 {actual}, expected {expected_sha256}: "
+                "it is corrupt or a different model; reinstall the package"
+            )
+    return path
 
 
 class LazyModel(ABC, Generic[T]):

@@ -6,7 +6,6 @@ Both label what they find by COCO class id; ``VEHICLE_KINDS`` says which ids are
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 from importlib import resources
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 
 from compliance.judgments import Box, VehicleKind
-from compliance.lazy import LazyModel
+from compliance.lazy import LazyModel, ModelFileError, file_sha256, verified_model_file
 from compliance.multistage.base import Detection, Detector, Image
 from compliance.settings import Settings
 
@@ -30,6 +29,9 @@ VEHICLE_KINDS: Final[dict[int, VehicleKind]] = {
     3: VehicleKind.MOTORCYCLE,
     5: VehicleKind.BUS,
     7: VehicleKind.TRUCK,
+    # Small COCO detectors call close-up cars "train" (see the YOLOX README); by a roadside that
+    # is a vehicle whose kind the detector could not tell.
+    6: VehicleKind.UNKNOWN,
 }
 COCO_CLASS_COUNT: Final = 80
 
@@ -38,32 +40,6 @@ _YOLOX_INPUT: Final = 416
 _YOLOX_STRIDES: Final = (8, 16, 32)
 _LETTERBOX_FILL: Final = 114.0
 _PULL_HINT: Final = "run `compliance models pull`, or set COMPLIANCE_YOLO_WEIGHTS to the weights file's path"
-
-
-class ModelFileError(RuntimeError):
-    """A model file is missing or is not the file we expect."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verified_model_file(path: Path, expected_sha256: str | None) -> Path:
-    """The path, once it exists and (when a digest is given) holds exactly the expected bytes."""
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    if expected_sha256 is not None:
-        actual = file_sha256(path)
-        if actual != expected_sha256:
-            raise ModelFileError(
-                f"model file {path} has sha256 {actual}, expected {expected_sha256}: "
-                "it is corrupt or a different model; reinstall the package"
-            )
-    return path
 
 
 def coco_names(path: Path) -> tuple[str, ...]:

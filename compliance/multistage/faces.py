@@ -23,9 +23,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from compliance.judgments import Answer, Box, FaceMatch
-from compliance.lazy import LazyModel
+from compliance.lazy import LazyModel, ModelFileError, verified_model_file
 from compliance.multistage.base import Image
-from compliance.multistage.detectors import ModelFileError, verified_model_file
 from compliance.settings import Thresholds
 
 YUNET_FILE: Final = "face_detection_yunet_2023mar_int8bq.onnx"

@@ -15,19 +15,11 @@ from compliance.judgments import (
     PlateReading,
     Provenance,
     VehicleJudgment,
-    VehicleKind,
 )
 from compliance.multistage.base import Detection, Detector, FaceMatcher, Image
+from compliance.multistage.detectors import PERSON_COCO_ID, VEHICLE_KINDS
 from compliance.photos import measure_quality
 from compliance.settings import Thresholds
-
-PERSON = 0
-VEHICLE_KINDS: dict[int, VehicleKind] = {
-    2: VehicleKind.CAR,
-    3: VehicleKind.MOTORCYCLE,
-    5: VehicleKind.BUS,
-    7: VehicleKind.TRUCK,
-}
 
 
 class PlateReadingStage(Protocol):
@@ -76,7 +68,7 @@ class MultistagePipeline:
 
 
 def _people(detections: list[Detection]) -> PersonJudgment:
-    boxes = tuple(d.box for d in detections if d.coco_id == PERSON)
+    boxes = tuple(d.box for d in detections if d.coco_id == PERSON_COCO_ID)
     return PersonJudgment(present=Answer.of(bool(boxes)), count=len(boxes), boxes=boxes)
 
 

@@ -36,7 +36,9 @@ def main() -> None:
 
     settings = get_settings()
     rows = read_manifest(args.manifest)
-    photos = [read_photo_file(r.path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels) for r in rows]
+    photos = [
+        read_photo_file(r.path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels) for r in rows
+    ]
     licence = (
         read_photo_file(args.licence, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels).image
         if args.licence

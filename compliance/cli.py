@@ -16,7 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from compliance.settings import Settings, get_settings
 
-app = typer.Typer(help="Checks drivers' photos by their vehicles (人车合照).", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Checks drivers' photos by their vehicles (人车合照).", no_args_is_help=True, add_completion=False
+)
 
 out = Console()
 err = Console(stderr=True)
@@ -106,10 +108,10 @@ def check(
         plates = [p for p in (plate or []) if p.strip()]
         verdicts = {}
         for name in names:
-            engine = spinner(f"loading {name} models", lambda: get_pipeline(name, settings))
+            engine = spinner(f"loading {name} models", lambda n=name: get_pipeline(n, settings))
             judgments = spinner(
                 f"judging with {name}",
-                lambda: engine.judge(scene.image, face.image if face else None, settings.thresholds),
+                lambda e=engine: e.judge(scene.image, face.image if face else None, settings.thresholds),
             )
             verdicts[name] = decide(
                 judgments,
@@ -134,7 +136,9 @@ def _default_eval_dir() -> Path:
 @app.command("eval")
 def evaluate(
     manifest: Annotated[Path, typer.Argument(help="labelled manifest.csv (format of shared/eval/dev)")],
-    pairs: Annotated[Path | None, typer.Option(help="face pairs CSV; default: face_pairs.csv beside the manifest")] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="face pairs CSV; default: face_pairs.csv beside the manifest")
+    ] = None,
     pipeline: Annotated[str, typer.Option(help="multistage or all")] = "multistage",
     as_json: Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")] = False,
 ) -> None:
@@ -154,13 +158,17 @@ def evaluate(
         missing = [r.file for r in rows if not r.path.is_file()]
         if missing:
             raise UserError(f"{len(missing)} file(s) named in {manifest} are missing, e.g. {missing[0]}")
-        engines = {name: spinner(f"loading {name} models", lambda: get_pipeline(name, settings)) for name in names}
+        engines = {n: spinner(f"loading {n} models", lambda n=n: get_pipeline(n, settings)) for n in names}
         reports = {}
         with progress_bar() as bar:
             for name, engine in engines.items():
                 task = bar.add_task(name, total=len(rows) + len(face_pairs), item="")
                 reports[name] = run_eval(
-                    engine, rows, face_pairs, settings, progress=lambda item: bar.update(task, advance=1, item=item)
+                    engine,
+                    rows,
+                    face_pairs,
+                    settings,
+                    progress=lambda item, t=task: bar.update(t, advance=1, item=item),
                 )
     if as_json:
         print(json.dumps({"pipelines": {n: r.as_json() for n, r in reports.items()}}, ensure_ascii=False))

@@ -128,7 +128,7 @@ def _exif_capture_time(pil: Image.Image) -> datetime | None:
     """DateTimeOriginal, with its offset when the camera wrote one; naive (camera-local) otherwise."""
     try:
         exif = pil.getexif()
-    except Exception:  # noqa: BLE001 - a broken EXIF block only means no capture time
+    except Exception:
         return None
     ifd = exif.get_ifd(_EXIF_IFD) if exif else {}
     raw = ifd.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME) if exif else None

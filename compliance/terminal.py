@@ -31,8 +31,12 @@ def verdict_panel(verdict: Verdict, title: str) -> Panel:
     conf = f"{plate.confidence:.2f}" if plate.confidence is not None else "?"
     seen.add_row("plate", f"{plate.text or '—'}  colour {plate.color}  rows {plate.rows or '?'}  confidence {conf}")
     sim = f"{j.face.similarity:.3f}" if j.face.similarity is not None else "?"
-    seen.add_row("face", f"scene {j.face.scene_face}, licence {j.face.licence_face}, similarity {sim}, same {j.face.same_person}")
-    seen.add_row("quality", f"blur {j.quality.blur}, brightness {j.quality.brightness}, {j.quality.width}x{j.quality.height}")
+    seen.add_row(
+        "face", f"scene {j.face.scene_face}, licence {j.face.licence_face}, similarity {sim}, same {j.face.same_person}"
+    )
+    seen.add_row(
+        "quality", f"blur {j.quality.blur}, brightness {j.quality.brightness}, {j.quality.width}x{j.quality.height}"
+    )
     seen.add_row("pipeline", f"{j.provenance.pipeline}, {sum(j.provenance.latency_ms.values()):.0f} ms")
     head = Text.assemble(("verdict ", "bold"), (verdict.outcome.value, OUTCOME_STYLE[verdict.outcome]))
     if verdict.reasons:

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compliance.photos import PhotoRejected, hash_distance, load_photo, measure_quality, perceptual_hash, read_photo_file
+from compliance.photos import (
+    PhotoRejected,
+    hash_distance,
+    load_photo,
+    measure_quality,
+    perceptual_hash,
+    read_photo_file,
+)
 
 LIMITS = dict(max_bytes=20 * 1024 * 1024, max_pixels=50_000_000)
 

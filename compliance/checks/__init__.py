@@ -3,4 +3,4 @@
 from compliance.checks.base import Check, CheckContext, PriorPhoto
 from compliance.checks.policy import DEFAULT_CHECKS, Policy
 
-__all__ = ["Check", "CheckContext", "DEFAULT_CHECKS", "Policy", "PriorPhoto"]
+__all__ = ["DEFAULT_CHECKS", "Check", "CheckContext", "Policy", "PriorPhoto"]

@@ -38,9 +38,13 @@ class PlateMatchesRegistered:
         registered = ", ".join(ctx.registered_plates)
         if reading.known_format is not Answer.YES:
             return review(
-                self.name, ReasonCode.PLATE_UNKNOWN_FORMAT, f"read {reading.text} (not a known plate format); registered {registered}"
+                self.name,
+                ReasonCode.PLATE_UNKNOWN_FORMAT,
+                f"read {reading.text} (not a known plate format); registered {registered}",
             )
         if reading.confidence is None or reading.confidence < ctx.thresholds.plate_confidence_min:
             # An unsure reading that disagrees is as likely a misread as a wrong vehicle.
-            return review(self.name, ReasonCode.PLATE_LOW_CONFIDENCE, f"read {reading.text} unsurely; registered {registered}")
+            return review(
+                self.name, ReasonCode.PLATE_LOW_CONFIDENCE, f"read {reading.text} unsurely; registered {registered}"
+            )
         return failed(self.name, ReasonCode.PLATE_MISMATCH, f"read {reading.text}, registered {registered}")

@@ -96,7 +96,9 @@ def evaluate(
         got.ms.append((time.perf_counter() - start) * 1000.0)
     for pair in pairs:
         tick(f"{pair.a.name} ~ {pair.b.name}")
-        got.faces.append((pair.same, pipeline.compare_faces(photo(pair.a).image, photo(pair.b).image, settings.thresholds)))
+        got.faces.append(
+            (pair.same, pipeline.compare_faces(photo(pair.a).image, photo(pair.b).image, settings.thresholds))
+        )
     return _score(rows, got, settings)
 
 
@@ -126,7 +128,11 @@ def _score(rows: Sequence[ManifestRow], got: _Collected, settings: Settings) -> 
     impostor = [m for same, m in got.faces if not same]
     stage_names = sorted({s for j in got.judgments.values() for s in j.provenance.latency_ms})
     stage_ms = {
-        s: round(percentile([j.provenance.latency_ms[s] for j in got.judgments.values() if s in j.provenance.latency_ms], 50) or 0.0, 2)
+        s: round(
+            percentile([j.provenance.latency_ms[s] for j in got.judgments.values() if s in j.provenance.latency_ms], 50)
+            or 0.0,
+            2,
+        )
         for s in stage_names
     }
     check_pairs = _plate_check_cases(plate_rows, got, settings)
@@ -168,7 +174,9 @@ def _tar_at(genuine: list[FaceMatch], impostor: list[FaceMatch], far: float) -> 
     return None  # a pipeline that gives no similarity (a yes/no model) has no curve
 
 
-def _plate_check_cases(plate_rows: Sequence[ManifestRow], got: _Collected, settings: Settings) -> list[tuple[Outcome, Outcome]]:
+def _plate_check_cases(
+    plate_rows: Sequence[ManifestRow], got: _Collected, settings: Settings
+) -> list[tuple[Outcome, Outcome]]:
     """Each labelled plate checked against its true plate (PASS), a look-alike (REVIEW) and another plate (FAIL)."""
     check = PlateMatchesRegistered()
     truths = [plates.normalise(r.plate_text or "") for r in plate_rows]
@@ -180,7 +188,10 @@ def _plate_check_cases(plate_rows: Sequence[ManifestRow], got: _Collected, setti
         variants = plates.confusable_variants(truth)
         if variants:
             registered.append((variants[0], Outcome.REVIEW))
-        unrelated = next((t for t in truths[i + 1 :] + truths[:i] if plates.compare(t, truth).match is plates.PlateMatch.MISMATCH), None)
+        unrelated = next(
+            (t for t in truths[i + 1 :] + truths[:i] if plates.compare(t, truth).match is plates.PlateMatch.MISMATCH),
+            None,
+        )
         if unrelated:
             registered.append((unrelated, Outcome.FAIL))
         for plate, expected in registered:

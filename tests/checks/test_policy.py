@@ -104,11 +104,31 @@ def test_compliant_photo_passes() -> None:
             Outcome.REVIEW,
             ReasonCode.FACE_UNCERTAIN,
         ),
-        ({"face": FaceMatch(scene_face=Answer.NO, licence_face=Answer.YES)}, Outcome.REVIEW, ReasonCode.FACE_NOT_IN_SCENE),
-        ({"face": FaceMatch(scene_face=Answer.YES, licence_face=Answer.NO)}, Outcome.REVIEW, ReasonCode.FACE_NOT_ON_LICENCE),
-        ({"quality": Quality(blur=3.0, brightness=120.0, width=1280, height=960)}, Outcome.REVIEW, ReasonCode.LOW_QUALITY_BLUR),
-        ({"quality": Quality(blur=250.0, brightness=12.0, width=1280, height=960)}, Outcome.REVIEW, ReasonCode.LOW_QUALITY_DARK),
-        ({"quality": Quality(blur=250.0, brightness=120.0, width=200, height=150)}, Outcome.REVIEW, ReasonCode.LOW_RESOLUTION),
+        (
+            {"face": FaceMatch(scene_face=Answer.NO, licence_face=Answer.YES)},
+            Outcome.REVIEW,
+            ReasonCode.FACE_NOT_IN_SCENE,
+        ),
+        (
+            {"face": FaceMatch(scene_face=Answer.YES, licence_face=Answer.NO)},
+            Outcome.REVIEW,
+            ReasonCode.FACE_NOT_ON_LICENCE,
+        ),
+        (
+            {"quality": Quality(blur=3.0, brightness=120.0, width=1280, height=960)},
+            Outcome.REVIEW,
+            ReasonCode.LOW_QUALITY_BLUR,
+        ),
+        (
+            {"quality": Quality(blur=250.0, brightness=12.0, width=1280, height=960)},
+            Outcome.REVIEW,
+            ReasonCode.LOW_QUALITY_DARK,
+        ),
+        (
+            {"quality": Quality(blur=250.0, brightness=120.0, width=200, height=150)},
+            Outcome.REVIEW,
+            ReasonCode.LOW_RESOLUTION,
+        ),
         ({"quality": Quality()}, Outcome.REVIEW, ReasonCode.QUALITY_UNKNOWN),
         (
             {"provenance": Provenance(pipeline="mllm", output_errors=("plate.text: not a plate",))},

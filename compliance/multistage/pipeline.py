@@ -21,6 +21,9 @@ from compliance.multistage.detectors import PERSON_COCO_ID, VEHICLE_KINDS
 from compliance.photos import measure_quality
 from compliance.settings import Thresholds
 
+# A plate filling more of the frame than this is a plate photo, not a vehicle photo.
+MOUNTED_PLATE_MAX_SHARE = 0.25
+
 
 class PlateReadingStage(Protocol):
     """Finds and reads the plate; composed of locators and a reader (see plate_stage.py)."""
@@ -52,7 +55,7 @@ class MultistagePipeline:
             quality = measure_quality(scene)
         return Judgments(
             person=_people(detections),
-            vehicle=_vehicles(detections),
+            vehicle=_vehicles(detections, plate, scene.shape[0] * scene.shape[1]),
             plate=plate,
             face=face,
             quality=quality,
@@ -72,13 +75,24 @@ def _people(detections: list[Detection]) -> PersonJudgment:
     return PersonJudgment(present=Answer.of(bool(boxes)), count=len(boxes), boxes=boxes)
 
 
-def _vehicles(detections: list[Detection]) -> VehicleJudgment:
+def _vehicles(detections: list[Detection], plate: PlateReading, image_area: int) -> VehicleJudgment:
     found = [d for d in detections if d.coco_id in VEHICLE_KINDS]
-    if not found:
-        return VehicleJudgment(present=Answer.NO)
-    # The nearest (largest) vehicle is the one the driver stands by.
-    main = max(found, key=lambda d: d.box.area)
-    return VehicleJudgment(present=Answer.YES, kind=VEHICLE_KINDS[main.coco_id], boxes=tuple(d.box for d in found))
+    if found:
+        # The nearest (largest) vehicle is the one the driver stands by.
+        main = max(found, key=lambda d: d.box.area)
+        return VehicleJudgment(present=Answer.YES, kind=VEHICLE_KINDS[main.coco_id], boxes=tuple(d.box for d in found))
+    if _mounted_plate(plate, image_area):
+        # Close-ups of a car's front defeat a small COCO detector, but a valid plate found inside the
+        # scene is on a vehicle. Which kind of vehicle no model said, so the kind stays unknown.
+        return VehicleJudgment(present=Answer.YES)
+    return VehicleJudgment(present=Answer.NO)
+
+
+def _mounted_plate(plate: PlateReading, image_area: int) -> bool:
+    """A grammar-valid plate that is a small part of the photo, not a photo of a plate alone."""
+    if plate.known_format is not Answer.YES or plate.box is None or image_area <= 0:
+        return False
+    return plate.box.area <= MOUNTED_PLATE_MAX_SHARE * image_area
 
 
 @contextmanager

@@ -1,0 +1,326 @@
+"""The ORM: carriers, their vehicles and drivers, submissions with their judgments and verdicts,
+and the append-only audit trail.
+
+Portable across SQLite and PostgreSQL: JSON via ``sqlalchemy.JSON``, enums as checked strings,
+partial indexes written for both dialects. Every timestamp is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    relationship,
+)
+
+from compliance.store.errors import AuditTrailImmutable
+from compliance.verdicts import Outcome
+
+# Deterministic constraint names, so migrations can drop and SQLite batch mode can rebuild them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 8 bands of 8 bits: two hashes within Hamming distance 7 agree exactly on at least one band.
+HASH_BANDS = 8
+HASH_BAND_BITS = 64 // HASH_BANDS
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_submission_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on every dialect.
+
+    SQLite has no time zones: it stores naive UTC and gets UTC attached on the way out. A naive
+    value is refused rather than guessed at, since its zone is unknown.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given where an aware one is needed")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SubmissionStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DECIDED = "decided"
+    FAILED = "failed"
+
+
+class SubmissionSource(StrEnum):
+    CLI = "cli"
+    API = "api"
+    AUDIT = "audit"
+    DEMO = "demo"
+
+
+MACHINE = "machine"
+
+
+def _enum(cls: type[StrEnum], name: str) -> sa.Enum:
+    # Checked VARCHAR rather than a native type: portable, and a new value needs no ALTER TYPE.
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: sa.JSON()}
+
+
+class Carrier(Base):
+    __tablename__ = "carriers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    # Overrides of compliance.settings.Thresholds; None means the defaults.
+    thresholds: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    vehicles: Mapped[list[Vehicle]] = relationship(back_populates="carrier", order_by="Vehicle.id")
+    drivers: Mapped[list[Driver]] = relationship(back_populates="carrier", order_by="Driver.id")
+
+
+class Vehicle(Base):
+    __tablename__ = "vehicles"
+    __table_args__ = (sa.UniqueConstraint("carrier_id", "registered_plate"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    registered_plate: Mapped[str] = mapped_column(sa.String(16))
+    plate_color: Mapped[str | None] = mapped_column(sa.String(16))
+    kind: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    carrier: Mapped[Carrier] = relationship(back_populates="vehicles")
+
+
+class Driver(Base):
+    __tablename__ = "drivers"
+    # NULLs are distinct in a unique constraint on both dialects: many drivers may lack a ref.
+    __table_args__ = (sa.UniqueConstraint("carrier_id", "external_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    external_ref: Mapped[str | None] = mapped_column(sa.String(128))
+    licence_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    # Cached face embedding of the licence photo, float32 little-endian; valid for embedding_model only.
+    face_embedding: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    embedding_model: Mapped[str | None] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    carrier: Mapped[Carrier] = relationship(back_populates="drivers")
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        sa.UniqueConstraint("carrier_id", "idempotency_key"),
+        sa.Index("ix_submissions_carrier_created", "carrier_id", "created_at"),
+        sa.Index("ix_submissions_status", "status"),
+        sa.Index("ix_submissions_driver_id", "driver_id"),
+        sa.Index("ix_submissions_vehicle_id", "vehicle_id"),
+        sa.Index("ix_submissions_photo_sha256", "photo_sha256"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_submission_id)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    driver_id: Mapped[int] = mapped_column(sa.ForeignKey("drivers.id"))
+    vehicle_id: Mapped[int | None] = mapped_column(sa.ForeignKey("vehicles.id"))
+    claimed_plate: Mapped[str | None] = mapped_column(sa.String(16))
+    photo_sha256: Mapped[str] = mapped_column(sa.String(64))
+    photo_phash: Mapped[str] = mapped_column(sa.String(16))
+    # EXIF wall-clock time as the camera wrote it, plus its UTC offset when the camera wrote one:
+    # most cameras write none, and inventing a zone here would hide that from the checks.
+    capture_time: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=False))
+    capture_utc_offset_minutes: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    job_id: Mapped[str | None] = mapped_column(sa.String(128))
+    job_start: Mapped[datetime | None]
+    job_end: Mapped[datetime | None]
+    source: Mapped[SubmissionSource] = mapped_column(_enum(SubmissionSource, "submission_source"))
+    status: Mapped[SubmissionStatus] = mapped_column(_enum(SubmissionStatus, "submission_status"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    carrier: Mapped[Carrier] = relationship()
+    driver: Mapped[Driver] = relationship()
+    vehicle: Mapped[Vehicle | None] = relationship()
+    judgments: Mapped[list[JudgmentRecord]] = relationship(
+        back_populates="submission", order_by=lambda: [JudgmentRecord.created_at, JudgmentRecord.id]
+    )
+    verdicts: Mapped[list[VerdictRecord]] = relationship(
+        back_populates="submission",
+        order_by=lambda: [VerdictRecord.created_at, VerdictRecord.id],
+        foreign_keys="VerdictRecord.submission_id",
+    )
+
+    @property
+    def captured_at(self) -> datetime | None:
+        """The EXIF capture time as read: aware when the camera wrote an offset, naive otherwise."""
+        if self.capture_time is None or self.capture_utc_offset_minutes is None:
+            return self.capture_time
+        return self.capture_time.replace(tzinfo=timezone(timedelta(minutes=self.capture_utc_offset_minutes)))
+
+    @property
+    def job_window(self) -> tuple[datetime, datetime] | None:
+        if self.job_start is None or self.job_end is None:
+            return None
+        return (self.job_start, self.job_end)
+
+    @property
+    def current_verdict(self) -> VerdictRecord | None:
+        return next((v for v in reversed(self.verdicts) if v.is_current), None)
+
+
+class PhotoHashBand(Base):
+    """One 8-bit band of a submission's perceptual hash: the index near-duplicate search probes."""
+
+    __tablename__ = "photo_hash_bands"
+    __table_args__ = (sa.Index("ix_photo_hash_bands_lookup", "band", "value", "carrier_id"),)
+
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
+    band: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(sa.SmallInteger)
+    # Copied from the submission so the probe filters by carrier without a join.
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+
+
+class JudgmentRecord(Base):
+    __tablename__ = "judgments"
+    __table_args__ = (sa.UniqueConstraint("submission_id", "pipeline", "model_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id"))
+    pipeline: Mapped[str] = mapped_column(sa.String(64))
+    model_version: Mapped[str] = mapped_column(sa.String(128))
+    # compliance.judgments.Judgments.model_dump(mode="json")
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="judgments")
+
+
+class VerdictRecord(Base):
+    __tablename__ = "verdicts"
+    __table_args__ = (
+        sa.Index("ix_verdicts_submission_created", "submission_id", "created_at"),
+        # At most one current verdict per submission.
+        sa.Index(
+            "uq_verdicts_current",
+            "submission_id",
+            unique=True,
+            sqlite_where=sa.text("is_current"),
+            postgresql_where=sa.text("is_current"),
+        ),
+        # A machine decision is a function of its inputs: deciding again must not add a row.
+        sa.Index(
+            "uq_verdicts_machine_decision",
+            "submission_id",
+            "pipeline",
+            "model_version",
+            "policy_version",
+            unique=True,
+            sqlite_where=sa.text("decided_by = 'machine'"),
+            postgresql_where=sa.text("decided_by = 'machine'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id"))
+    judgment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("judgments.id"))
+    outcome: Mapped[Outcome] = mapped_column(_enum(Outcome, "verdict_outcome"))
+    reasons: Mapped[list[str]] = mapped_column(sa.JSON)
+    results: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON)
+    policy_version: Mapped[str] = mapped_column(sa.String(64))
+    pipeline: Mapped[str] = mapped_column(sa.String(64))
+    model_version: Mapped[str] = mapped_column(sa.String(128))
+    decided_by: Mapped[str] = mapped_column(sa.String(128))
+    # A reviewer's reason for overriding the machine; None for machine decisions.
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    is_current: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="verdicts", foreign_keys=[submission_id])
+    judgment: Mapped[JudgmentRecord | None] = relationship()
+
+
+class AuditEvent(Base):
+    """One change, as it happened. Rows are only ever inserted (see the guards below)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.Index("ix_audit_events_subject", "subject_type", "subject_id", "at"),
+        sa.Index("ix_audit_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    subject_type: Mapped[str] = mapped_column(sa.String(32))
+    subject_id: Mapped[str] = mapped_column(sa.String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+@event.listens_for(AuditEvent, "before_update")
+def _refuse_audit_update(mapper: Any, connection: Any, target: AuditEvent) -> None:
+    raise AuditTrailImmutable(f"audit event {target.id} cannot be changed: the audit trail is append-only")
+
+
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_audit_delete(mapper: Any, connection: Any, target: AuditEvent) -> None:
+    raise AuditTrailImmutable(f"audit event {target.id} cannot be deleted: the audit trail is append-only")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_audit_changes(state: ORMExecuteState) -> None:
+    # Bulk update()/delete() statements skip the mapper events above.
+    if (state.is_update or state.is_delete) and any(m.class_ is AuditEvent for m in state.all_mappers):
+        raise AuditTrailImmutable("audit events cannot be updated or deleted: the audit trail is append-only")

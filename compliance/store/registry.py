@@ -1,0 +1,323 @@
+"""Carriers, their registered vehicles and their drivers.
+
+Every function flushes and never commits; each change writes an audit event in the same
+transaction. Errors are ``RegistryError`` subclasses that say what is wrong in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from compliance import plates
+from compliance.judgments import PlateColor, VehicleKind
+from compliance.settings import Thresholds
+from compliance.store.audit import SYSTEM, record_event
+from compliance.store.errors import (
+    DuplicateCarrier,
+    DuplicateDriver,
+    DuplicatePlate,
+    InvalidPlate,
+    InvalidRegistration,
+    InvalidThresholds,
+    UnknownCarrier,
+    UnknownDriver,
+    UnknownVehicle,
+)
+from compliance.store.models import Carrier, Driver, Vehicle
+
+_PLATE_MAX = 16
+_EMBEDDING_DTYPE = np.dtype("<f4")
+
+
+# Carriers
+
+
+def add_carrier(
+    session: Session,
+    *,
+    code: str,
+    name: str,
+    thresholds: Mapping[str, Any] | None = None,
+    actor: str = SYSTEM,
+) -> Carrier:
+    code = code.strip()
+    if not code or not name.strip():
+        raise InvalidRegistration("a carrier needs a code and a name")
+    if session.scalar(sa.select(Carrier.id).where(Carrier.code == code)) is not None:
+        raise DuplicateCarrier(code)
+    carrier = Carrier(code=code, name=name, thresholds=_checked_overrides(thresholds))
+    session.add(carrier)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="carrier.add",
+        subject_type="carrier",
+        subject_id=carrier.id,
+        after={"code": code, "name": name, "thresholds": carrier.thresholds},
+    )
+    return carrier
+
+
+def get_carrier(session: Session, ref: str | int) -> Carrier:
+    """By id (int) or code (str)."""
+    if isinstance(ref, int):
+        carrier = session.get(Carrier, ref)
+    else:
+        carrier = session.scalar(sa.select(Carrier).where(Carrier.code == ref))
+    if carrier is None:
+        raise UnknownCarrier(ref)
+    return carrier
+
+
+def list_carriers(session: Session) -> list[Carrier]:
+    return list(session.scalars(sa.select(Carrier).order_by(Carrier.code)))
+
+
+def set_carrier_thresholds(
+    session: Session,
+    carrier_id: int,
+    overrides: Mapping[str, Any] | None,
+    *,
+    actor: str = SYSTEM,
+    reason: str | None = None,
+) -> Carrier:
+    """Replace the carrier's overrides (None: back to the defaults)."""
+    carrier = get_carrier(session, carrier_id)
+    before = carrier.thresholds
+    carrier.thresholds = _checked_overrides(overrides)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="carrier.thresholds",
+        subject_type="carrier",
+        subject_id=carrier.id,
+        before={"thresholds": before},
+        after={"thresholds": carrier.thresholds},
+        reason=reason,
+    )
+    return carrier
+
+
+def effective_thresholds(carrier: Carrier, base: Thresholds) -> Thresholds:
+    """``base`` (the deployment's settings) with the carrier's overrides applied."""
+    if not carrier.thresholds:
+        return base
+    return Thresholds.model_validate({**base.model_dump(), **carrier.thresholds})
+
+
+def _checked_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not overrides:
+        return None
+    unknown = sorted(set(overrides) - set(Thresholds.model_fields))
+    if unknown:
+        raise InvalidThresholds(f"unknown threshold(s): {', '.join(unknown)}")
+    try:
+        checked = Thresholds.model_validate(dict(overrides))
+    except ValidationError as exc:
+        raise InvalidThresholds(f"invalid thresholds: {exc.errors()[0]['msg']}") from None
+    # Keep only what was overridden, as validated, so later default changes still reach the carrier.
+    return checked.model_dump(mode="json", include=set(overrides))
+
+
+# Vehicles
+
+
+def normalise_plate(plate: str) -> str:
+    text = plates.normalise(plate)
+    if not text:
+        raise InvalidPlate(f"empty plate {plate!r}")
+    if len(text) > _PLATE_MAX:
+        raise InvalidPlate(f"plate {plate!r} is longer than {_PLATE_MAX} characters")
+    return text
+
+
+def add_vehicle(
+    session: Session,
+    *,
+    carrier_id: int,
+    registered_plate: str,
+    plate_color: PlateColor | str | None = None,
+    kind: VehicleKind | str | None = None,
+    actor: str = SYSTEM,
+) -> Vehicle:
+    carrier = get_carrier(session, carrier_id)
+    plate = normalise_plate(registered_plate)
+    if find_vehicle(session, carrier.id, plate) is not None:
+        raise DuplicatePlate(plate, carrier.id)
+    vehicle = Vehicle(
+        carrier_id=carrier.id,
+        registered_plate=plate,
+        plate_color=PlateColor(plate_color).value if plate_color is not None else None,
+        kind=VehicleKind(kind).value if kind is not None else None,
+    )
+    session.add(vehicle)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="vehicle.add",
+        subject_type="vehicle",
+        subject_id=vehicle.id,
+        after={
+            "carrier_id": carrier.id,
+            "registered_plate": plate,
+            "plate_color": vehicle.plate_color,
+            "kind": vehicle.kind,
+        },
+    )
+    return vehicle
+
+
+def get_vehicle(session: Session, vehicle_id: int, *, carrier_id: int | None = None) -> Vehicle:
+    """The vehicle; with ``carrier_id``, only if it belongs to that carrier."""
+    vehicle = session.get(Vehicle, vehicle_id)
+    if vehicle is None or (carrier_id is not None and vehicle.carrier_id != carrier_id):
+        raise UnknownVehicle(vehicle_id, carrier_id)
+    return vehicle
+
+
+def find_vehicle(session: Session, carrier_id: int, plate: str) -> Vehicle | None:
+    return session.scalar(
+        sa.select(Vehicle).where(Vehicle.carrier_id == carrier_id, Vehicle.registered_plate == plates.normalise(plate))
+    )
+
+
+def list_vehicles(session: Session, carrier_id: int) -> list[Vehicle]:
+    get_carrier(session, carrier_id)
+    return list(session.scalars(sa.select(Vehicle).where(Vehicle.carrier_id == carrier_id).order_by(Vehicle.id)))
+
+
+def registered_plates(session: Session, carrier_id: int) -> list[str]:
+    """The carrier's fleet: what a plate reading may match when no vehicle was claimed."""
+    return list(
+        session.scalars(
+            sa.select(Vehicle.registered_plate)
+            .where(Vehicle.carrier_id == carrier_id)
+            .order_by(Vehicle.registered_plate)
+        )
+    )
+
+
+# Drivers
+
+
+def add_driver(
+    session: Session,
+    *,
+    carrier_id: int,
+    name: str,
+    external_ref: str | None = None,
+    licence_sha256: str | None = None,
+    actor: str = SYSTEM,
+) -> Driver:
+    carrier = get_carrier(session, carrier_id)
+    if not name.strip():
+        raise InvalidRegistration("a driver needs a name")
+    if external_ref is not None and find_driver(session, carrier.id, external_ref) is not None:
+        raise DuplicateDriver(external_ref, carrier.id)
+    driver = Driver(carrier_id=carrier.id, name=name, external_ref=external_ref, licence_sha256=licence_sha256)
+    session.add(driver)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="driver.add",
+        subject_type="driver",
+        subject_id=driver.id,
+        after={
+            "carrier_id": carrier.id,
+            "name": name,
+            "external_ref": external_ref,
+            "licence_sha256": licence_sha256,
+        },
+    )
+    return driver
+
+
+def get_driver(session: Session, driver_id: int, *, carrier_id: int | None = None) -> Driver:
+    """The driver; with ``carrier_id``, only if they drive for that carrier."""
+    driver = session.get(Driver, driver_id)
+    if driver is None or (carrier_id is not None and driver.carrier_id != carrier_id):
+        raise UnknownDriver(driver_id, carrier_id)
+    return driver
+
+
+def find_driver(session: Session, carrier_id: int, external_ref: str) -> Driver | None:
+    return session.scalar(sa.select(Driver).where(Driver.carrier_id == carrier_id, Driver.external_ref == external_ref))
+
+
+def list_drivers(session: Session, carrier_id: int) -> list[Driver]:
+    get_carrier(session, carrier_id)
+    return list(session.scalars(sa.select(Driver).where(Driver.carrier_id == carrier_id).order_by(Driver.id)))
+
+
+def set_driver_licence(
+    session: Session,
+    driver_id: int,
+    licence_sha256: str | None,
+    *,
+    actor: str = SYSTEM,
+    reason: str | None = None,
+) -> Driver:
+    """A new licence photo; the cached embedding was of the old one, so it goes."""
+    driver = get_driver(session, driver_id)
+    before = {"licence_sha256": driver.licence_sha256, "embedding_model": driver.embedding_model}
+    driver.licence_sha256 = licence_sha256
+    driver.face_embedding = None
+    driver.embedding_model = None
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="driver.licence",
+        subject_type="driver",
+        subject_id=driver.id,
+        before=before,
+        after={"licence_sha256": licence_sha256, "embedding_model": None},
+        reason=reason,
+    )
+    return driver
+
+
+def set_driver_embedding(
+    session: Session,
+    driver_id: int,
+    vector: Sequence[float] | np.ndarray,
+    *,
+    model: str,
+    actor: str = SYSTEM,
+) -> Driver:
+    """Cache the face embedding of the driver's licence photo, as computed by ``model``."""
+    driver = get_driver(session, driver_id)
+    array = np.asarray(vector, dtype=_EMBEDDING_DTYPE).reshape(-1)
+    if array.size == 0 or not np.isfinite(array).all():
+        raise InvalidRegistration("a face embedding must be a non-empty vector of finite numbers")
+    before = {"embedding_model": driver.embedding_model}
+    driver.face_embedding = array.tobytes()
+    driver.embedding_model = model
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="driver.embedding",
+        subject_type="driver",
+        subject_id=driver.id,
+        before=before,
+        after={"embedding_model": model, "dimensions": int(array.size), "licence_sha256": driver.licence_sha256},
+    )
+    return driver
+
+
+def cached_embedding(driver: Driver, model: str) -> np.ndarray | None:
+    """The cached embedding if ``model`` made it; None if there is none or another model made it."""
+    if driver.face_embedding is None or driver.embedding_model != model:
+        return None
+    return np.frombuffer(driver.face_embedding, dtype=_EMBEDDING_DTYPE).copy()

@@ -1,0 +1,599 @@
+"""Submissions and what was decided about them: judgments, verdict history, near-duplicates.
+
+Every function flushes and never commits; each change writes an audit event in the same
+transaction. Recording is idempotent where a task may run twice: the same submission (by
+idempotency key), the same judgment (by pipeline and model version) and the same machine verdict
+are each kept once, enforced by unique indexes and ``INSERT … ON CONFLICT DO NOTHING``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from compliance import plates
+from compliance.judgments import Judgments
+from compliance.store.audit import SYSTEM, record_event
+from compliance.store.errors import (
+    IdempotencyConflict,
+    InvalidSubmission,
+    InvalidVerdict,
+    UnknownSubmission,
+)
+from compliance.store.models import (
+    HASH_BAND_BITS,
+    HASH_BANDS,
+    MACHINE,
+    JudgmentRecord,
+    PhotoHashBand,
+    Submission,
+    SubmissionSource,
+    SubmissionStatus,
+    VerdictRecord,
+    new_submission_id,
+    utcnow,
+)
+from compliance.store.registry import get_driver, get_vehicle
+from compliance.verdicts import Outcome, ReasonCode, Verdict
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PHASH = re.compile(r"[0-9a-f]{16}")
+_HASH_BITS = HASH_BANDS * HASH_BAND_BITS
+_BAND_MASK = (1 << HASH_BAND_BITS) - 1
+
+
+class CreatedSubmission(NamedTuple):
+    submission: Submission
+    # False when the idempotency key named an earlier submission, which is returned instead.
+    created: bool
+
+
+class SimilarPhoto(NamedTuple):
+    submission: Submission
+    distance: int
+
+
+# Creating and moving submissions
+
+
+def create_submission(
+    session: Session,
+    *,
+    carrier_id: int,
+    driver_id: int,
+    photo_sha256: str,
+    photo_phash: str,
+    source: SubmissionSource | str,
+    vehicle_id: int | None = None,
+    claimed_plate: str | None = None,
+    capture_time: datetime | None = None,
+    job_id: str | None = None,
+    job_start: datetime | None = None,
+    job_end: datetime | None = None,
+    idempotency_key: str | None = None,
+    status: SubmissionStatus = SubmissionStatus.RECEIVED,
+    submission_id: str | None = None,
+    actor: str = SYSTEM,
+) -> CreatedSubmission:
+    """Record an accepted photo (already in the blob store under ``photo_sha256``).
+
+    ``capture_time`` is the EXIF time as read: naive (camera-local) or with the camera's offset.
+    ``job_start``/``job_end`` must be timezone-aware.
+    """
+    source = SubmissionSource(source)
+    status = SubmissionStatus(status)
+    if not _SHA256.fullmatch(photo_sha256):
+        raise InvalidSubmission(f"photo_sha256 is not a SHA-256 hex digest: {photo_sha256!r}")
+    phash = _checked_phash(photo_phash)
+    if (job_start is None) != (job_end is None):
+        raise InvalidSubmission("a job window needs both a start and an end")
+    for when in (job_start, job_end):
+        if when is not None and when.utcoffset() is None:
+            raise InvalidSubmission(f"job window time {when.isoformat()} has no time zone")
+    if job_start is not None and job_end is not None and job_end < job_start:
+        raise InvalidSubmission("the job window ends before it starts")
+    driver = get_driver(session, driver_id, carrier_id=carrier_id)
+    if vehicle_id is not None:
+        get_vehicle(session, vehicle_id, carrier_id=carrier_id)
+
+    if idempotency_key is not None:
+        earlier = _by_idempotency_key(session, carrier_id, idempotency_key)
+        if earlier is not None:
+            return CreatedSubmission(_same_request(earlier, photo_sha256, idempotency_key), False)
+
+    now = utcnow()
+    offset = capture_time.utcoffset() if capture_time is not None else None
+    values: dict[str, Any] = {
+        "id": submission_id or new_submission_id(),
+        "carrier_id": carrier_id,
+        "driver_id": driver.id,
+        "vehicle_id": vehicle_id,
+        "claimed_plate": (plates.normalise(claimed_plate) or None) if claimed_plate is not None else None,
+        "photo_sha256": photo_sha256,
+        "photo_phash": phash,
+        "capture_time": capture_time.replace(tzinfo=None) if capture_time is not None else None,
+        "capture_utc_offset_minutes": int(offset.total_seconds() // 60) if offset is not None else None,
+        "job_id": job_id,
+        "job_start": job_start,
+        "job_end": job_end,
+        "source": source,
+        "status": status,
+        "attempts": 0,
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if idempotency_key is None:
+        new_id = session.execute(sa.insert(Submission).values(values).returning(Submission.id)).scalar_one()
+    else:
+        new_id = _insert_unless_present(
+            session, Submission.__table__, values, conflict=("carrier_id", "idempotency_key"), returning="id"
+        )
+        if new_id is None:  # a concurrent request with the same key got there first
+            earlier = _by_idempotency_key(session, carrier_id, idempotency_key)
+            assert earlier is not None
+            return CreatedSubmission(_same_request(earlier, photo_sha256, idempotency_key), False)
+
+    value = int(phash, 16)
+    session.add_all(
+        PhotoHashBand(submission_id=new_id, band=band, value=_band_value(value, band), carrier_id=carrier_id)
+        for band in range(HASH_BANDS)
+    )
+    session.flush()
+    submission = session.get_one(Submission, new_id)
+    record_event(
+        session,
+        actor=actor,
+        action="submission.create",
+        subject_type="submission",
+        subject_id=new_id,
+        after=_snapshot(submission),
+    )
+    return CreatedSubmission(submission, True)
+
+
+def _by_idempotency_key(session: Session, carrier_id: int, key: str) -> Submission | None:
+    return session.scalar(
+        sa.select(Submission).where(Submission.carrier_id == carrier_id, Submission.idempotency_key == key)
+    )
+
+
+def _same_request(earlier: Submission, photo_sha256: str, key: str) -> Submission:
+    if earlier.photo_sha256 != photo_sha256:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was used for submission {earlier.id} with a different photo"
+        )
+    return earlier
+
+
+def _snapshot(submission: Submission) -> dict[str, Any]:
+    return {
+        "carrier_id": submission.carrier_id,
+        "driver_id": submission.driver_id,
+        "vehicle_id": submission.vehicle_id,
+        "claimed_plate": submission.claimed_plate,
+        "photo_sha256": submission.photo_sha256,
+        "photo_phash": submission.photo_phash,
+        "capture_time": submission.captured_at.isoformat() if submission.captured_at else None,
+        "job_id": submission.job_id,
+        "job_start": submission.job_start.isoformat() if submission.job_start else None,
+        "job_end": submission.job_end.isoformat() if submission.job_end else None,
+        "source": submission.source.value,
+        "status": submission.status.value,
+        "idempotency_key": submission.idempotency_key,
+    }
+
+
+def set_status(
+    session: Session,
+    submission_id: str,
+    status: SubmissionStatus | str,
+    *,
+    error: str | None = None,
+    actor: str = SYSTEM,
+    reason: str | None = None,
+) -> Submission:
+    """Move a submission on. Entering ``processing`` counts an attempt; ``error`` is kept as
+    ``last_error`` (earlier errors stay in the audit trail)."""
+    status = SubmissionStatus(status)
+    submission = _locked(session, submission_id)
+    before = {"status": submission.status.value, "attempts": submission.attempts}
+    submission.status = status
+    if status is SubmissionStatus.PROCESSING:
+        submission.attempts += 1
+    if error is not None:
+        submission.last_error = error
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="submission.status",
+        subject_type="submission",
+        subject_id=submission.id,
+        before=before,
+        after={"status": status.value, "attempts": submission.attempts, "error": error},
+        reason=reason,
+    )
+    return submission
+
+
+def _locked(session: Session, submission_id: str) -> Submission:
+    # Row lock on PostgreSQL so that concurrent workers on one submission take turns; SQLite's
+    # BEGIN IMMEDIATE already serialises writers.
+    submission = session.scalar(sa.select(Submission).where(Submission.id == submission_id).with_for_update())
+    if submission is None:
+        raise UnknownSubmission(submission_id)
+    return submission
+
+
+# Judgments and verdicts
+
+
+def models_version(models: Mapping[str, str]) -> str:
+    """A stable key for a set of models and their versions: the same models give the same key."""
+    canonical = json.dumps(dict(sorted(models.items())), ensure_ascii=False, separators=(",", ":"))
+    return "models-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def record_judgment(
+    session: Session,
+    submission_id: str,
+    judgments: Judgments,
+    *,
+    model_version: str | None = None,
+    actor: str = SYSTEM,
+) -> JudgmentRecord:
+    """Keep a pipeline's judgments. Recording the same (submission, pipeline, model version) again
+    returns the first record unchanged. ``model_version`` defaults to ``models_version`` of the
+    provenance's models."""
+    if session.get(Submission, submission_id) is None:
+        raise UnknownSubmission(submission_id)
+    pipeline = judgments.provenance.pipeline
+    version = model_version or models_version(judgments.provenance.models)
+    new_id = _insert_unless_present(
+        session,
+        JudgmentRecord.__table__,
+        {
+            "submission_id": submission_id,
+            "pipeline": pipeline,
+            "model_version": version,
+            "data": judgments.model_dump(mode="json"),
+            "created_at": utcnow(),
+        },
+        conflict=("submission_id", "pipeline", "model_version"),
+    )
+    if new_id is not None:
+        record_event(
+            session,
+            actor=actor,
+            action="judgment.record",
+            subject_type="submission",
+            subject_id=submission_id,
+            after={"judgment_id": new_id, "pipeline": pipeline, "model_version": version},
+        )
+        return session.get_one(JudgmentRecord, new_id)
+    existing = session.scalar(
+        sa.select(JudgmentRecord).where(
+            JudgmentRecord.submission_id == submission_id,
+            JudgmentRecord.pipeline == pipeline,
+            JudgmentRecord.model_version == version,
+        )
+    )
+    assert existing is not None
+    return existing
+
+
+def record_verdict(
+    session: Session,
+    submission_id: str,
+    verdict: Verdict,
+    *,
+    model_version: str | None = None,
+    decided_by: str = MACHINE,
+    note: str | None = None,
+    actor: str | None = None,
+) -> VerdictRecord:
+    """Keep a verdict (and the judgments it was decided from) and make it the current one.
+
+    Older verdicts stay, marked not current. A machine verdict with the same (pipeline, model
+    version, policy version) as an earlier one is the same decision: the earlier record is
+    returned and nothing changes. A reviewer's verdict (``decided_by`` = their id) needs a note.
+    """
+    if decided_by != MACHINE and not (note and note.strip()):
+        raise InvalidVerdict(f"reviewer {decided_by!r} must say why (note)")
+    submission = _locked(session, submission_id)
+    judgment = record_judgment(session, submission_id, verdict.judgments, model_version=model_version)
+    values = {
+        "submission_id": submission_id,
+        "judgment_id": judgment.id,
+        "outcome": verdict.outcome,
+        "reasons": [r.value for r in verdict.reasons],
+        "results": [r.model_dump(mode="json") for r in verdict.results],
+        "policy_version": verdict.policy_version,
+        "pipeline": judgment.pipeline,
+        "model_version": judgment.model_version,
+        "decided_by": decided_by,
+        "note": note,
+        "is_current": False,
+        "created_at": utcnow(),
+    }
+    return _add_verdict(session, submission, values, actor=actor or decided_by)
+
+
+def record_review(
+    session: Session,
+    submission_id: str,
+    *,
+    reviewer: str,
+    outcome: Outcome | str,
+    note: str,
+    reasons: Sequence[ReasonCode | str] = (),
+) -> VerdictRecord:
+    """A person's decision where there is no new machine verdict to record: it takes the
+    pipeline, versions, judgment and check results of the verdict it overrides."""
+    if reviewer == MACHINE:
+        raise InvalidVerdict(f"{MACHINE!r} is not a reviewer")
+    if not note.strip():
+        raise InvalidVerdict(f"reviewer {reviewer!r} must say why (note)")
+    submission = _locked(session, submission_id)
+    overridden = _current_verdict(session, submission_id)
+    values = {
+        "submission_id": submission_id,
+        "judgment_id": overridden.judgment_id if overridden else None,
+        "outcome": Outcome(outcome),
+        "reasons": [ReasonCode(r).value for r in reasons],
+        "results": overridden.results if overridden else [],
+        "policy_version": overridden.policy_version if overridden else "",
+        "pipeline": overridden.pipeline if overridden else "",
+        "model_version": overridden.model_version if overridden else "",
+        "decided_by": reviewer,
+        "note": note,
+        "is_current": False,
+        "created_at": utcnow(),
+    }
+    return _add_verdict(session, submission, values, actor=reviewer)
+
+
+def _add_verdict(session: Session, submission: Submission, values: dict[str, Any], *, actor: str) -> VerdictRecord:
+    table = VerdictRecord.__table__
+    if values["decided_by"] == MACHINE:
+        new_id = _insert_unless_present(
+            session,
+            table,
+            values,
+            conflict=("submission_id", "pipeline", "model_version", "policy_version"),
+            where=table.c.decided_by == MACHINE,
+        )
+        if new_id is None:
+            existing = session.scalar(
+                sa.select(VerdictRecord).where(
+                    VerdictRecord.submission_id == values["submission_id"],
+                    VerdictRecord.pipeline == values["pipeline"],
+                    VerdictRecord.model_version == values["model_version"],
+                    VerdictRecord.policy_version == values["policy_version"],
+                    VerdictRecord.decided_by == MACHINE,
+                )
+            )
+            assert existing is not None
+            if submission.status is not SubmissionStatus.DECIDED:
+                # A re-delivered task moved it back to processing; the decision already stands.
+                set_status(session, submission.id, SubmissionStatus.DECIDED, actor=actor, reason="already decided")
+            return existing
+    else:
+        new_id = session.execute(sa.insert(table).values(values).returning(table.c.id)).scalar_one()
+
+    previous = _current_verdict(session, submission.id)
+    # Clear the old flag before setting the new one: at most one current verdict is a unique index.
+    session.execute(
+        sa.update(VerdictRecord)
+        .where(VerdictRecord.submission_id == submission.id, VerdictRecord.is_current.is_(True))
+        .values(is_current=False)
+    )
+    session.execute(sa.update(VerdictRecord).where(VerdictRecord.id == new_id).values(is_current=True))
+    status_before = submission.status
+    submission.status = SubmissionStatus.DECIDED
+    session.flush()
+    record = session.get_one(VerdictRecord, new_id, populate_existing=True)
+    record_event(
+        session,
+        actor=actor,
+        action="verdict.record",
+        subject_type="submission",
+        subject_id=submission.id,
+        before={
+            "status": status_before.value,
+            "verdict_id": previous.id if previous else None,
+            "outcome": previous.outcome.value if previous else None,
+        },
+        after={
+            "status": submission.status.value,
+            "verdict_id": record.id,
+            "outcome": record.outcome.value,
+            "reasons": record.reasons,
+            "decided_by": record.decided_by,
+            "pipeline": record.pipeline,
+            "model_version": record.model_version,
+            "policy_version": record.policy_version,
+        },
+        reason=record.note,
+    )
+    return record
+
+
+def _current_verdict(session: Session, submission_id: str) -> VerdictRecord | None:
+    return session.scalar(
+        sa.select(VerdictRecord).where(VerdictRecord.submission_id == submission_id, VerdictRecord.is_current.is_(True))
+    )
+
+
+def _insert_unless_present(
+    session: Session,
+    table: sa.Table,
+    values: dict[str, Any],
+    *,
+    conflict: Sequence[str],
+    where: sa.ColumnElement[bool] | None = None,
+    returning: str = "id",
+) -> Any | None:
+    """INSERT … ON CONFLICT DO NOTHING: the new row's key, or None if the row was already there.
+    Race-free where a check-then-insert is not."""
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(table)
+    else:
+        raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect}")
+    statement = (
+        insert.values(values)
+        .on_conflict_do_nothing(index_elements=list(conflict), index_where=where)
+        .returning(table.c[returning])
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+# Reading
+
+
+def get_submission(session: Session, submission_id: str) -> Submission:
+    """The submission with its judgments and verdict history (oldest first) loaded."""
+    submission = session.scalar(
+        sa.select(Submission)
+        .where(Submission.id == submission_id)
+        .options(
+            selectinload(Submission.judgments),
+            selectinload(Submission.verdicts),
+            selectinload(Submission.driver),
+            selectinload(Submission.vehicle),
+        )
+    )
+    if submission is None:
+        raise UnknownSubmission(submission_id)
+    return submission
+
+
+def list_submissions(
+    session: Session,
+    *,
+    carrier_id: int | None = None,
+    status: SubmissionStatus | str | Sequence[SubmissionStatus | str] | None = None,
+    outcome: Outcome | str | Sequence[Outcome | str] | None = None,
+    driver_id: int | None = None,
+    vehicle_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+    newest_first: bool = True,
+) -> list[Submission]:
+    """Submissions matching every filter given; ``outcome`` is the current verdict's,
+    ``since``/``until`` bound ``created_at`` (inclusive, exclusive). Verdicts are loaded."""
+    query = sa.select(Submission).options(selectinload(Submission.verdicts))
+    if carrier_id is not None:
+        query = query.where(Submission.carrier_id == carrier_id)
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        query = query.where(Submission.status.in_([SubmissionStatus(s) for s in statuses]))
+    if outcome is not None:
+        outcomes = [outcome] if isinstance(outcome, str) else list(outcome)
+        query = query.join(
+            VerdictRecord,
+            sa.and_(VerdictRecord.submission_id == Submission.id, VerdictRecord.is_current.is_(True)),
+        ).where(VerdictRecord.outcome.in_([Outcome(o) for o in outcomes]))
+    if driver_id is not None:
+        query = query.where(Submission.driver_id == driver_id)
+    if vehicle_id is not None:
+        query = query.where(Submission.vehicle_id == vehicle_id)
+    if since is not None:
+        query = query.where(Submission.created_at >= since)
+    if until is not None:
+        query = query.where(Submission.created_at < until)
+    order = (
+        (Submission.created_at.desc(), Submission.id.desc()) if newest_first else (Submission.created_at, Submission.id)
+    )
+    query = query.order_by(*order).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+# Near-duplicate photos
+
+
+def _checked_phash(phash_hex: str) -> str:
+    phash = phash_hex.strip().lower()
+    if not _PHASH.fullmatch(phash):
+        raise InvalidSubmission(f"photo_phash is not 16 hex digits (a 64-bit hash): {phash_hex!r}")
+    return phash
+
+
+def _band_value(value: int, band: int) -> int:
+    # Band 0 is the hash's first two hex digits.
+    return (value >> (_HASH_BITS - HASH_BAND_BITS * (band + 1))) & _BAND_MASK
+
+
+def _within(value: int, radius: int) -> list[int]:
+    return [v for v in range(1 << HASH_BAND_BITS) if (v ^ value).bit_count() <= radius]
+
+
+def similar_photo_probe(carrier_id: int | None, phash_hex: str, max_distance: int) -> sa.Select[tuple[str]]:
+    """The ids of every submission that may be within ``max_distance`` of ``phash_hex``, read
+    from the band index alone.
+
+    The 64 bits are split into ``HASH_BANDS`` bands, so a pair at distance d differs in at most
+    d // HASH_BANDS bits in some band (pigeonhole). Probing each band for the values within that
+    radius of the query's band therefore misses no match; for d <= 7 it is an exact lookup of
+    one value per band.
+    """
+    if not 0 <= max_distance <= _HASH_BITS:
+        raise ValueError(f"max_distance must be between 0 and {_HASH_BITS}, not {max_distance}")
+    value = int(_checked_phash(phash_hex), 16)
+    radius = max_distance // HASH_BANDS
+    probes = []
+    for band in range(HASH_BANDS):
+        wanted = _within(_band_value(value, band), radius)
+        probe = sa.select(PhotoHashBand.submission_id).where(
+            PhotoHashBand.band == band,
+            PhotoHashBand.value == wanted[0] if len(wanted) == 1 else PhotoHashBand.value.in_(wanted),
+        )
+        if carrier_id is not None:
+            probe = probe.where(PhotoHashBand.carrier_id == carrier_id)
+        probes.append(probe)
+    # One indexed probe per band; UNION drops the ids found by several bands.
+    return sa.union(*probes)  # type: ignore[return-value]
+
+
+def find_similar_photos(
+    session: Session,
+    carrier_id: int | None,
+    phash_hex: str,
+    max_distance: int,
+    exclude_submission_id: str | None = None,
+    *,
+    created_before: datetime | None = None,
+) -> list[SimilarPhoto]:
+    """Earlier submissions whose photo hash is within ``max_distance`` bits of ``phash_hex``,
+    nearest first (``carrier_id`` None: across carriers). Pass the submission's own id as
+    ``exclude_submission_id`` and its ``created_at`` as ``created_before`` when re-deciding it."""
+    value = int(_checked_phash(phash_hex), 16)
+    candidates = similar_photo_probe(carrier_id, phash_hex, max_distance).subquery()
+    query = sa.select(Submission).where(Submission.id.in_(sa.select(candidates.c.submission_id)))
+    if exclude_submission_id is not None:
+        query = query.where(Submission.id != exclude_submission_id)
+    if created_before is not None:
+        query = query.where(Submission.created_at < created_before)
+    found = []
+    for submission in session.scalars(query):
+        distance = (int(submission.photo_phash, 16) ^ value).bit_count()
+        if distance <= max_distance:
+            found.append(SimilarPhoto(submission, distance))
+    found.sort(key=lambda s: (s.distance, s.submission.created_at, s.submission.id))
+    return found

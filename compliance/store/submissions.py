@@ -585,15 +585,22 @@ def find_similar_photos(
     ``exclude_submission_id`` and its ``created_at`` as ``created_before`` when re-deciding it."""
     value = int(_checked_phash(phash_hex), 16)
     candidates = similar_photo_probe(carrier_id, phash_hex, max_distance).subquery()
-    query = sa.select(Submission).where(Submission.id.in_(sa.select(candidates.c.submission_id)))
+    # Two steps: hashes of the candidates only (cheap), then whole rows of the true matches.
+    query = sa.select(Submission.id, Submission.photo_phash).where(
+        Submission.id.in_(sa.select(candidates.c.submission_id))
+    )
     if exclude_submission_id is not None:
         query = query.where(Submission.id != exclude_submission_id)
     if created_before is not None:
         query = query.where(Submission.created_at < created_before)
-    found = []
-    for submission in session.scalars(query):
-        distance = (int(submission.photo_phash, 16) ^ value).bit_count()
+    distances = {}
+    for submission_id, phash in session.execute(query):
+        distance = (int(phash, 16) ^ value).bit_count()
         if distance <= max_distance:
-            found.append(SimilarPhoto(submission, distance))
+            distances[submission_id] = distance
+    if not distances:
+        return []
+    matches = session.scalars(sa.select(Submission).where(Submission.id.in_(distances)))
+    found = [SimilarPhoto(submission, distances[submission.id]) for submission in matches]
     found.sort(key=lambda s: (s.distance, s.submission.created_at, s.submission.id))
     return found

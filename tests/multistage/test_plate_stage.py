@@ -1,0 +1,181 @@
+"""The plate stage on real dev photos with the real models: texts and colours against the labels."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from compliance import plates
+from compliance.judgments import Answer, PlateColor, PlateReading
+from compliance.multistage.base import PlateLocator
+from compliance.multistage.plate_color import PlateColorClassifier
+from compliance.multistage.plate_locators import ClpDetLocator, HaarLocator, TextDetLocator, WholeImageLocator, rectify
+from compliance.multistage.plate_stage import PlateStage
+
+
+@pytest.fixture(scope="module")
+def stage() -> PlateStage:
+    return PlateStage.default()
+
+
+@pytest.fixture(scope="module")
+def labels(dev_dir: Path) -> dict[str, dict[str, str]]:
+    with (dev_dir / "manifest.csv").open(encoding="utf-8") as handle:
+        return {row["file"]: row for row in csv.DictReader(handle)}
+
+
+def load(dev_dir: Path, file: str) -> np.ndarray:
+    image = cv2.imread(str(dev_dir / file))
+    assert image is not None, file
+    return image
+
+
+def labelled_box(row: dict[str, str]) -> tuple[float, float, float, float]:
+    """CCPD rows carry the plate's box in their notes: ``bbox_xyxy=x1_y1_x2_y2``."""
+    for part in row["notes"].split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "bbox_xyxy":
+            x1, y1, x2, y2 = (float(v) for v in value.split("_"))
+            return x1, y1, x2, y2
+    raise AssertionError(f"no bbox in {row['file']}")
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union
+
+
+@pytest.mark.parametrize(
+    "file",
+    [
+        "plates/ccpd_demo_0.jpg",
+        "plates/zhiju_ccpd_05.jpg",  # 999: repeated characters must not collapse
+        "plates/zhiju_ccpd_11.jpg",
+        "plates/zhiju_ccpd_14.jpg",
+    ],
+)
+def test_ccpd_photos_are_read_exactly(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str) -> None:
+    reading = stage.read(load(dev_dir, file))
+    assert reading.text == labels[file]["plate_text"]
+    assert reading.known_format is Answer.YES
+    assert reading.plate_type == plates.PlateType.STANDARD.value
+    assert reading.color is PlateColor.BLUE
+    assert reading.rows == 1
+
+
+def test_plate_crop_is_read_as_a_whole(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]]) -> None:
+    file = "plates/sirius_crop_03.jpg"
+    image = load(dev_dir, file)
+    reading = stage.read(image)
+    assert reading.text == labels[file]["plate_text"]
+    assert reading.box is not None and reading.box.label == WholeImageLocator.name
+
+
+def test_double_row_yellow_plate_is_read_row_by_row(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]]) -> None:
+    file = "plates/we_double_yellow.jpg"
+    reading = stage.read(load(dev_dir, file))
+    assert reading.text == labels[file]["plate_text"]
+    assert reading.rows == 2
+    assert reading.color is PlateColor.YELLOW
+
+
+def test_green_new_energy_plate(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]]) -> None:
+    file = "plates/we_single_green.jpg"
+    reading = stage.read(load(dev_dir, file))
+    assert reading.color is PlateColor.GREEN
+    assert reading.text is not None and len(reading.text) == 8
+    assert reading.text == labels[file]["plate_text"]
+    assert reading.plate_type == plates.PlateType.NEW_ENERGY_SMALL.value
+
+
+@pytest.mark.parametrize(
+    ("file", "color"),
+    [("plates/we_police.jpg", PlateColor.WHITE), ("plates/we_shi_lin_guan.jpg", PlateColor.BLACK)],
+)
+def test_special_plates_keep_their_suffix_and_colour(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str, color: PlateColor
+) -> None:
+    reading = stage.read(load(dev_dir, file))
+    assert reading.text == labels[file]["plate_text"]
+    assert reading.color is color
+
+
+def test_photo_without_a_plate_reads_nothing(stage: PlateStage, dev_dir: Path) -> None:
+    reading = stage.read(load(dev_dir, "scenes/yolov5_zidane.jpg"))
+    assert reading == PlateReading()
+
+
+def test_blank_image_reads_nothing(stage: PlateStage) -> None:
+    assert stage.read(np.full((480, 640, 3), 127, dtype=np.uint8)).text is None
+
+
+@pytest.mark.parametrize("file", ["plates/zhiju_ccpd_08.jpg", "plates/we_moto.png", "plates/we_hongkang1.jpg"])
+def test_corners_lie_inside_the_image_and_on_the_plate(stage: PlateStage, dev_dir: Path, file: str) -> None:
+    image = load(dev_dir, file)
+    reading = stage.read(image)
+    assert reading.corners is not None and reading.box is not None
+    h, w = image.shape[:2]
+    corners = np.array(reading.corners)
+    assert (corners[:, 0] >= 0).all() and (corners[:, 0] <= w).all()
+    assert (corners[:, 1] >= 0).all() and (corners[:, 1] <= h).all()
+    tl, tr, br, bl = corners
+    assert tl[0] < tr[0] and bl[0] < br[0] and tl[1] < bl[1] and tr[1] < br[1]
+    assert reading.box.x1 == corners[:, 0].min() and reading.box.y2 == corners[:, 1].max()
+
+
+def test_confidence_is_the_weakest_character(stage: PlateStage, dev_dir: Path) -> None:
+    reading = stage.read(load(dev_dir, "plates/zhiju_ccpd_02.jpg"))
+    assert reading.text is not None and reading.char_confidences is not None
+    assert len(reading.char_confidences) == len(reading.text)
+    assert reading.confidence == min(reading.char_confidences)
+    assert reading.raw_text is not None
+
+
+@pytest.mark.parametrize("locator", [ClpDetLocator(), TextDetLocator(), HaarLocator()], ids=lambda loc: loc.name)
+def test_each_locator_finds_a_clear_plate(
+    locator: PlateLocator, dev_dir: Path, labels: dict[str, dict[str, str]]
+) -> None:
+    file = "plates/zhiju_ccpd_06.jpg"
+    truth = labelled_box(labels[file])
+    candidates = locator.locate(load(dev_dir, file))
+    assert candidates, f"{locator.name} found nothing"
+    boxes = [(c.corners[:, 0].min(), c.corners[:, 1].min(), c.corners[:, 0].max(), c.corners[:, 1].max()) for c in candidates]
+    assert max(iou(b, truth) for b in boxes) >= 0.3
+    assert all(c.source == locator.name and c.corners.shape == (4, 2) for c in candidates)
+
+
+def test_whole_image_locator_only_offers_plate_shaped_images() -> None:
+    locator = WholeImageLocator()
+    assert locator.locate(np.zeros((24, 94, 3), np.uint8))  # a single-row crop
+    assert locator.locate(np.zeros((56, 90, 3), np.uint8))  # a small motorcycle-plate crop
+    assert not locator.locate(np.zeros((480, 640, 3), np.uint8))  # a 4:3 photo
+    assert not locator.locate(np.zeros((1080, 1920, 3), np.uint8))  # a 16:9 photo
+
+
+def test_colour_is_unknown_for_a_flat_grey_crop() -> None:
+    assert PlateColorClassifier().classify(np.full((48, 150, 3), 120, np.uint8)) is PlateColor.UNKNOWN
+
+
+def test_colour_tie_is_broken_by_the_grammar_only_among_tied_colours(dev_dir: Path) -> None:
+    image = load(dev_dir, "plates/we_single_green.jpg")
+    corners = ClpDetLocator().locate(image)[0].corners
+    crop = rectify(image, corners, 48)
+    classifier = PlateColorClassifier()
+    # New-energy plates fade from green to white, so the pixels alone tie green and white ...
+    assert classifier.classify(crop) is PlateColor.UNKNOWN
+    assert classifier.classify(crop, frozenset({PlateColor.GREEN})) is PlateColor.GREEN
+    # ... and a grammar colour that the pixels do not support cannot win.
+    assert classifier.classify(crop, frozenset({PlateColor.BLUE})) is PlateColor.UNKNOWN
+
+
+def test_models_are_named_with_file_digests(stage: PlateStage) -> None:
+    models = stage.models
+    assert {"clp_det", "ppocr_det", "ppocr_v4_rec"} <= set(models)
+    assert all("sha256:" in version for version in models.values())

@@ -69,7 +69,9 @@ def build_stage(recogniser: str) -> PlateStage:
     assert isinstance(stage.reader, OcrPlateReader)
     reader = stage.reader
     primary = ppocr_recogniser() if recogniser == "ppocr" else clp_recogniser()
-    stage.reader = OcrPlateReader(recogniser=primary, second_opinion=None, row_finder=reader.row_finder, colors=reader.colors)
+    stage.reader = OcrPlateReader(
+        recogniser=primary, second_opinion=None, row_finder=reader.row_finder, colors=reader.colors
+    )
     return stage
 
 
@@ -116,13 +118,23 @@ def report(outcomes: list[Outcome], console: Console) -> None:
     summary.add_column("group")
     summary.add_column("exact text")
     summary.add_column("colour")
-    summary.add_row("all", rate(sum(o.ok for o in outcomes), len(outcomes)), rate(sum(o.color_ok for o in outcomes), len(outcomes)))
-    for label, key in (("colour", lambda o: o.row.plate_color), ("province", lambda o: o.row.province), ("kind", lambda o: o.row.kind)):
+    summary.add_row(
+        "all", rate(sum(o.ok for o in outcomes), len(outcomes)), rate(sum(o.color_ok for o in outcomes), len(outcomes))
+    )
+    for label, key in (
+        ("colour", lambda o: o.row.plate_color),
+        ("province", lambda o: o.row.province),
+        ("kind", lambda o: o.row.kind),
+    ):
         groups: dict[str, list[Outcome]] = defaultdict(list)
         for o in outcomes:
             groups[f"{label}={key(o)}"].append(o)
         for name, members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-            summary.add_row(name, rate(sum(o.ok for o in members), len(members)), rate(sum(o.color_ok for o in members), len(members)))
+            summary.add_row(
+                name,
+                rate(sum(o.ok for o in members), len(members)),
+                rate(sum(o.color_ok for o in members), len(members)),
+            )
     console.print(summary)
     ms = np.array([o.ms for o in outcomes])
     wrong_color = sum(1 for o in outcomes if o.reading.color.value not in ("unknown", o.row.plate_color))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-import numpy as np
 
 from compliance.judgments import PlateColor
 from compliance.multistage.base import Image
@@ -62,7 +61,7 @@ class PlateColorClassifier:
         if inner.size == 0 or min(inner.shape[:2]) < 4:
             return None
         luma = cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY)
-        threshold, bright = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        _, bright = cv2.threshold(luma, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         bright_mask = bright > 0
         bright_share = float(bright_mask.mean())
         if bright_share in (0.0, 1.0):
@@ -88,7 +87,7 @@ class PlateColorClassifier:
         found = self.evidence(crop)
         if found is None or found.contrast < self.contrast_min:
             return PlateColor.UNKNOWN
-        (first, first_share), (second, second_share) = found.ranked()[:2]
+        (first, first_share), (_, second_share) = found.ranked()[:2]
         if first_share >= self.share_min and first_share - second_share >= self.margin_min:
             return first
         tied = {c for c, s in found.ranked()[:2] if s >= self.share_min / 2}

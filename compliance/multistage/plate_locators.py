@@ -142,7 +142,9 @@ class WholeImageLocator:
 
     name = "whole_image"
 
-    def __init__(self, min_aspect: float = 1.9, small_min_aspect: float = 1.4, small_side: int = 400, max_aspect: float = 6.0) -> None:
+    def __init__(
+        self, min_aspect: float = 1.9, small_min_aspect: float = 1.4, small_side: int = 400, max_aspect: float = 6.0
+    ) -> None:
         self.min_aspect = min_aspect
         self.small_min_aspect = small_min_aspect
         self.small_side = small_side
@@ -154,6 +156,21 @@ class WholeImageLocator:
         if not min_aspect <= w / h <= self.max_aspect:
             return []
         return [PlateCandidate(corners=box_corners(0, 0, w - 1, h - 1), score=1.0, source=self.name)]
+
+
+@lru_cache(maxsize=32)
+def _clp_priors(h: int, w: int) -> np.ndarray:
+    """RetinaFace anchors (cx, cy, w, h as fractions of the image) for one input size, in the
+    network's output order: level by level, row by row, column by column, size by size."""
+    levels = []
+    for step, sizes in zip(_ClpDetModel.STEPS, _ClpDetModel.MIN_SIZES, strict=True):
+        fh, fw = -(-h // step), -(-w // step)
+        cy, cx = np.meshgrid((np.arange(fh) + 0.5) * step / h, (np.arange(fw) + 0.5) * step / w, indexing="ij")
+        per_size = [np.stack([cx, cy, np.full_like(cx, s / w), np.full_like(cy, s / h)], axis=-1) for s in sizes]
+        levels.append(np.stack(per_size, axis=2).reshape(-1, 4))
+    priors = np.concatenate(levels).astype(np.float32)
+    priors.flags.writeable = False  # shared between calls
+    return priors
 
 
 class _ClpDetModel:
@@ -169,20 +186,6 @@ class _ClpDetModel:
     def __init__(self, session: ort.InferenceSession) -> None:
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        self._priors: dict[tuple[int, int], np.ndarray] = {}
-
-    def priors(self, h: int, w: int) -> np.ndarray:
-        if (h, w) not in self._priors:
-            levels = []
-            for step, sizes in zip(self.STEPS, self.MIN_SIZES, strict=True):
-                fh, fw = -(-h // step), -(-w // step)
-                cy, cx = np.meshgrid((np.arange(fh) + 0.5) * step / h, (np.arange(fw) + 0.5) * step / w, indexing="ij")
-                per_size = [
-                    np.stack([cx, cy, np.full_like(cx, s / w), np.full_like(cy, s / h)], axis=-1) for s in sizes
-                ]
-                levels.append(np.stack(per_size, axis=2).reshape(-1, 4))
-            self._priors[(h, w)] = np.concatenate(levels).astype(np.float32)
-        return self._priors[(h, w)]
 
     def __call__(self, image: Image, score_min: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h, w = image.shape[:2]
@@ -192,7 +195,7 @@ class _ClpDetModel:
         keep = scores > score_min
         if not keep.any():
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 4, 2), np.float32)
-        priors = self.priors(h, w)[keep]
+        priors = _clp_priors(h, w)[keep]
         loc, landms, scores = loc[0][keep], landms[0][keep], scores[keep]
         v0, v1 = self.VARIANCE
         centre = priors[:, :2] + loc[:, :2] * v0 * priors[:, 2:]
@@ -244,9 +247,7 @@ class ClpDetLocator(LazyModel[_ClpDetModel]):
         boxes, scores, points = model(small, self.score_min)
         h, w = image.shape[:2]
         return [
-            PlateCandidate(
-                corners=clip_corners(points[i] / scale, w, h), score=float(scores[i]), source=self.name
-            )
+            PlateCandidate(corners=clip_corners(points[i] / scale, w, h), score=float(scores[i]), source=self.name)
             for i in nms(boxes, scores, self.iou_max)
         ]
 
@@ -310,7 +311,9 @@ class TextDetLocator(LazyModel[_TextDetModel]):
         blob = ((blob - 0.5) / 0.5).transpose(2, 0, 1)[None]
         prob = model.session.run(None, {model.input_name: blob})[0]
         boxes, scores = model.postprocess(prob, (h, w))
-        return [(order_corners(np.asarray(b, np.float32)) / scale, float(s)) for b, s in zip(boxes, scores, strict=True)]
+        return [
+            (order_corners(np.asarray(b, np.float32)) / scale, float(s)) for b, s in zip(boxes, scores, strict=True)
+        ]
 
     def locate(self, image: Image) -> list[PlateCandidate]:
         lines = [(c, s) for c, s in self.text_lines(image) if quad_size(c)[1] >= self.min_height]
@@ -336,9 +339,13 @@ class TextDetLocator(LazyModel[_TextDetModel]):
                 bw, bh = quad_size(bottom)
                 gap = bottom[:, 1].min() - top[:, 1].max()
                 top_cx, bottom_cx = top[:, 0].mean(), bottom[:, 0].mean()
-                if not (tw < bw and th < 1.2 * bh and -0.5 * bh < gap < 0.8 * bh and abs(top_cx - bottom_cx) < 0.25 * bw):
+                if not (
+                    tw < bw and th < 1.2 * bh and -0.5 * bh < gap < 0.8 * bh and abs(top_cx - bottom_cx) < 0.25 * bw
+                ):
                     continue
-                corners = np.array([[bottom[0, 0], top[0, 1]], [bottom[1, 0], top[1, 1]], bottom[2], bottom[3]], np.float32)
+                corners = np.array(
+                    [[bottom[0, 0], top[0, 1]], [bottom[1, 0], top[1, 1]], bottom[2], bottom[3]], np.float32
+                )
                 merged.append(PlateCandidate(corners=corners, score=min(top_score, bottom_score), source=self.name))
         return merged
 

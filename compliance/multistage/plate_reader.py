@@ -10,8 +10,8 @@ opinion, consulted only when no reading from the primary fits the grammar.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from itertools import product
 from pathlib import Path
@@ -72,7 +72,9 @@ class CtcRecogniser(LazyModel[_CtcModel]):
     """A PaddleOCR-style CTC line recogniser run through onnxruntime: the line is resized to
     ``height`` pixels, scaled to [-1, 1], and each output frame is a softmax over the alphabet."""
 
-    def __init__(self, name: str, path: Path, height: int, dictionary: Path | None, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(
+        self, name: str, path: Path, height: int, dictionary: Path | None, threads: int = DEFAULT_THREADS
+    ) -> None:
         super().__init__()
         self.name = name
         self.path = path
@@ -109,7 +111,10 @@ class CtcRecogniser(LazyModel[_CtcModel]):
             resized = cv2.resize(line, (width, self.height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
             batch[i, :, :, :width] = (resized.transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
         probs = model.session.run(None, {model.input_name: batch})[0]
-        return [self._decode(p[: self._frames(w, max(widths), p.shape[0])], model) for p, w in zip(probs, widths, strict=True)]
+        return [
+            self._decode(p[: self._frames(w, max(widths), p.shape[0])], model)
+            for p, w in zip(probs, widths, strict=True)
+        ]
 
     @staticmethod
     def _frames(width: int, batch_width: int, frames: int) -> int:
@@ -128,13 +133,13 @@ class CtcRecogniser(LazyModel[_CtcModel]):
         for frame, (k, p) in enumerate(zip(best, peak, strict=True)):
             if k != 0 and k == previous and chars:
                 if p > chars[-1][1]:
-                    chars[-1] = (chars[-1][0], float(p), frame)
+                    chars[-1] = (chars[-1][0], min(1.0, float(p)), frame)
             elif k != 0:
-                chars.append((model.alphabet[k], float(p), frame))
+                chars.append((model.alphabet[k], min(1.0, float(p)), frame))
             previous = k
         kept = [c for c in chars if c[0] not in _SEPARATORS]
         alternatives = tuple(
-            {model.alphabet[i]: float(masked[f, i]) for i in np.flatnonzero(masked[f] >= 0.001) if i != 0}
+            {model.alphabet[i]: min(1.0, float(masked[f, i])) for i in np.flatnonzero(masked[f] >= 0.001) if i != 0}
             for _, _, f in kept
         )
         return LineRead("".join(c for c, _, _ in kept), tuple(p for _, p, _ in kept), alternatives)
@@ -336,7 +341,10 @@ class OcrPlateReader:
         w = crop.shape[1]
         top_row = crop[: round(h * 0.42), round(w * 0.15) : round(w * 0.85)]
         bottom_row = crop[round(h * 0.36) :]
-        return [_restretch(top_row, self.crop_height, 1.0), _restretch(bottom_row, self.crop_height, self.bottom_row_stretch)]
+        return [
+            _restretch(top_row, self.crop_height, 1.0),
+            _restretch(bottom_row, self.crop_height, self.bottom_row_stretch),
+        ]
 
     def _reading(self, tight: Image, candidate: PlateCandidate, attempt: _Attempt) -> PlateReading:
         corners = candidate.corners
@@ -351,7 +359,14 @@ class OcrPlateReader:
             char_confidences=attempt.char_confidences,
             plate_type=attempt.parse.plate_type.value if attempt.valid and attempt.parse.plate_type else None,
             known_format=Answer.of(attempt.valid),
-            box=Box(x1=float(xs.min()), y1=float(ys.min()), x2=float(xs.max()), y2=float(ys.max()), score=candidate.score, label=candidate.source),
+            box=Box(
+                x1=float(xs.min()),
+                y1=float(ys.min()),
+                x2=float(xs.max()),
+                y2=float(ys.max()),
+                score=candidate.score,
+                label=candidate.source,
+            ),
             corners=tuple((float(x), float(y)) for x, y in corners),  # type: ignore[arg-type]
         )
 

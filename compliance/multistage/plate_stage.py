@@ -75,7 +75,10 @@ class PlateStage:
                 Step(ClpDetLocator(max_side=640, threads=threads), plate_specific=True),
                 # Phone photos are 3000-4000 px wide; a plate beside a standing driver can shrink to
                 # a few pixels at 640, so a second pass looks at more detail when the first is unsure.
-                Step(ClpDetLocator(max_side=1280, skip_up_to=800, threads=threads, name="clp_det_1280"), plate_specific=True),
+                Step(
+                    ClpDetLocator(max_side=1280, skip_up_to=800, threads=threads, name="clp_det_1280"),
+                    plate_specific=True,
+                ),
                 Step(text_detector, plate_specific=False, max_candidates=6),
                 Step(HaarLocator(), plate_specific=True),
             ],
@@ -103,7 +106,9 @@ class PlateStage:
             start = time.perf_counter()
             # The locator's best few, read largest first: when several plates are in view, the
             # nearest vehicle's (the subject's) is the largest, and a sure reading of it ends the search.
-            candidates = sorted(step.locator.locate(image)[: step.max_candidates], key=lambda c: -quad_size(c.corners)[1])
+            candidates = sorted(
+                step.locator.locate(image)[: step.max_candidates], key=lambda c: -quad_size(c.corners)[1]
+            )
             reading = self.reader.read(image, candidates) if candidates else PlateReading()
             ms = (time.perf_counter() - start) * 1000
             tried.append(StepTrace(step.locator.name, len(candidates), reading.text, reading.confidence, ms))

@@ -61,7 +61,9 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
         "plates/zhiju_ccpd_14.jpg",
     ],
 )
-def test_ccpd_photos_are_read_exactly(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str) -> None:
+def test_ccpd_photos_are_read_exactly(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str
+) -> None:
     reading = stage.read(load(dev_dir, file))
     assert reading.text == labels[file]["plate_text"]
     assert reading.known_format is Answer.YES
@@ -78,7 +80,9 @@ def test_plate_crop_is_read_as_a_whole(stage: PlateStage, dev_dir: Path, labels:
     assert reading.box is not None and reading.box.label == WholeImageLocator.name
 
 
-def test_double_row_yellow_plate_is_read_row_by_row(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]]) -> None:
+def test_double_row_yellow_plate_is_read_row_by_row(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]]
+) -> None:
     file = "plates/we_double_yellow.jpg"
     reading = stage.read(load(dev_dir, file))
     assert reading.text == labels[file]["plate_text"]
@@ -146,7 +150,9 @@ def test_each_locator_finds_a_clear_plate(
     truth = labelled_box(labels[file])
     candidates = locator.locate(load(dev_dir, file))
     assert candidates, f"{locator.name} found nothing"
-    boxes = [(c.corners[:, 0].min(), c.corners[:, 1].min(), c.corners[:, 0].max(), c.corners[:, 1].max()) for c in candidates]
+    boxes = [
+        (c.corners[:, 0].min(), c.corners[:, 1].min(), c.corners[:, 0].max(), c.corners[:, 1].max()) for c in candidates
+    ]
     assert max(iou(b, truth) for b in boxes) >= 0.3
     assert all(c.source == locator.name and c.corners.shape == (4, 2) for c in candidates)
 

@@ -7,14 +7,18 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from compliance.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from compliance.judging import Store
 
 app = typer.Typer(
     help="Checks drivers' photos by their vehicles (人车合照).", no_args_is_help=True, add_completion=False
@@ -176,6 +180,224 @@ def evaluate(
     from compliance.terminal import print_eval
 
     print_eval(out, reports)
+
+
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+registry_app = typer.Typer(help="Carriers, their vehicles and drivers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations up to head (every command that needs the database does this too)."""
+    from compliance.store.db import upgrade
+
+    settings = _settings()
+    with user_errors():
+        upgrade(settings.database_url)
+    err.print(f"database at head: {settings.database_url}")
+
+
+def _store() -> Store:
+    from compliance.judging import Store
+
+    return Store.open(_settings())
+
+
+@registry_app.command("add-carrier")
+def add_carrier(
+    code: Annotated[str, typer.Argument(help="short unique code, e.g. ACME")],
+    name: Annotated[str, typer.Option(help="display name")] = "",
+) -> None:
+    """Register a carrier."""
+    from compliance.store import registry
+
+    with user_errors():
+        store = _store()
+        with store.sessions() as s, s.begin():
+            carrier = registry.add_carrier(s, code=code, name=name or code, actor="cli")
+            out.print(f"carrier {carrier.code} (id {carrier.id})")
+
+
+@registry_app.command("add-vehicle")
+def add_vehicle(
+    carrier: Annotated[str, typer.Argument(help="carrier code")],
+    plate: Annotated[str, typer.Argument(help="registered plate, e.g. 京A12345")],
+    color: Annotated[str | None, typer.Option(help="blue, yellow, green, white or black")] = None,
+    kind: Annotated[str | None, typer.Option(help="car, van, truck, bus, motorcycle or trailer")] = None,
+) -> None:
+    """Register a vehicle by its plate."""
+    from compliance.store import registry
+
+    with user_errors():
+        store = _store()
+        with store.sessions() as s, s.begin():
+            found = registry.get_carrier(s, carrier)
+            vehicle = registry.add_vehicle(
+                s, carrier_id=found.id, registered_plate=plate, plate_color=color, kind=kind, actor="cli"
+            )
+            out.print(f"vehicle {vehicle.registered_plate} (id {vehicle.id}) for {found.code}")
+
+
+@registry_app.command("add-driver")
+def add_driver(
+    carrier: Annotated[str, typer.Argument(help="carrier code")],
+    name: Annotated[str, typer.Argument(help="the driver's name")],
+    licence: Annotated[Path, typer.Option("--licence", help="the driver's licence (ID) photo")],
+    ref: Annotated[str | None, typer.Option(help="the carrier's own reference for the driver")] = None,
+) -> None:
+    """Register a driver with his licence photo."""
+    from compliance.photos import read_photo_file
+    from compliance.store import registry
+
+    settings = _settings()
+    with user_errors():
+        photo = read_photo_file(licence, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        store = _store()
+        sha = store.blobs.put(photo.data)
+        with store.sessions() as s, s.begin():
+            found = registry.get_carrier(s, carrier)
+            driver = registry.add_driver(
+                s, carrier_id=found.id, name=name, external_ref=ref, licence_sha256=sha, actor="cli"
+            )
+            out.print(f"driver {driver.name} (id {driver.id}, ref {driver.external_ref or '-'}) for {found.code}")
+
+
+@registry_app.command("set-thresholds")
+def set_thresholds(
+    carrier: Annotated[str, typer.Argument(help="carrier code")],
+    values: Annotated[list[str], typer.Argument(help="NAME=VALUE pairs, e.g. blur_min=40 face_same_min=0.4")],
+    reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "set from the CLI",
+) -> None:
+    """Override decision thresholds for one carrier."""
+    from compliance.store import registry
+
+    overrides: dict[str, str] = {}
+    for pair in values:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"expected NAME=VALUE, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    with user_errors():
+        store = _store()
+        with store.sessions() as s, s.begin():
+            found = registry.get_carrier(s, carrier)
+            registry.set_carrier_thresholds(s, found.id, overrides, actor="cli", reason=reason)
+            out.print(f"{found.code}: {registry.effective_thresholds(found, _settings().thresholds).model_dump()}")
+
+
+@registry_app.command("list")
+def list_registry(
+    carrier: Annotated[str | None, typer.Argument(help="carrier code; all when left out")] = None,
+) -> None:
+    """List carriers with their vehicles and drivers."""
+    from rich.table import Table
+
+    from compliance.store import registry
+
+    with user_errors():
+        store = _store()
+        with store.sessions() as s:
+            carriers = [registry.get_carrier(s, carrier)] if carrier else registry.list_carriers(s)
+            if not carriers:
+                raise UserError("the registry is empty: add a carrier with `compliance registry add-carrier CODE`")
+            for c in carriers:
+                table = Table(title=f"{c.code} — {c.name}", header_style="bold")
+                for col in ("kind", "id", "plate / name", "colour / ref", "licence photo"):
+                    table.add_column(col)
+                for v in registry.list_vehicles(s, c.id):
+                    table.add_row("vehicle", str(v.id), v.registered_plate, v.plate_color or "", "")
+                for d in registry.list_drivers(s, c.id):
+                    table.add_row(
+                        "driver", str(d.id), d.name, d.external_ref or "", "yes" if d.licence_sha256 else "no"
+                    )
+                out.print(table)
+
+
+def _when(text: str | None) -> datetime | None:
+    """ISO 8601; a time without an offset is read in the configured local time zone."""
+    if text is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not an ISO 8601 time such as 2026-11-25T08:00+08:00") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(_settings().thresholds.local_timezone))
+    return value
+
+
+@app.command()
+def submit(
+    photo: Annotated[Path, typer.Argument(help="the scene photo: the driver by the vehicle")],
+    carrier: Annotated[str, typer.Option(help="carrier code")],
+    driver: Annotated[str, typer.Option(help="the driver's reference (or id)")],
+    plate: Annotated[str | None, typer.Option(help="the registered plate of the vehicle in the photo")] = None,
+    job_id: Annotated[str | None, typer.Option(help="the job this photo is for")] = None,
+    job_start: Annotated[str | None, typer.Option(help="job window start, ISO 8601")] = None,
+    job_end: Annotated[str | None, typer.Option(help="job window end, ISO 8601")] = None,
+    pipeline: Annotated[str, typer.Option(help="multistage")] = "multistage",
+    as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
+) -> None:
+    """Store a photo as a submission, judge it against the registry, and keep the verdict."""
+    from compliance.judging import accept, judge
+    from compliance.photos import read_photo_file
+    from compliance.pipelines import get_pipeline
+
+    settings = _settings()
+    with user_errors():
+        names = _pipelines(pipeline)
+        window = (_when(job_start), _when(job_end))
+        if (window[0] is None) != (window[1] is None):
+            raise UserError("give both --job-start and --job-end, or neither")
+        if window[0] and window[1] and window[0] > window[1]:
+            raise UserError("--job-start is after --job-end")
+        scene = read_photo_file(photo, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        store = _store()
+        _require_vehicles(store, carrier)
+        accepted = accept(
+            store,
+            scene,
+            carrier=carrier,
+            driver=int(driver) if driver.isdigit() else driver,
+            plate=plate,
+            job_id=job_id,
+            job_start=window[0],
+            job_end=window[1],
+        )
+        engine = spinner(f"loading {names[0]} models", lambda: get_pipeline(names[0], settings))
+        verdict = spinner("judging", lambda: judge(store, settings, accepted.submission_id, engine))
+    if as_json:
+        print(json.dumps({"submission": accepted.submission_id, **verdict.model_dump(mode="json")}, ensure_ascii=False))
+        return
+    from compliance.terminal import verdict_panel
+
+    out.print(verdict_panel(verdict, f"submission {accepted.submission_id} — {photo.name}"))
+
+
+def _require_vehicles(store: Store, carrier: str) -> None:
+    from compliance.store import registry
+
+    with store.sessions() as s:
+        found = registry.get_carrier(s, carrier)
+        if not registry.list_vehicles(s, found.id):
+            raise UserError(
+                f"carrier {found.code} has no registered vehicles: add one with `compliance registry add-vehicle`"
+            )
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option(help="where the demo keeps its database and photos")] = Path("data/demo"),
+) -> None:
+    """Judge the bundled sample photos offline, against a demo carrier, and keep the results."""
+    from compliance.demo import run_demo
+
+    with user_errors():
+        run_demo(folder, out, err)
 
 
 def main() -> None:  # pragma: no cover - console entry

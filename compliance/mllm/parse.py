@@ -181,12 +181,12 @@ def _locate(text: str, key: str, value: Any) -> _Span | None:
     prose before the JSON is not taken for it."""
     for match in re.finditer(r"(?<![\w])[\"']?" + re.escape(key) + r"[\"']?\s*:\s*", text):
         start = match.end()
-        if start < len(text) and text[start] == '"':
-            end = _string_end(text, start + 1)
+        if start < len(text) and text[start] in "\"'":
+            end = _string_end(text, start + 1, text[start])
             span = _Span(start + 1, end, end < len(text))
             written = text[span.start : span.end]
             try:
-                decoded: Any = json.loads(f'"{written}"')
+                decoded: Any = json.loads(f'"{written}"') if text[start] == '"' else written
             except ValueError:
                 decoded = written
             if decoded == value or (value is None and written == ""):
@@ -199,13 +199,13 @@ def _locate(text: str, key: str, value: Any) -> _Span | None:
     return None
 
 
-def _string_end(text: str, start: int) -> int:
+def _string_end(text: str, start: int, quote: str) -> int:
     i = start
     while i < len(text):
         if text[i] == "\\":
             i += 2
             continue
-        if text[i] == '"':
+        if text[i] == quote:
             return i
         i += 1
     return len(text)

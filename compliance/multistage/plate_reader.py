@@ -332,8 +332,10 @@ class OcrPlateReader:
             pad = h // 4
             padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
             lines = [c for c, _ in self.row_finder.text_lines(padded) if quad_size(c)[1] >= h / 8]
-            if len(lines) == 2:
-                top, bottom = sorted(lines, key=lambda c: float(c[:, 1].mean()))
+            lines.sort(key=lambda c: float(c[:, 1].mean()))
+            # Two pieces of one row (split at the separator dot) sit side by side, not stacked.
+            if len(lines) == 2 and lines[0][:, 1].max() < lines[1][:, 1].mean():
+                top, bottom = lines
                 return [
                     rectify(padded, expand_quad(top, *self.row_margins), self.crop_height, 1.0),
                     rectify(padded, expand_quad(bottom, *self.row_margins), self.crop_height, self.bottom_row_stretch),

@@ -1,7 +1,7 @@
 """Plate stage accuracy and speed on the dev photos that carry a legible plate.
 
-    PYTHONPATH=. .venv/bin/python bench/plate_stage.py [--repeat 3] [--recogniser ppocr|clp|both]
-                                                      [--only NAME] [--crops DIR]
+    PYTHONPATH=. .venv/bin/python bench/plate_stage.py [--repeat 3] [--recogniser both|ppocr|clp]
+                                                      [--threads 2] [--only NAME] [--crops DIR]
 
 Runs ``PlateStage.default()`` over every manifest row of kind ``plate`` or ``plate_crop`` (and any
 other row with a plate_text), skipping illegible labels (``?``). Prints one line per photo
@@ -28,7 +28,7 @@ from rich.table import Table
 
 from compliance.evaluation.manifest import ManifestRow, read_manifest
 from compliance.judgments import PlateReading
-from compliance.multistage.plate_locators import rectify
+from compliance.multistage.plate_locators import DEFAULT_THREADS, rectify
 from compliance.multistage.plate_reader import OcrPlateReader, clp_recogniser, ppocr_recogniser
 from compliance.multistage.plate_stage import PlateStage, StageTrace
 
@@ -62,13 +62,13 @@ def plate_rows(folder: Path) -> list[ManifestRow]:
     return [r for r in rows if r.plate_text and (r.kind in ("plate", "plate_crop") or r.plate_text)]
 
 
-def build_stage(recogniser: str) -> PlateStage:
-    stage = PlateStage.default()
+def build_stage(recogniser: str, threads: int) -> PlateStage:
+    stage = PlateStage.default(threads)
     if recogniser == "both":
         return stage
     assert isinstance(stage.reader, OcrPlateReader)
     reader = stage.reader
-    primary = ppocr_recogniser() if recogniser == "ppocr" else clp_recogniser()
+    primary = ppocr_recogniser(threads) if recogniser == "ppocr" else clp_recogniser(threads)
     stage.reader = OcrPlateReader(
         recogniser=primary, second_opinion=None, row_finder=reader.row_finder, colors=reader.colors
     )
@@ -158,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--recogniser", choices=("both", "ppocr", "clp"), default="both")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="onnxruntime intra-op threads")
     parser.add_argument("--only", help="substring of the file names to run")
     parser.add_argument("--crops", type=Path, help="write failures' rectified crops here")
     args = parser.parse_args()
@@ -166,7 +167,7 @@ def main() -> None:
     if not (folder / "manifest.csv").is_file():
         raise SystemExit(f"no eval photos at {folder} (set COMPLIANCE_EVAL_DIR)")
     rows = [r for r in plate_rows(folder) if not args.only or args.only in r.file]
-    stage = build_stage(args.recogniser)
+    stage = build_stage(args.recogniser, args.threads)
     console = Console(width=200)
     console.print(f"models: {stage.models}")
     outcomes = run(stage, rows, args.repeat)

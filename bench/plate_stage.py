@@ -26,6 +26,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from compliance import plates
 from compliance.evaluation.manifest import ManifestRow, read_manifest
 from compliance.judgments import PlateReading
 from compliance.multistage.plate_locators import DEFAULT_THREADS, rectify
@@ -50,7 +51,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.reading.text == self.row.plate_text
+        return self.row.plate_text is not None and self.reading.text == plates.normalise(self.row.plate_text)
 
     @property
     def color_ok(self) -> bool:
@@ -58,8 +59,9 @@ class Outcome:
 
 
 def plate_rows(folder: Path) -> list[ManifestRow]:
-    rows = read_manifest(folder / "manifest.csv")
-    return [r for r in rows if r.plate_text and (r.kind in ("plate", "plate_crop") or r.plate_text)]
+    """Every row with a legible plate label: kinds plate and plate_crop, and scenes that carry one
+    (the manifest reader leaves ``plate_text`` None where the label holds a ``?``)."""
+    return [r for r in read_manifest(folder / "manifest.csv") if r.plate_text]
 
 
 def build_stage(recogniser: str, threads: int) -> PlateStage:

@@ -17,10 +17,14 @@ import cv2
 import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pi_heif import register_heif_opener
 
 from compliance.judgments import Quality
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
+# Phones save HEIC by default.
+register_heif_opener()
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "HEIF"})
 
 
 class PhotoRejected(ValueError):

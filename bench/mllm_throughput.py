@@ -73,7 +73,9 @@ def device_name() -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def build_backend(model: str, settings: Settings, new_tokens: int, cache: str | None, built: dict[str, Any]) -> TransformersBackend:
+def build_backend(
+    model: str, settings: Settings, new_tokens: int, cache: str | None, built: dict[str, Any]
+) -> TransformersBackend:
     import torch
 
     kwargs = {"min_new_tokens": new_tokens, "cache_implementation": cache}
@@ -82,7 +84,10 @@ def build_backend(model: str, settings: Settings, new_tokens: int, cache: str | 
     if "2b" not in built:
         cuda = torch.cuda.is_available()
         built["2b"] = random_qwen2_vl_2b(
-            "cuda" if cuda else "cpu", torch.bfloat16 if cuda else torch.float32, settings.mllm_min_pixels, settings.mllm_max_pixels
+            "cuda" if cuda else "cpu",
+            torch.bfloat16 if cuda else torch.float32,
+            settings.mllm_min_pixels,
+            settings.mllm_max_pixels,
         )
     processor, net = built["2b"]
     return TransformersBackend.with_model(settings, processor, net, "random-weights", **kwargs)
@@ -93,13 +98,24 @@ def main() -> int:
 
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="qwen2-vl-2b" if cuda else "tiny", help="tiny | qwen2-vl-2b | a checkpoint folder")
+    parser.add_argument(
+        "--model", default="qwen2-vl-2b" if cuda else "tiny", help="tiny | qwen2-vl-2b | a checkpoint folder"
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32] if cuda else [1, 4])
-    parser.add_argument("--max-pixels", type=int, nargs="+", default=[256, 640] if cuda else [64, 256],
-                        help="in units of 28x28 pixels (one vision token)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        nargs="+",
+        default=[256, 640] if cuda else [64, 256],
+        help="in units of 28x28 pixels (one vision token)",
+    )
     parser.add_argument("--photos", type=int, default=64 if cuda else 4, help="submissions per run")
-    parser.add_argument("--new-tokens", type=int, default=80 if cuda else 32,
-                        help="output tokens per answer (a compact JSON answer is ~75 Qwen tokens)")
+    parser.add_argument(
+        "--new-tokens",
+        type=int,
+        default=80 if cuda else 32,
+        help="output tokens per answer (a compact JSON answer is ~75 Qwen tokens)",
+    )
     parser.add_argument("--repeat", type=int, default=3 if cuda else 2)
     parser.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
     args = parser.parse_args()
@@ -113,7 +129,10 @@ def main() -> int:
         print("model: Qwen2-VL-2B-Instruct architecture with RANDOM weights (same compute as the real model)")
     else:
         print(f"model: {args.model}")
-    print(f"input: {len(items)} submissions x 2 images ({source}); {args.new_tokens} output tokens each; cache {args.cache}")
+    print(
+        f"input: {len(items)} submissions x 2 images ({source}); "
+        f"{args.new_tokens} output tokens each; cache {args.cache}"
+    )
 
     tiny_dir = None
     if args.model == "tiny":
@@ -130,7 +149,9 @@ def main() -> int:
                 mllm_max_new_tokens=args.new_tokens,
                 mllm_batch_size=batch_size,
             )
-            backend = build_backend(args.model, settings, args.new_tokens, None if args.cache == "dynamic" else args.cache, built)
+            backend = build_backend(
+                args.model, settings, args.new_tokens, None if args.cache == "dynamic" else args.cache, built
+            )
             pipeline = MllmPipeline(backend, settings)
             pipeline.judge_batch(items[:batch_size])  # load and warm up
             runs, batch_ms = [], []

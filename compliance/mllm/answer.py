@@ -36,14 +36,49 @@ _ANSWERS = _synonyms(
     {
         YES: ("y", "true", "是", "是的", "有", "对", "存在", "可见", "相同", "同一人", "一致"),
         NO: ("n", "false", "否", "不是", "无", "没有", "不存在", "不可见", "不同", "不一致", "不相同"),
-        UNKNOWN: ("unsure", "uncertain", "not sure", "unclear", "不确定", "未知", "无法判断", "无法确定", "看不清", "不清楚"),
+        UNKNOWN: (
+            "unsure",
+            "uncertain",
+            "not sure",
+            "unclear",
+            "不确定",
+            "未知",
+            "无法判断",
+            "无法确定",
+            "看不清",
+            "不清楚",
+        ),
     }
 )
 _KINDS = _synonyms(
     {
-        VehicleKind.CAR: ("sedan", "suv", "taxi", "automobile", "小汽车", "轿车", "汽车", "小客车", "小型汽车", "私家车", "出租车"),
+        VehicleKind.CAR: (
+            "sedan",
+            "suv",
+            "taxi",
+            "automobile",
+            "小汽车",
+            "轿车",
+            "汽车",
+            "小客车",
+            "小型汽车",
+            "私家车",
+            "出租车",
+        ),
         VehicleKind.VAN: ("minivan", "minibus", "面包车", "厢式车", "商务车"),
-        VehicleKind.TRUCK: ("lorry", "pickup", "pickup truck", "货车", "卡车", "大货车", "重型货车", "轻型货车", "皮卡", "牵引车", "货运车"),
+        VehicleKind.TRUCK: (
+            "lorry",
+            "pickup",
+            "pickup truck",
+            "货车",
+            "卡车",
+            "大货车",
+            "重型货车",
+            "轻型货车",
+            "皮卡",
+            "牵引车",
+            "货运车",
+        ),
         VehicleKind.BUS: ("coach", "客车", "大巴", "公交车", "巴士", "大客车"),
         VehicleKind.MOTORCYCLE: ("motorbike", "scooter", "摩托车", "摩托"),
         VehicleKind.TRAILER: ("semi-trailer", "semitrailer", "挂车", "半挂车"),
@@ -61,12 +96,43 @@ _COLORS = _synonyms(
         PlateColor.UNKNOWN: ("none", "不确定", "未知", "无", "看不清"),
     }
 )
-_ROWS = _synonyms({"1": ("one", "single", "单层", "单行", "一行", "一"), "2": ("two", "double", "双层", "双行", "两行", "二", "两")})
+_ROWS = _synonyms(
+    {"1": ("one", "single", "单层", "单行", "一行", "一"), "2": ("two", "double", "双层", "双行", "两行", "二", "两")}
+)
 # A plate value that says "no plate read" rather than being a reading.
 NO_PLATE = frozenset(
-    _key(w) for w in ("", "none", "null", "n/a", "na", "unknown", "unreadable", "无", "没有", "未知", "看不清", "无法识别", "不可见", "不清楚")
+    _key(w)
+    for w in (
+        "",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "unknown",
+        "unreadable",
+        "无",
+        "没有",
+        "未知",
+        "看不清",
+        "无法识别",
+        "不可见",
+        "不清楚",
+    )
 )
-_CHINESE_NUMBERS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_CHINESE_NUMBERS = {
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
 
 
 def _mapped(table: dict[str, str]) -> Any:
@@ -124,10 +190,12 @@ class MllmAnswer(BaseModel):
     kind: Kind = Field(description="kind of the nearest vehicle")
     plate: Annotated[str | None, BeforeValidator(_plate)] = Field(
         max_length=16,
-        description="the nearest vehicle's licence plate, every character exactly as printed, e.g. 京A12345; null if not readable",
+        description="the nearest vehicle's plate, every character as printed, e.g. 京A12345; null if unreadable",
     )
     color: Color = Field(description="that plate's background colour")
-    rows: Annotated[Literal[1, 2] | None, BeforeValidator(_rows)] = Field(description="lines of characters on that plate")
+    rows: Annotated[Literal[1, 2] | None, BeforeValidator(_rows)] = Field(
+        description="lines of characters on that plate"
+    )
     face: YesNo = Field(description="a person's face is clearly visible in the scene photo")
     licence_face: YesNo = Field(description="a face is visible on the licence photo")
     same: YesNo = Field(description="the face in the scene photo and the face on the licence are the same person")

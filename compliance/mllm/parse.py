@@ -32,7 +32,15 @@ import json_repair
 from pydantic import ValidationError
 
 from compliance import plates
-from compliance.judgments import Answer, FaceMatch, PersonJudgment, PlateColor, PlateReading, VehicleJudgment, VehicleKind
+from compliance.judgments import (
+    Answer,
+    FaceMatch,
+    PersonJudgment,
+    PlateColor,
+    PlateReading,
+    VehicleJudgment,
+    VehicleKind,
+)
 from compliance.mllm.answer import UNKNOWN, field_adapter
 from compliance.mllm.backends.base import TokenLogprob
 from compliance.mllm.prompt import Task
@@ -131,7 +139,13 @@ def extract_object(text: str) -> dict[str, Any] | None:
         found = json_repair.loads(text)
     except (ValueError, RecursionError):
         return None
-    candidates = [found] if isinstance(found, dict) else [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+    candidates = (
+        [found]
+        if isinstance(found, dict)
+        else [c for c in found if isinstance(c, dict)]
+        if isinstance(found, list)
+        else []
+    )
     if not candidates:
         return None
     known = set(Task.SUBMISSION.fields)

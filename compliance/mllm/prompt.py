@@ -27,12 +27,13 @@ _RULES = (
     "Answer with ONE JSON object matching this JSON schema, and nothing else:\n{schema}\n"
     'Write "unknown" (null for numbers and the plate) for anything you cannot see clearly; never guess. '
     "Write the plate exactly as printed, province character first.\n"
-    "只输出一个符合上述 JSON schema 的 JSON 对象。看不清的一律填 \"unknown\"（数字和车牌填 null），不要猜测。"
+    '只输出一个符合上述 JSON schema 的 JSON 对象。看不清的一律填 "unknown"（数字和车牌填 null），不要猜测。'
 )
 
 _INTRO = {
     Task.SUBMISSION: (
-        "Image 1 is a photo a truck driver took of themselves beside their vehicle; image 2 is the photo on the driver's licence.\n"
+        "Image 1 is a photo a truck driver took of themselves beside their vehicle; "
+        "image 2 is the photo on the driver's licence.\n"
         "图1是司机在车旁拍的人车合照，图2是该司机驾驶证上的照片。\n"
     ),
     Task.SCENE_ONLY: (

@@ -42,10 +42,12 @@ CHAT_TEMPLATE = (
     "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
     "<|vision_start|><|image_pad|><|vision_end|>"
     "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
     "<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -56,13 +58,37 @@ def _corpus() -> list[str]:
     """Text the tokenizer learns its merges from: the prompts, answers in the schema's shape,
     every plate character and the Chinese words models answer with."""
     answers = [
-        {"person": "yes", "people": 1, "vehicle": "yes", "kind": "truck", "plate": "京A12345", "color": "blue", "rows": 1,
-         "face": "yes", "licence_face": "yes", "same": "yes"},
-        {"person": "no", "people": 0, "vehicle": "no", "kind": "unknown", "plate": None, "color": "unknown", "rows": None,
-         "face": "unknown", "licence_face": "no", "same": "unknown"},
+        {
+            "person": "yes",
+            "people": 1,
+            "vehicle": "yes",
+            "kind": "truck",
+            "plate": "京A12345",
+            "color": "blue",
+            "rows": 1,
+            "face": "yes",
+            "licence_face": "yes",
+            "same": "yes",
+        },
+        {
+            "person": "no",
+            "people": 0,
+            "vehicle": "no",
+            "kind": "unknown",
+            "plate": None,
+            "color": "unknown",
+            "rows": None,
+            "face": "unknown",
+            "licence_face": "no",
+            "same": "unknown",
+        },
     ]
     lines = [instruction(task) for task in Task] + [compact_json(a) for a in answers] * 4
-    lines += [" ".join(FIELDS), plates.CHARSET, "是 否 有 无 不确定 蓝色 黄色 绿色 白色 黑色 小汽车 货车 客车 面包车 摩托车 挂车"]
+    lines += [
+        " ".join(FIELDS),
+        plates.CHARSET,
+        "是 否 有 无 不确定 蓝色 黄色 绿色 白色 黑色 小汽车 货车 客车 面包车 摩托车 挂车",
+    ]
     lines += ["You are a helpful assistant.", "Image 1 / 图1: Image 2 / 图2:"]
     return lines
 
@@ -127,8 +153,16 @@ def tiny_config(tokenizer: Any) -> Any:
         "eos_token_id": ids["eos_token_id"],
         "pad_token_id": ids["pad_token_id"],
     }
-    vision = {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2, "patch_size": 14,
-              "spatial_merge_size": 2, "temporal_patch_size": 2}
+    vision = {
+        "depth": 2,
+        "embed_dim": 32,
+        "hidden_size": 64,
+        "num_heads": 2,
+        "mlp_ratio": 2,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
     return Qwen2VLConfig(
         text_config=text,
         vision_config=vision,
@@ -160,8 +194,17 @@ def qwen2_vl_2b_config(tokenizer: Any) -> Any:
         "eos_token_id": ids["eos_token_id"],
         "pad_token_id": ids["pad_token_id"],
     }
-    vision = {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "num_heads": 16, "mlp_ratio": 4, "in_channels": 3,
-              "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    vision = {
+        "depth": 32,
+        "embed_dim": 1280,
+        "hidden_size": 1536,
+        "num_heads": 16,
+        "mlp_ratio": 4,
+        "in_channels": 3,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
     return Qwen2VLConfig(
         text_config=text,
         vision_config=vision,
@@ -186,7 +229,9 @@ def build_processor(tokenizer: Any, min_pixels: int, max_pixels: int) -> Any:
     )
 
 
-def build_tiny_checkpoint(folder: Path, *, seed: int = 0, min_pixels: int = 56 * 56, max_pixels: int = 256 * 28 * 28) -> Path:
+def build_tiny_checkpoint(
+    folder: Path, *, seed: int = 0, min_pixels: int = 56 * 56, max_pixels: int = 256 * 28 * 28
+) -> Path:
     """Write a tiny random-weight Qwen2-VL checkpoint (model, tokenizer, processor) to ``folder``."""
     import torch
     from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
@@ -198,7 +243,9 @@ def build_tiny_checkpoint(folder: Path, *, seed: int = 0, min_pixels: int = 56 *
     model = Qwen2VLForConditionalGeneration(config).eval()
     ids = _token_ids(tokenizer)
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["bos_token_id"], eos_token_id=[ids["eos_token_id"], ids["pad_token_id"]], pad_token_id=ids["pad_token_id"]
+        bos_token_id=ids["bos_token_id"],
+        eos_token_id=[ids["eos_token_id"], ids["pad_token_id"]],
+        pad_token_id=ids["pad_token_id"],
     )
     model.save_pretrained(folder)
     build_processor(tokenizer, min_pixels, max_pixels).save_pretrained(folder)

@@ -27,8 +27,16 @@ from compliance.settings import Settings, Thresholds
 from compliance.verdicts import Outcome, ReasonCode
 
 GOOD = {
-    "person": "yes", "people": 1, "vehicle": "yes", "kind": "truck", "plate": "京A·12345", "color": "blue",
-    "rows": 1, "face": "yes", "licence_face": "yes", "same": "yes",
+    "person": "yes",
+    "people": 1,
+    "vehicle": "yes",
+    "kind": "truck",
+    "plate": "京A·12345",
+    "color": "blue",
+    "rows": 1,
+    "face": "yes",
+    "licence_face": "yes",
+    "same": "yes",
 }
 
 
@@ -66,11 +74,20 @@ class Script:
 
 
 def _completion(reply: Reply) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": reply.content}, "finish_reason": reply.finish_reason}
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": {"role": "assistant", "content": reply.content},
+        "finish_reason": reply.finish_reason,
+    }
     if reply.logprobs is not None:
         choice["logprobs"] = {
             "content": [
-                {"token": t, "logprob": math.log(p), "bytes": list(t.encode("utf-8")), "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": list(t.encode("utf-8"))}]}
+                {
+                    "token": t,
+                    "logprob": math.log(p),
+                    "bytes": list(t.encode("utf-8")),
+                    "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": list(t.encode("utf-8"))}],
+                }
                 for t, p in reply.logprobs
             ]
         }
@@ -82,7 +99,7 @@ def server() -> Iterator[tuple[str, Script]]:
     script = Script()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             reply = script.next(body)
             try:
@@ -121,8 +138,13 @@ def photo() -> np.ndarray:
 
 
 def _backend(url: str, **settings: Any) -> OpenAIBackend:
-    values = {"mllm_base_url": url, "mllm_served_model": "qwen2-vl-test", "mllm_retries": 2, "mllm_timeout_s": 5.0,
-              "mllm_max_pixels": 64 * 28 * 28} | settings
+    values = {
+        "mllm_base_url": url,
+        "mllm_served_model": "qwen2-vl-test",
+        "mllm_retries": 2,
+        "mllm_timeout_s": 5.0,
+        "mllm_max_pixels": 64 * 28 * 28,
+    } | settings
     return OpenAIBackend(Settings(**values), backoff_s=0.01)
 
 
@@ -130,7 +152,9 @@ def _confident(text: str, p: float = 0.99) -> list[tuple[str, float]]:
     return [(c, p) for c in text]
 
 
-def test_one_submission_is_one_request_with_two_images_and_the_schema(server: tuple[str, Script], photo: np.ndarray) -> None:
+def test_one_submission_is_one_request_with_two_images_and_the_schema(
+    server: tuple[str, Script], photo: np.ndarray
+) -> None:
     url, script = server
     content = json.dumps(GOOD, ensure_ascii=False)
     script.replies = [Reply(content=content, logprobs=_confident(content))]

@@ -54,8 +54,16 @@ def tokenise() -> Tokenise:
 
 
 FULL = {
-    "person": "yes", "people": 1, "vehicle": "yes", "kind": "truck", "plate": "京A12345", "color": "blue",
-    "rows": 1, "face": "yes", "licence_face": "yes", "same": "yes",
+    "person": "yes",
+    "people": 1,
+    "vehicle": "yes",
+    "kind": "truck",
+    "plate": "京A12345",
+    "color": "blue",
+    "rows": 1,
+    "face": "yes",
+    "licence_face": "yes",
+    "same": "yes",
 }
 
 
@@ -75,36 +83,86 @@ CASES = [
         "code fence, Chinese values, separator dot",
         '```json\n{"person":"是","people":1,"vehicle":"有","kind":"货车","plate":"京A·12345","color":"蓝牌",'
         '"rows":"单层","face":"是","licence_face":"是","same":"否"}\n```',
-        {"person": Answer.YES, "count": 1, "vehicle": Answer.YES, "kind": VehicleKind.TRUCK, "plate": "京A12345",
-         "raw": "京A·12345", "plate_type": "standard", "known": Answer.YES, "color": PlateColor.BLUE, "rows": 1,
-         "face": Answer.YES, "licence_face": Answer.YES, "same": Answer.NO},
+        {
+            "person": Answer.YES,
+            "count": 1,
+            "vehicle": Answer.YES,
+            "kind": VehicleKind.TRUCK,
+            "plate": "京A12345",
+            "raw": "京A·12345",
+            "plate_type": "standard",
+            "known": Answer.YES,
+            "color": PlateColor.BLUE,
+            "rows": 1,
+            "face": Answer.YES,
+            "licence_face": Answer.YES,
+            "same": Answer.NO,
+        },
     ),
     Case(
         "prose around the JSON, full-width plate",
         'Sure. Here is my answer:\n{"person": "yes", "people": 2, "vehicle": "yes", "kind": "car", '
         '"plate": "皖ＡＵＪ２９９", "color": "blue", "rows": 1, "face": "no", "licence_face": "yes", '
         '"same": "unknown"}\nLet me know if you need more.',
-        {"person": Answer.YES, "count": 2, "kind": VehicleKind.CAR, "plate": "皖AUJ299", "raw": "皖ＡＵＪ２９９",
-         "known": Answer.YES, "face": Answer.NO, "same": Answer.UNKNOWN},
+        {
+            "person": Answer.YES,
+            "count": 2,
+            "kind": VehicleKind.CAR,
+            "plate": "皖AUJ299",
+            "raw": "皖ＡＵＪ２９９",
+            "known": Answer.YES,
+            "face": Answer.NO,
+            "same": Answer.UNKNOWN,
+        },
     ),
     Case(
         "cut off inside the plate",
         '{"person": "yes", "people": 1, "vehicle": "yes", "kind": "truck", "plate": "京A12',
-        {"person": Answer.YES, "kind": VehicleKind.TRUCK, "plate": None, "raw": None, "color": PlateColor.UNKNOWN,
-         "same": Answer.UNKNOWN},
-        errors=("answer cut off", "plate: cut off", "color: missing", "rows: missing", "face: missing",
-                "licence_face: missing", "same: missing"),
+        {
+            "person": Answer.YES,
+            "kind": VehicleKind.TRUCK,
+            "plate": None,
+            "raw": None,
+            "color": PlateColor.UNKNOWN,
+            "same": Answer.UNKNOWN,
+        },
+        errors=(
+            "answer cut off",
+            "plate: cut off",
+            "color: missing",
+            "rows: missing",
+            "face: missing",
+            "licence_face: missing",
+            "same: missing",
+        ),
         finished=False,
     ),
     Case(
         "wrong types and out-of-range values",
         '{"person": 1, "people": "many", "vehicle": "perhaps", "kind": "spaceship", "plate": 12345, '
         '"color": "purple", "rows": 3, "face": true, "licence_face": "yes", "same": ["yes"]}',
-        {"person": Answer.UNKNOWN, "count": None, "vehicle": Answer.UNKNOWN, "kind": VehicleKind.UNKNOWN,
-         "plate": None, "color": PlateColor.UNKNOWN, "rows": None, "face": Answer.YES, "licence_face": Answer.YES,
-         "same": Answer.UNKNOWN},
-        errors=("person: invalid", "people: invalid", "vehicle: invalid", "kind: invalid", "plate: invalid",
-                "color: invalid", "rows: invalid", "same: invalid"),
+        {
+            "person": Answer.UNKNOWN,
+            "count": None,
+            "vehicle": Answer.UNKNOWN,
+            "kind": VehicleKind.UNKNOWN,
+            "plate": None,
+            "color": PlateColor.UNKNOWN,
+            "rows": None,
+            "face": Answer.YES,
+            "licence_face": Answer.YES,
+            "same": Answer.UNKNOWN,
+        },
+        errors=(
+            "person: invalid",
+            "people: invalid",
+            "vehicle: invalid",
+            "kind: invalid",
+            "plate: invalid",
+            "color: invalid",
+            "rows: invalid",
+            "same: invalid",
+        ),
         notes="true is an unambiguous yes; 1 is not",
     ),
     Case(
@@ -130,15 +188,30 @@ CASES = [
         "plate not readable, said in Chinese",
         '{"person":"否","people":0,"vehicle":"是","kind":"小汽车","plate":"看不清","color":"不确定",'
         '"rows":null,"face":"否","licence_face":"是","same":"不确定"}',
-        {"person": Answer.NO, "count": 0, "kind": VehicleKind.CAR, "plate": None, "raw": None,
-         "color": PlateColor.UNKNOWN, "rows": None, "face": Answer.NO, "same": Answer.UNKNOWN},
+        {
+            "person": Answer.NO,
+            "count": 0,
+            "kind": VehicleKind.CAR,
+            "plate": None,
+            "raw": None,
+            "color": PlateColor.UNKNOWN,
+            "rows": None,
+            "face": Answer.NO,
+            "same": Answer.UNKNOWN,
+        },
     ),
     Case(
         "traditional characters and lower case",
         '{"person":"yes","people":"两","vehicle":"yes","kind":"bus","plate":"粵b12345","color":"黄色",'
         '"rows":2,"face":"yes","licence_face":"yes","same":"是的。"}',
-        {"count": 2, "kind": VehicleKind.BUS, "plate": "粤B12345", "color": PlateColor.YELLOW, "rows": 2,
-         "same": Answer.YES},
+        {
+            "count": 2,
+            "kind": VehicleKind.BUS,
+            "plate": "粤B12345",
+            "color": PlateColor.YELLOW,
+            "rows": 2,
+            "same": Answer.YES,
+        },
     ),
     Case(
         "new-energy plate in the wrong colour",
@@ -164,8 +237,14 @@ CASES = [
         "Python-style quotes and no licence asked",
         "{'person': 'yes', 'people': 1, 'vehicle': 'yes', 'kind': 'truck', 'plate': '鲁B·A1234', "
         "'color': 'yellow', 'rows': 2, 'face': 'yes', 'same': 'yes'}",
-        {"person": Answer.YES, "plate": "鲁BA1234", "known": Answer.YES, "rows": 2, "same": Answer.UNKNOWN,
-         "licence_face": Answer.UNKNOWN},
+        {
+            "person": Answer.YES,
+            "plate": "鲁BA1234",
+            "known": Answer.YES,
+            "rows": 2,
+            "same": Answer.UNKNOWN,
+            "licence_face": Answer.UNKNOWN,
+        },
         task=Task.SCENE_ONLY,
         notes="same is not asked without a licence photo, so the model's 'yes' is ignored",
     ),
@@ -174,10 +253,18 @@ CASES = [
 
 def _actual(parsed: Any) -> dict[str, Any]:
     return {
-        "person": parsed.person.present, "count": parsed.person.count, "vehicle": parsed.vehicle.present,
-        "kind": parsed.vehicle.kind, "plate": parsed.plate.text, "raw": parsed.plate.raw_text,
-        "plate_type": parsed.plate.plate_type, "known": parsed.plate.known_format, "color": parsed.plate.color,
-        "rows": parsed.plate.rows, "face": parsed.face.scene_face, "licence_face": parsed.face.licence_face,
+        "person": parsed.person.present,
+        "count": parsed.person.count,
+        "vehicle": parsed.vehicle.present,
+        "kind": parsed.vehicle.kind,
+        "plate": parsed.plate.text,
+        "raw": parsed.plate.raw_text,
+        "plate_type": parsed.plate.plate_type,
+        "known": parsed.plate.known_format,
+        "color": parsed.plate.color,
+        "rows": parsed.plate.rows,
+        "face": parsed.face.scene_face,
+        "licence_face": parsed.face.licence_face,
         "same": parsed.face.same_person,
     }
 
@@ -203,7 +290,10 @@ def test_an_answer_with_errors_never_passes(tokenise: Tokenise) -> None:
     from compliance.judgments import Judgments, Provenance
 
     judgments = Judgments(
-        person=parsed.person, vehicle=parsed.vehicle, plate=parsed.plate, face=parsed.face,
+        person=parsed.person,
+        vehicle=parsed.vehicle,
+        plate=parsed.plate,
+        face=parsed.face,
         provenance=Provenance(pipeline="mllm", raw_output=text, output_errors=parsed.errors),
     )
     verdict = decide(judgments, thresholds=Thresholds(), registered_plates=["京A12345"], licence_given=True)

@@ -40,7 +40,9 @@ def test_tiny_checkpoint_is_a_small_ordinary_folder(tiny_model_dir: Path) -> Non
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in tiny_model_dir.iterdir()}
 
 
-def test_one_prompt_end_to_end_ends_in_review(pipeline: MllmPipeline, scenes: list[np.ndarray], faces: list[np.ndarray]) -> None:
+def test_one_prompt_end_to_end_ends_in_review(
+    pipeline: MllmPipeline, scenes: list[np.ndarray], faces: list[np.ndarray]
+) -> None:
     judgments = pipeline.judge(scenes[0], faces[0])
 
     provenance = judgments.provenance
@@ -64,7 +66,9 @@ def test_one_prompt_end_to_end_ends_in_review(pipeline: MllmPipeline, scenes: li
     assert ReasonCode.INVALID_MODEL_OUTPUT in verdict.reasons
 
 
-def test_tokens_spell_the_answer_and_carry_probabilities(backend: TransformersBackend, scenes: list[np.ndarray]) -> None:
+def test_tokens_spell_the_answer_and_carry_probabilities(
+    backend: TransformersBackend, scenes: list[np.ndarray]
+) -> None:
     output = backend.generate([build_request(Task.SCENE_ONLY, scenes[1])])[0]
     assert output.tokens is not None and 0 < len(output.tokens) <= 24
     assert output.finished is False  # random weights never stop on their own within 24 tokens
@@ -76,7 +80,9 @@ def test_tokens_spell_the_answer_and_carry_probabilities(backend: TransformersBa
         assert len(probs) == len(output.text) and all(0.0 < p <= 1.0 for p in probs)
 
 
-def test_prompt_shows_both_photos_or_only_the_scene(backend: TransformersBackend, scenes: list[np.ndarray], faces: list[np.ndarray]) -> None:
+def test_prompt_shows_both_photos_or_only_the_scene(
+    backend: TransformersBackend, scenes: list[np.ndarray], faces: list[np.ndarray]
+) -> None:
     processor = backend.load().processor
     for licence, images in ((faces[0], 2), (None, 1)):
         task, request = submission_request(scenes[0], licence)
@@ -107,7 +113,9 @@ def test_batched_equals_unbatched(
     assert [j.provenance.raw_output for j in pairs.judge_batch(items)] == [j.provenance.raw_output for j in single]
 
 
-def test_compare_faces_asks_the_model_and_invents_no_similarity(pipeline: MllmPipeline, faces: list[np.ndarray]) -> None:
+def test_compare_faces_asks_the_model_and_invents_no_similarity(
+    pipeline: MllmPipeline, faces: list[np.ndarray]
+) -> None:
     match = pipeline.compare_faces(faces[0], faces[1])
     assert match.similarity is None and match.threshold is None
     assert match.same_person is Answer.UNKNOWN  # noise is not an answer
@@ -119,7 +127,9 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, scenes: list[np.ndarray]
         build_pipeline(settings).judge(scenes[0], None)
 
 
-def test_lora_adapter_is_loaded_at_load_time(tiny_settings: Settings, tiny_model_dir: Path, tmp_path: Path, scenes: list[np.ndarray]) -> None:
+def test_lora_adapter_is_loaded_at_load_time(
+    tiny_settings: Settings, tiny_model_dir: Path, tmp_path: Path, scenes: list[np.ndarray]
+) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText

@@ -30,10 +30,14 @@ _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, settings: Settings, *, backoff_s: float = 0.5, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, backoff_s: float = 0.5, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.settings = settings
         self.backoff_s = backoff_s
-        headers = {"Authorization": f"Bearer {settings.mllm_api_key.get_secret_value()}"} if settings.mllm_api_key else {}
+        headers = (
+            {"Authorization": f"Bearer {settings.mllm_api_key.get_secret_value()}"} if settings.mllm_api_key else {}
+        )
         self._client = httpx.Client(
             base_url=settings.mllm_base_url.rstrip("/") + "/",
             headers=headers,

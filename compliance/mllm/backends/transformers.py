@@ -52,7 +52,9 @@ class TransformersBackend(LazyModel[_Loaded]):
         self._generate_lock = threading.Lock()
 
     @classmethod
-    def with_model(cls, settings: Settings, processor: Any, model: Any, version: str, **kwargs: Any) -> TransformersBackend:
+    def with_model(
+        cls, settings: Settings, processor: Any, model: Any, version: str, **kwargs: Any
+    ) -> TransformersBackend:
         """A backend around a model already in memory (the bench's random-weight Qwen2-VL-2B)."""
         backend = cls(settings, **kwargs)
         backend._model = _assemble(processor, model, model.device, version, settings)
@@ -105,7 +107,8 @@ class TransformersBackend(LazyModel[_Loaded]):
                 torch.cuda.empty_cache()
             if len(batch) == 1:
                 raise MllmError(
-                    "out of GPU memory on a single prompt; lower COMPLIANCE_MLLM_MAX_PIXELS or COMPLIANCE_MLLM_MAX_NEW_TOKENS"
+                    "out of GPU memory on a single prompt; "
+                    "lower COMPLIANCE_MLLM_MAX_PIXELS or COMPLIANCE_MLLM_MAX_NEW_TOKENS"
                 ) from exc
             half = len(batch) // 2
             return self._generate_splitting(loaded, batch[:half]) + self._generate_splitting(loaded, batch[half:])
@@ -118,9 +121,14 @@ class TransformersBackend(LazyModel[_Loaded]):
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        texts = [loaded.processor.apply_chat_template(chat_messages(r), tokenize=False, add_generation_prompt=True) for r in batch]
+        texts = [
+            loaded.processor.apply_chat_template(chat_messages(r), tokenize=False, add_generation_prompt=True)
+            for r in batch
+        ]
         images = [to_pil(image) for r in batch for image in r.images]
-        inputs = loaded.processor(text=texts, images=images or None, padding=True, return_tensors="pt").to(loaded.device)
+        inputs = loaded.processor(text=texts, images=images or None, padding=True, return_tensors="pt").to(
+            loaded.device
+        )
         recorder = _TopLogprobs(TOP_K)
         config = GenerationConfig(
             max_new_tokens=self.settings.mllm_max_new_tokens,
@@ -133,7 +141,9 @@ class TransformersBackend(LazyModel[_Loaded]):
             cache_implementation=self.cache_implementation,
         )
         with torch.inference_mode():
-            result = loaded.model.generate(**inputs, generation_config=config, logits_processor=LogitsProcessorList([recorder]))
+            result = loaded.model.generate(
+                **inputs, generation_config=config, logits_processor=LogitsProcessorList([recorder])
+            )
         new_ids = result.sequences[:, inputs["input_ids"].shape[1] :].tolist()
         return [recorder.output(row, ids, loaded) for row, ids in enumerate(new_ids)]
 
@@ -187,7 +197,9 @@ class _TopLogprobs:
 
 
 def chat_messages(request: MllmRequest) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [{"type": "text", "text": p} if isinstance(p, str) else {"type": "image"} for p in request.parts]
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": p} if isinstance(p, str) else {"type": "image"} for p in request.parts
+    ]
     return [{"role": "user", "content": content}]
 
 
@@ -232,7 +244,9 @@ def token_bytes(tokenizer: Any) -> dict[int, bytes]:
 @cache
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte <-> printable-character table, inverted."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = printable[:]
     extra = 0
     for b in range(256):

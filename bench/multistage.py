@@ -36,14 +36,8 @@ def main() -> None:
 
     settings = get_settings()
     rows = read_manifest(args.manifest)
-    photos = [
-        read_photo_file(r.path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels) for r in rows
-    ]
-    licence = (
-        read_photo_file(args.licence, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels).image
-        if args.licence
-        else None
-    )
+    photos = [read_photo_file(r.path, **settings.photo_limits) for r in rows]
+    licence = read_photo_file(args.licence, **settings.photo_limits).image if args.licence else None
     pipeline = get_pipeline("multistage", settings)
     start = time.perf_counter()
     pipeline.judge(photos[0].image, licence)

@@ -103,12 +103,8 @@ def check(
     settings = _settings()
     with user_errors():
         names = _pipelines(pipeline)
-        scene = read_photo_file(photo, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
-        face = (
-            read_photo_file(licence, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
-            if licence
-            else None
-        )
+        scene = read_photo_file(photo, **settings.photo_limits)
+        face = read_photo_file(licence, **settings.photo_limits) if licence else None
         plates = [p for p in (plate or []) if p.strip()]
         verdicts = {}
         for name in names:
@@ -253,7 +249,7 @@ def add_driver(
 
     settings = _settings()
     with user_errors():
-        photo = read_photo_file(licence, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        photo = read_photo_file(licence, **settings.photo_limits)
         store = _store()
         sha = store.blobs.put(photo.data)
         with store.sessions() as s, s.begin():
@@ -355,7 +351,7 @@ def submit(
             raise UserError("give both --job-start and --job-end, or neither")
         if window[0] and window[1] and window[0] > window[1]:
             raise UserError("--job-start is after --job-end")
-        scene = read_photo_file(photo, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+        scene = read_photo_file(photo, **settings.photo_limits)
         store = _store()
         _require_vehicles(store, carrier)
         accepted = accept(

@@ -52,9 +52,7 @@ def run_demo(folder: Path, out: Console, err: Console) -> list[Verdict]:
     samples = samples_dir()
 
     def photo(name: str) -> Photo:
-        return read_photo_file(
-            samples / name, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-        )
+        return read_photo_file(samples / name, **settings.photo_limits)
 
     with err.status("setting up the demo carrier"):
         store = Store.open(settings)

@@ -150,7 +150,4 @@ def judge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeli
 
 
 def _stored_photo(store: Store, settings: Settings, sha256: str) -> Photo:
-    return load_photo(
-        store.blobs.get(sha256), max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-    )
-
+    return load_photo(store.blobs.get(sha256), **settings.photo_limits)

@@ -282,11 +282,7 @@ def compare(read: str, registered: str) -> PlateComparison:
     positions = tuple(i for i in range(length) if i >= len(a) or i >= len(b) or a[i] != b[i])
     if not positions:
         return PlateComparison(PlateMatch.EXACT, ())
-    near = (
-        len(a) == len(b)
-        and len(positions) <= MAX_CONFUSABLE
-        and all(is_confusable(a[i], b[i]) for i in positions)
-    )
+    near = len(a) == len(b) and len(positions) <= MAX_CONFUSABLE and all(is_confusable(a[i], b[i]) for i in positions)
     return PlateComparison(PlateMatch.CONFUSABLE if near else PlateMatch.MISMATCH, positions)
 
 

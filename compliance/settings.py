@@ -51,6 +51,11 @@ class Settings(BaseSettings):
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
+    @property
+    def photo_limits(self) -> dict[str, int]:
+        """Keyword arguments for ``compliance.photos.load_photo`` / ``read_photo_file``."""
+        return {"max_bytes": self.max_upload_bytes, "max_pixels": self.max_image_pixels}
+
     # The multimodal LLM pipeline (one prompt per photo). Flat names so that the documented
     # COMPLIANCE_MLLM_MODEL etc. work as they read.
     mllm_backend: Literal["transformers", "openai"] = "transformers"

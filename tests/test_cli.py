@@ -106,7 +106,7 @@ def test_cmyk_and_16_bit_photos_are_judged(tmp_path: Path) -> None:
     cmyk = tmp_path / "cmyk.jpg"
     rgb.convert("CMYK").save(cmyk, "JPEG", quality=95)
     deep = tmp_path / "deep.png"
-    grey16 = Image.fromarray((__import__("numpy").asarray(rgb.convert("L"), dtype="uint16") * 257))
+    grey16 = Image.fromarray(__import__("numpy").asarray(rgb.convert("L"), dtype="uint16") * 257)
     buf = io.BytesIO()
     grey16.save(buf, "PNG")
     deep.write_bytes(buf.getvalue())

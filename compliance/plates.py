@@ -138,7 +138,9 @@ class _Shape:
     classes: tuple[str, ...]
 
     def fits(self, text: str) -> bool:
-        return len(text) == len(self.classes) and all(c in allowed for c, allowed in zip(text, self.classes, strict=False))
+        if len(text) != len(self.classes):
+            return False
+        return all(c in allowed for c, allowed in zip(text, self.classes, strict=True))
 
     def province(self, text: str) -> str | None:
         for char, allowed in zip(text, self.classes, strict=False):

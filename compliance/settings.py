@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     mllm_retries: int = 3
     mllm_concurrency: int = 8
 
+    # The service: upload API, Celery queues (Redis broker), workers, sweeper, webhooks.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+
+    # The dashboard: people's sign-in and the review queue.
+    session_secret: SecretStr | None = None  # signs session cookies; required to serve the dashboard
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from compliance.judgments import Judgments
+from compliance import plates
+from compliance.judgments import Answer, Judgments, PlateColor, VehicleKind
 
 
 class Outcome(StrEnum):
@@ -67,3 +68,71 @@ class Verdict(BaseModel):
     results: tuple[CheckResult, ...]
     judgments: Judgments
     policy_version: str
+
+
+class Corrections(BaseModel):
+    """What a reviewer says the photo really shows, field by field; None where they did not correct.
+
+    Applied over the machine's judgments it gives the corrected judgments: the truth that exports
+    to training data (SFT answers, DPO chosen) and that the reports score the pipelines against.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    person_present: Answer | None = None
+    vehicle_present: Answer | None = None
+    vehicle_kind: VehicleKind | None = None
+    plate_text: str | None = None
+    plate_color: PlateColor | None = None
+    plate_rows: int | None = None
+    same_person: Answer | None = None
+
+    @field_validator("plate_text")
+    @classmethod
+    def _normalised_plate(cls, value: str | None) -> str | None:
+        # Normalised as every reading is; a shape the grammar does not know is kept, as read.
+        if value is None:
+            return None
+        text = plates.normalise(value)
+        if not text:
+            raise ValueError(f"{value!r} holds no plate characters")
+        return text
+
+    @field_validator("plate_rows")
+    @classmethod
+    def _one_or_two_rows(cls, value: int | None) -> int | None:
+        if value is not None and value not in (1, 2):
+            raise ValueError("a plate has 1 or 2 rows")
+        return value
+
+    @property
+    def empty(self) -> bool:
+        return not self.model_dump(exclude_none=True)
+
+    def apply(self, judgments: Judgments) -> Judgments:
+        """The judgments with these corrections laid over them; provenance stays the machine's."""
+        person, vehicle, plate, face = judgments.person, judgments.vehicle, judgments.plate, judgments.face
+        if self.person_present is not None:
+            person = person.model_copy(update={"present": self.person_present})
+        vehicle_update = {
+            k: v for k, v in (("present", self.vehicle_present), ("kind", self.vehicle_kind)) if v is not None
+        }
+        if vehicle_update:
+            vehicle = vehicle.model_copy(update=vehicle_update)
+        plate_update: dict[str, object] = {}
+        if self.plate_text is not None:
+            parsed = plates.parse(self.plate_text)
+            plate_update |= {
+                "text": self.plate_text,
+                "plate_type": parsed.plate_type.value if parsed.valid and parsed.plate_type else None,
+                "known_format": Answer.of(parsed.valid),
+            }
+        if self.plate_color is not None:
+            plate_update["color"] = self.plate_color
+        if self.plate_rows is not None:
+            plate_update["rows"] = self.plate_rows
+        if plate_update:
+            plate = plate.model_copy(update=plate_update)
+        if self.same_person is not None:
+            face = face.model_copy(update={"same_person": self.same_person})
+        return judgments.model_copy(update={"person": person, "vehicle": vehicle, "plate": plate, "face": face})

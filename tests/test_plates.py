@@ -115,14 +115,10 @@ def test_repair_leaves_valid_plates_alone(plate: str) -> None:
 @given(plate=any_plate, data=st.data())
 @props
 def test_repair_undoes_one_illegal_confusable(plate: str, data: st.DataObject) -> None:
-    positions = [
-        i for i, c in enumerate(plate) if any(plates.is_confusable(c, t) for t in plates.CHARSET + "IO")
-    ]
+    positions = [i for i, c in enumerate(plate) if any(plates.is_confusable(c, t) for t in plates.CHARSET + "IO")]
     assume(positions)
     i = data.draw(st.sampled_from(positions))
-    twin = data.draw(
-        st.sampled_from(sorted(t for t in plates.CHARSET + "IO" if plates.is_confusable(plate[i], t)))
-    )
+    twin = data.draw(st.sampled_from(sorted(t for t in plates.CHARSET + "IO" if plates.is_confusable(plate[i], t))))
     misread = plate[:i] + twin + plate[i + 1 :]
     assume(not plates.parse(misread).valid)  # the twin cannot stand there in any plate
 
@@ -296,9 +292,7 @@ def test_dev_set_labels_fit_the_grammar() -> None:
         pytest.skip(f"no labelled dev set at {manifest} (set COMPLIANCE_EVAL_DIR)")
     with manifest.open(encoding="utf-8") as f:
         # plate_color reads like "yellow (double-row)": the colour is the first word
-        labels = [
-            (r["plate_text"], r["plate_color"].split(" ")[0]) for r in csv.DictReader(f) if r["plate_text"]
-        ]
+        labels = [(r["plate_text"], r["plate_color"].split(" ")[0]) for r in csv.DictReader(f) if r["plate_text"]]
     readable = [(t, c) for t, c in labels if "?" not in t]
     assert readable
     for text, color in readable:

@@ -177,6 +177,8 @@ class Submission(Base):
     capture_time: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=False))
     capture_utc_offset_minutes: Mapped[int | None] = mapped_column(sa.SmallInteger)
     job_id: Mapped[str | None] = mapped_column(sa.String(128))
+    # Where the photo was taken for, in the carrier's own words (depot, yard): reports group by it.
+    site: Mapped[str | None] = mapped_column(sa.String(128))
     job_start: Mapped[datetime | None]
     job_end: Mapped[datetime | None]
     source: Mapped[SubmissionSource] = mapped_column(_enum(SubmissionSource, "submission_source"))
@@ -282,6 +284,8 @@ class VerdictRecord(Base):
     decided_by: Mapped[str] = mapped_column(sa.String(128))
     # A reviewer's reason for overriding the machine; None for machine decisions.
     note: Mapped[str | None] = mapped_column(sa.Text)
+    # A reviewer's corrections (compliance.verdicts.Corrections, None fields left out); None for machines.
+    corrections: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     is_current: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

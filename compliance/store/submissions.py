@@ -42,7 +42,7 @@ from compliance.store.models import (
     utcnow,
 )
 from compliance.store.registry import get_driver, get_vehicle
-from compliance.verdicts import Outcome, ReasonCode, Verdict
+from compliance.verdicts import Corrections, Outcome, ReasonCode, Verdict
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PHASH = re.compile(r"[0-9a-f]{16}")
@@ -76,6 +76,7 @@ def create_submission(
     claimed_plate: str | None = None,
     capture_time: datetime | None = None,
     job_id: str | None = None,
+    site: str | None = None,
     job_start: datetime | None = None,
     job_end: datetime | None = None,
     idempotency_key: str | None = None,
@@ -122,6 +123,7 @@ def create_submission(
         "capture_time": capture_time.replace(tzinfo=None) if capture_time is not None else None,
         "capture_utc_offset_minutes": int(offset.total_seconds() // 60) if offset is not None else None,
         "job_id": job_id,
+        "site": site,
         "job_start": job_start,
         "job_end": job_end,
         "source": source,
@@ -184,6 +186,7 @@ def _snapshot(submission: Submission) -> dict[str, Any]:
         "photo_phash": submission.photo_phash,
         "capture_time": submission.captured_at.isoformat() if submission.captured_at else None,
         "job_id": submission.job_id,
+        "site": submission.site,
         "job_start": submission.job_start.isoformat() if submission.job_start else None,
         "job_end": submission.job_end.isoformat() if submission.job_end else None,
         "source": submission.source.value,
@@ -336,9 +339,11 @@ def record_review(
     outcome: Outcome | str,
     note: str,
     reasons: Sequence[ReasonCode | str] = (),
+    corrections: Corrections | None = None,
 ) -> VerdictRecord:
     """A person's decision where there is no new machine verdict to record: it takes the
-    pipeline, versions, judgment and check results of the verdict it overrides."""
+    pipeline, versions, judgment and check results of the verdict it overrides. ``corrections``
+    say what the photo really shows where the machine got it wrong (training data, reports)."""
     if reviewer == MACHINE:
         raise InvalidVerdict(f"{MACHINE!r} is not a reviewer")
     if not note.strip():
@@ -356,6 +361,7 @@ def record_review(
         "model_version": overridden.model_version if overridden else "",
         "decided_by": reviewer,
         "note": note,
+        "corrections": corrections.model_dump(mode="json", exclude_none=True) if corrections else None,
         "is_current": False,
         "created_at": utcnow(),
     }
@@ -422,6 +428,7 @@ def _add_verdict(session: Session, submission: Submission, values: dict[str, Any
             "pipeline": record.pipeline,
             "model_version": record.model_version,
             "policy_version": record.policy_version,
+            "corrections": record.corrections,
         },
         reason=record.note,
     )

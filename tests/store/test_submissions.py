@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from compliance.judgments import Judgments
+from compliance.judgments import Answer, Judgments
 from compliance.store import audit, db
 from compliance.store import submissions as subs
 from compliance.store.errors import (
@@ -30,7 +30,7 @@ from compliance.store.models import (
     SubmissionStatus,
     VerdictRecord,
 )
-from compliance.verdicts import Outcome, ReasonCode
+from compliance.verdicts import Corrections, Outcome, ReasonCode
 from tests.store.samples import Fleet, judgments, verdict
 
 PHOTO = "c0ffee" + "0" * 58
@@ -317,3 +317,38 @@ def test_list_filters(session: Session, fleet: Fleet) -> None:
 def test_naive_timestamps_are_refused(session: Session, fleet: Fleet) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         subs.list_submissions(session, since=datetime(2026, 1, 1))
+
+
+def test_a_review_keeps_the_reviewers_corrections_beside_the_machines_judgments(session: Session, fleet: Fleet) -> None:
+    sid = _submit(session, fleet).submission.id
+    machine = subs.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.PLATE_UNREADABLE,)))
+    fixed = Corrections(plate_text="京a·12345", same_person=Answer.YES)
+    review = subs.record_review(
+        session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note="plate legible on zoom", corrections=fixed
+    )
+    session.commit()
+    session.expire_all()
+    got = subs.get_submission(session, sid)
+    assert got.current_verdict.id == review.id
+    assert got.current_verdict.corrections == {"plate_text": "京A12345", "same_person": "yes"}
+    # The machine's own verdict and judgments are untouched; the corrections lay over them.
+    machine_judgments = Judgments.model_validate(got.judgments[0].data)
+    assert subs.get_submission(session, sid).verdicts[0].id == machine.id
+    corrected = Corrections.model_validate(got.current_verdict.corrections).apply(machine_judgments)
+    assert corrected.plate.text == "京A12345" and corrected.plate.known_format is Answer.YES
+    assert corrected.face.same_person is Answer.YES
+    assert corrected.person == machine_judgments.person
+    (event,) = audit.list_events(session, subject_id=sid, action="verdict.record")[-1:]
+    assert event.after["corrections"] == {"plate_text": "京A12345", "same_person": "yes"}
+
+
+def test_corrections_refuse_what_no_plate_or_answer_can_be() -> None:
+    with pytest.raises(ValueError):
+        Corrections(plate_text="·  ")
+    with pytest.raises(ValueError):
+        Corrections(plate_rows=3)
+    with pytest.raises(ValueError):
+        Corrections(same_person="maybe")
+    with pytest.raises(ValueError):
+        Corrections(face="yes")
+    assert Corrections().empty and not Corrections(vehicle_kind="truck").empty

@@ -80,6 +80,11 @@ class InvalidVerdict(StoreError, ValueError):
     pass
 
 
+class InvalidCursor(StoreError, ValueError):
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"not a page cursor this list handed out: {cursor[:40]!r}")
+
+
 class InvalidBlobKey(StoreError, ValueError):
     pass
 

@@ -163,6 +163,8 @@ class Submission(Base):
         sa.Index("ix_submissions_driver_id", "driver_id"),
         sa.Index("ix_submissions_vehicle_id", "vehicle_id"),
         sa.Index("ix_submissions_photo_sha256", "photo_sha256"),
+        # Reports and lists filter by carrier and current outcome, newest first.
+        sa.Index("ix_submissions_carrier_outcome_created", "carrier_id", "outcome", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_submission_id)
@@ -183,6 +185,11 @@ class Submission(Base):
     job_end: Mapped[datetime | None]
     source: Mapped[SubmissionSource] = mapped_column(_enum(SubmissionSource, "submission_source"))
     status: Mapped[SubmissionStatus] = mapped_column(_enum(SubmissionStatus, "submission_status"))
+    # The current verdict, copied here when it changes (see submissions._add_verdict) so that lists
+    # and reports filter and count without joining the verdict history.
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "verdict_outcome"))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(sa.String(128))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
@@ -199,6 +206,9 @@ class Submission(Base):
         back_populates="submission",
         order_by=lambda: [VerdictRecord.created_at, VerdictRecord.id],
         foreign_keys="VerdictRecord.submission_id",
+    )
+    reasons: Mapped[list[SubmissionReason]] = relationship(
+        order_by=lambda: SubmissionReason.reason, cascade="all, delete-orphan", passive_deletes=True
     )
 
     @property
@@ -217,6 +227,16 @@ class Submission(Base):
     @property
     def current_verdict(self) -> VerdictRecord | None:
         return next((v for v in reversed(self.verdicts) if v.is_current), None)
+
+
+class SubmissionReason(Base):
+    """One reason code of a submission's current verdict: what lists filter and reports count by."""
+
+    __tablename__ = "submission_reasons"
+    __table_args__ = (sa.Index("ix_submission_reasons_reason", "reason", "submission_id"),)
+
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(sa.String(48), primary_key=True)
 
 
 class PhotoHashBand(Base):

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from compliance.mllm.commands import MllmModel, export_app, models_app, train_app
 from compliance.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -32,10 +33,6 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 PIPELINE_HELP = "multistage, mllm or both (each pipeline, and one verdict from the two compared)"
-MllmModel = Annotated[
-    str | None,
-    typer.Option("--mllm-model", help="MLLM checkpoint folder or hub id (overrides COMPLIANCE_MLLM_MODEL)"),
-]
 
 
 class UserError(Exception):
@@ -211,6 +208,9 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 registry_app = typer.Typer(help="Carriers, their vehicles and drivers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
+app.add_typer(models_app, name="models")
+app.add_typer(export_app, name="export")
+app.add_typer(train_app, name="train")
 
 
 @db_app.command("upgrade")

@@ -15,10 +15,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from compliance.mllm.commands import MllmModel, export_app, models_app, train_app
 from compliance.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from compliance.judging import Store
+    from compliance.judgments import Judgments
+    from compliance.verdicts import Verdict
 
 app = typer.Typer(
     help="Checks drivers' photos by their vehicles (人车合照).", no_args_is_help=True, add_completion=False
@@ -29,7 +32,7 @@ err = Console(stderr=True)
 
 T = TypeVar("T")
 
-PIPELINES = ("multistage",)
+PIPELINE_HELP = "multistage, mllm or both (each pipeline, and one verdict from the two compared)"
 
 
 class UserError(Exception):
@@ -45,11 +48,12 @@ def fail(message: str) -> typer.Exit:
 def user_errors() -> Iterator[None]:
     """Turn the domain's boundary errors into one-line messages instead of tracebacks."""
     from compliance.evaluation.manifest import ManifestError
+    from compliance.mllm.backends.base import MllmError
     from compliance.photos import PhotoRejected
 
     try:
         yield
-    except (UserError, PhotoRejected, ManifestError, FileNotFoundError) as exc:
+    except (UserError, PhotoRejected, ManifestError, FileNotFoundError, MllmError) as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # domain errors from the store carry their own message
         if type(exc).__module__.startswith("compliance.store") and isinstance(exc, (LookupError, ValueError)):
@@ -75,16 +79,20 @@ def progress_bar() -> Progress:
     )
 
 
-def _settings() -> Settings:
-    return get_settings()
+def _settings(mllm_model: str | None = None) -> Settings:
+    settings = get_settings()
+    if mllm_model is not None:
+        settings = settings.model_copy(update={"mllm_model": mllm_model})
+    return settings
 
 
-def _pipelines(choice: str) -> list[str]:
-    names = list(PIPELINES) if choice == "all" else [choice]
-    unknown = [n for n in names if n not in PIPELINES]
-    if unknown:
-        raise UserError(f"unknown pipeline {unknown[0]!r}; choose from {', '.join(PIPELINES)}")
-    return names
+def _pipelines(choice: str) -> tuple[str, ...]:
+    from compliance.pipelines import pipeline_names
+
+    try:
+        return pipeline_names(choice)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 @app.command()
@@ -92,34 +100,44 @@ def check(
     photo: Annotated[Path, typer.Argument(help="the scene photo: the driver by the vehicle")],
     licence: Annotated[Path | None, typer.Option("--licence", help="the driver's licence (ID) photo")] = None,
     plate: Annotated[list[str] | None, typer.Option("--plate", help="registered plate(s) to compare with")] = None,
-    pipeline: Annotated[str, typer.Option(help="multistage")] = "multistage",
+    pipeline: Annotated[str, typer.Option(help=PIPELINE_HELP)] = "multistage",
+    mllm_model: MllmModel = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict and judgments as JSON")] = False,
 ) -> None:
     """Judge one photo against a plate and a licence photo, without storing anything."""
     from compliance.inspection import decide
     from compliance.photos import read_photo_file
-    from compliance.pipelines import get_pipeline
+    from compliance.pipelines import get_pipelines
 
-    settings = _settings()
+    settings = _settings(mllm_model)
     with user_errors():
-        names = _pipelines(pipeline)
+        _pipelines(pipeline)
         scene = read_photo_file(photo, **settings.photo_limits)
         face = read_photo_file(licence, **settings.photo_limits) if licence else None
         plates = [p for p in (plate or []) if p.strip()]
-        verdicts = {}
-        for name in names:
-            engine = spinner(f"loading {name} models", lambda n=name: get_pipeline(n, settings))
-            judgments = spinner(
-                f"judging with {name}",
-                lambda e=engine: e.judge(scene.image, face.image if face else None, settings.thresholds),
-            )
-            verdicts[name] = decide(
+        engines = spinner("loading models", lambda: get_pipelines(pipeline, settings))
+
+        def decided(judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
+            return decide(
                 judgments,
                 thresholds=settings.thresholds,
                 registered_plates=plates,
                 licence_given=face is not None,
                 capture_time=scene.capture_time,
+                second_opinion=second_opinion,
             )
+
+        judged = {
+            name: spinner(
+                f"judging with {name}",
+                lambda e=engine: e.judge(scene.image, face.image if face else None, settings.thresholds),
+            )
+            for name, engine in engines.items()
+        }
+        verdicts = {name: decided(j) for name, j in judged.items()}
+        if len(judged) == 2:
+            first, second = judged.values()
+            verdicts["both"] = decided(first, second)
     if as_json:
         print(json.dumps({n: v.model_dump(mode="json") for n, v in verdicts.items()}, ensure_ascii=False, indent=2))
         return
@@ -139,17 +157,18 @@ def evaluate(
     pairs: Annotated[
         Path | None, typer.Option(help="face pairs CSV; default: face_pairs.csv beside the manifest")
     ] = None,
-    pipeline: Annotated[str, typer.Option(help="multistage or all")] = "multistage",
+    pipeline: Annotated[str, typer.Option(help=PIPELINE_HELP)] = "multistage",
+    mllm_model: MllmModel = None,
     as_json: Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")] = False,
 ) -> None:
     """Score every judgment against a labelled manifest: plates, faces, presence, latency."""
     from compliance.evaluation.manifest import read_face_pairs, read_manifest
-    from compliance.evaluation.runner import evaluate as run_eval
-    from compliance.pipelines import get_pipeline
+    from compliance.evaluation.runner import agreement, collect, score
+    from compliance.pipelines import get_pipelines
 
-    settings = _settings()
+    settings = _settings(mllm_model)
     with user_errors():
-        names = _pipelines(pipeline)
+        _pipelines(pipeline)
         rows = read_manifest(manifest)
         pairs_path = pairs or manifest.parent / "face_pairs.csv"
         if pairs is not None and not pairs_path.is_file():
@@ -158,30 +177,40 @@ def evaluate(
         missing = [r.file for r in rows if not r.path.is_file()]
         if missing:
             raise UserError(f"{len(missing)} file(s) named in {manifest} are missing, e.g. {missing[0]}")
-        engines = {n: spinner(f"loading {n} models", lambda n=n: get_pipeline(n, settings)) for n in names}
-        reports = {}
+        engines = spinner("loading models", lambda: get_pipelines(pipeline, settings))
+        collected = {}
         with progress_bar() as bar:
             for name, engine in engines.items():
                 task = bar.add_task(name, total=len(rows) + len(face_pairs), item="")
-                reports[name] = run_eval(
+                collected[name] = collect(
                     engine,
                     rows,
                     face_pairs,
                     settings,
                     progress=lambda item, t=task: bar.update(t, advance=1, item=item),
                 )
+        reports = {name: score(rows, got, settings) for name, got in collected.items()}
+        agreed = agreement(rows, *collected.items()) if len(collected) == 2 else None
     if as_json:
-        print(json.dumps({"pipelines": {n: r.as_json() for n, r in reports.items()}}, ensure_ascii=False))
+        report: dict[str, object] = {"pipelines": {n: r.as_json() for n, r in reports.items()}}
+        if agreed is not None:
+            report["agreement"] = agreed.as_json()
+        print(json.dumps(report, ensure_ascii=False))
         return
-    from compliance.terminal import print_eval
+    from compliance.terminal import print_agreement, print_eval
 
     print_eval(out, reports)
+    if agreed is not None:
+        print_agreement(out, agreed)
 
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 registry_app = typer.Typer(help="Carriers, their vehicles and drivers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
+app.add_typer(models_app, name="models")
+app.add_typer(export_app, name="export")
+app.add_typer(train_app, name="train")
 
 
 @db_app.command("upgrade")
@@ -335,17 +364,18 @@ def submit(
     job_id: Annotated[str | None, typer.Option(help="the job this photo is for")] = None,
     job_start: Annotated[str | None, typer.Option(help="job window start, ISO 8601")] = None,
     job_end: Annotated[str | None, typer.Option(help="job window end, ISO 8601")] = None,
-    pipeline: Annotated[str, typer.Option(help="multistage")] = "multistage",
+    pipeline: Annotated[str, typer.Option(help=PIPELINE_HELP)] = "multistage",
+    mllm_model: MllmModel = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict as JSON")] = False,
 ) -> None:
     """Store a photo as a submission, judge it against the registry, and keep the verdict."""
-    from compliance.judging import accept, judge
+    from compliance.judging import accept, judge, judge_both
     from compliance.photos import read_photo_file
-    from compliance.pipelines import get_pipeline
+    from compliance.pipelines import get_pipelines
 
-    settings = _settings()
+    settings = _settings(mllm_model)
     with user_errors():
-        names = _pipelines(pipeline)
+        _pipelines(pipeline)
         window = (_when(job_start), _when(job_end))
         if (window[0] is None) != (window[1] is None):
             raise UserError("give both --job-start and --job-end, or neither")
@@ -364,8 +394,11 @@ def submit(
             job_start=window[0],
             job_end=window[1],
         )
-        engine = spinner(f"loading {names[0]} models", lambda: get_pipeline(names[0], settings))
-        verdict = spinner("judging", lambda: judge(store, settings, accepted.submission_id, engine))
+        engines = list(spinner("loading models", lambda: get_pipelines(pipeline, settings)).values())
+        if len(engines) == 2:
+            verdict = spinner("judging", lambda: judge_both(store, settings, accepted.submission_id, *engines))
+        else:
+            verdict = spinner("judging", lambda: judge(store, settings, accepted.submission_id, engines[0]))
     if as_json:
         print(json.dumps({"submission": accepted.submission_id, **verdict.model_dump(mode="json")}, ensure_ascii=False))
         return

@@ -1,6 +1,9 @@
 """From judgments to a verdict: builds the check context and runs the policy.
 
 Shared by the CLI's ad-hoc check, stored submissions and batch audits, so they decide alike.
+With a second opinion (pipeline choice "both") the verdict is decided from the first pipeline's
+judgments, the checks compare the second's field by field, and the verdict's judgments say that
+both were used (``combined``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from datetime import datetime
 
 from compliance import plates
 from compliance.checks import CheckContext, Policy, PriorPhoto
-from compliance.judgments import Judgments
+from compliance.judgments import Judgments, Provenance
 from compliance.settings import Thresholds
 from compliance.verdicts import Verdict
 
@@ -28,10 +31,11 @@ def decide(
     capture_time: datetime | None = None,
     job_window: tuple[datetime, datetime] | None = None,
     similar_photos: Sequence[PriorPhoto] = (),
+    second_opinion: Judgments | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> Verdict:
     ctx = CheckContext(
-        judgments=judgments,
+        judgments=judgments if second_opinion is None else combined(judgments, second_opinion),
         thresholds=thresholds,
         registered_plates=tuple(plates.normalise(p) for p in registered_plates),
         licence_given=licence_given,
@@ -40,5 +44,33 @@ def decide(
         capture_time=capture_time,
         job_window=job_window,
         similar_photos=tuple(similar_photos),
+        second_opinion=second_opinion,
     )
     return policy.decide(ctx)
+
+
+BOTH = "both"
+
+
+def combined(first: Judgments, second: Judgments) -> Judgments:
+    """``first``'s values, with a provenance that names both pipelines and all their models.
+
+    Latencies are kept per pipeline, prefixed with its name (``mllm.generate``): the two may have
+    run on different workers, at different times.
+    """
+    a, b = first.provenance, second.provenance
+    return first.model_copy(
+        update={
+            "provenance": Provenance(
+                pipeline=BOTH,
+                models={**b.models, **a.models},
+                latency_ms={
+                    **{f"{a.pipeline}.{k}": v for k, v in a.latency_ms.items()},
+                    **{f"{b.pipeline}.{k}": v for k, v in b.latency_ms.items()},
+                },
+                raw_output=a.raw_output if a.raw_output is not None else b.raw_output,
+                output_errors=a.output_errors,
+                pipelines=(a.pipeline, b.pipeline),
+            )
+        }
+    )

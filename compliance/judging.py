@@ -1,11 +1,13 @@
 """Stored submissions: accept a photo (blob first, then the row), then judge it and keep the verdict.
 
-The CLI calls both steps in turn; the service's API calls ``accept`` and its workers ``judge``.
-Sessions are short: no transaction stays open while a model runs.
+The CLI calls both steps in turn; the service's API calls ``accept`` and its workers ``judge`` (one
+pipeline), or ``record_judgments`` per pipeline and then ``decide_from_stored`` (both pipelines,
+each on its own worker). Sessions are short: no transaction stays open while a model runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,14 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from compliance import plates
 from compliance.checks import PriorPhoto
 from compliance.inspection import decide
+from compliance.judgments import Judgments
 from compliance.photos import Photo, load_photo, perceptual_hash
-from compliance.pipelines import Pipeline
-from compliance.settings import Settings
+from compliance.pipelines import BOTH, Pipeline
+from compliance.settings import Settings, Thresholds
 from compliance.store import registry, submissions
 from compliance.store.blobs import BlobStore
 from compliance.store.db import make_engine, session_factory, upgrade
 from compliance.store.errors import UnknownDriver, UnknownVehicle
-from compliance.store.models import SubmissionSource, SubmissionStatus
+from compliance.store.models import Submission, SubmissionSource, SubmissionStatus
 from compliance.verdicts import Verdict
 
 
@@ -100,54 +103,157 @@ def accept(
         return Accepted(created.submission.id, created.created)
 
 
-def judge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeline, *, actor: str = "cli") -> Verdict:
-    """Run the pipeline on a stored submission, decide, and keep judgments and verdict."""
+@dataclass(frozen=True)
+class _Case:
+    """What deciding a stored submission needs, read in one short transaction."""
+
+    thresholds: Thresholds
+    registered_plates: list[str]
+    similar: list[PriorPhoto]
+    scene_sha: str
+    licence_sha: str | None
+    driver_id: int
+    submitted_at: datetime
+    capture_time: datetime | None
+    job_window: tuple[datetime, datetime] | None
+
+
+def _read_case(s: Session, settings: Settings, sub: Submission) -> _Case:
+    carrier = sub.carrier
+    thresholds = registry.effective_thresholds(carrier, settings.thresholds)
+    if sub.vehicle is not None:
+        plates_to_match = [sub.vehicle.registered_plate]
+    else:
+        plates_to_match = registry.registered_plates(s, carrier.id)
+    similar = submissions.find_similar_photos(
+        s,
+        carrier.id,
+        sub.photo_phash,
+        thresholds.duplicate_max_distance,
+        exclude_submission_id=sub.id,
+        created_before=sub.created_at,
+    )
+    return _Case(
+        thresholds=thresholds,
+        registered_plates=plates_to_match,
+        similar=[
+            PriorPhoto(p.submission.id, p.submission.driver_id, p.submission.created_at, p.distance) for p in similar
+        ],
+        scene_sha=sub.photo_sha256,
+        licence_sha=sub.driver.licence_sha256,
+        driver_id=sub.driver_id,
+        submitted_at=sub.created_at,
+        capture_time=sub.captured_at,
+        job_window=sub.job_window,
+    )
+
+
+def _start(store: Store, settings: Settings, submission_id: str, actor: str) -> _Case:
     with store.sessions() as s, s.begin():
         sub = submissions.set_status(s, submission_id, SubmissionStatus.PROCESSING, actor=actor)
-        carrier = sub.carrier
-        thresholds = registry.effective_thresholds(carrier, settings.thresholds)
-        if sub.vehicle is not None:
-            plates_to_match = [sub.vehicle.registered_plate]
-        else:
-            plates_to_match = registry.registered_plates(s, carrier.id)
-        similar = submissions.find_similar_photos(
-            s,
-            carrier.id,
-            sub.photo_phash,
-            thresholds.duplicate_max_distance,
-            exclude_submission_id=sub.id,
-            created_before=sub.created_at,
-        )
-        prior = [
-            PriorPhoto(p.submission.id, p.submission.driver_id, p.submission.created_at, p.distance) for p in similar
-        ]
-        licence_sha = sub.driver.licence_sha256
-        scene_sha, driver_id, submitted_at = sub.photo_sha256, sub.driver_id, sub.created_at
-        capture_time, job_window = sub.captured_at, sub.job_window
+        return _read_case(s, settings, sub)
 
+
+def _run(
+    store: Store, settings: Settings, submission_id: str, case: _Case, pipeline: Pipeline, actor: str
+) -> Judgments:
+    """The pipeline on the stored photos, outside any transaction; a crash leaves the submission
+    failed with its error, never lost."""
     try:
-        scene = _stored_photo(store, settings, scene_sha)
-        licence = _stored_photo(store, settings, licence_sha) if licence_sha else None
-        judgments = pipeline.judge(scene.image, licence.image if licence else None, thresholds)
+        scene = _stored_photo(store, settings, case.scene_sha)
+        licence = _stored_photo(store, settings, case.licence_sha) if case.licence_sha else None
+        return pipeline.judge(scene.image, licence.image if licence else None, case.thresholds)
     except Exception as exc:
         with store.sessions() as s, s.begin():
             submissions.set_status(
                 s, submission_id, SubmissionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", actor=actor
             )
         raise
-    verdict = decide(
+
+
+def _decide(case: _Case, judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
+    return decide(
         judgments,
-        thresholds=thresholds,
-        registered_plates=plates_to_match,
-        licence_given=licence is not None,
-        driver_id=driver_id,
-        submitted_at=submitted_at,
-        capture_time=capture_time,
-        job_window=job_window,
-        similar_photos=prior,
+        thresholds=case.thresholds,
+        registered_plates=case.registered_plates,
+        licence_given=case.licence_sha is not None,
+        driver_id=case.driver_id,
+        submitted_at=case.submitted_at,
+        capture_time=case.capture_time,
+        job_window=case.job_window,
+        similar_photos=case.similar,
+        second_opinion=second_opinion,
     )
+
+
+def judge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeline, *, actor: str = "cli") -> Verdict:
+    """Run the pipeline on a stored submission, decide, and keep judgments and verdict."""
+    case = _start(store, settings, submission_id, actor)
+    judgments = _run(store, settings, submission_id, case, pipeline, actor)
+    verdict = _decide(case, judgments)
     with store.sessions() as s, s.begin():
         submissions.record_verdict(s, submission_id, verdict, actor=actor)
+    return verdict
+
+
+# Judging with both pipelines. A service runs each pipeline on its own worker (multistage on a CPU,
+# the MLLM on a GPU): each worker calls ``record_judgments`` and then ``decide_from_stored``, which
+# decides once both pipelines' judgments are stored (whichever worker finishes second does it; if
+# both see both, the store keeps one machine verdict). ``judge_both`` is the two steps in one process.
+
+
+def record_judgments(
+    store: Store, settings: Settings, submission_id: str, pipeline: Pipeline, *, actor: str = "worker"
+) -> Judgments:
+    """Run one pipeline on a stored submission and keep its judgments (under its own pipeline name
+    and model version), without deciding. Idempotent: the same pipeline and models again keep the
+    first record. A crash leaves the submission failed with its error."""
+    case = _start(store, settings, submission_id, actor)
+    judgments = _run(store, settings, submission_id, case, pipeline, actor)
+    with store.sessions() as s, s.begin():
+        submissions.record_judgment(s, submission_id, judgments, actor=actor)
+    return judgments
+
+
+def decide_from_stored(
+    store: Store,
+    settings: Settings,
+    submission_id: str,
+    pipelines: Sequence[str] = BOTH,
+    *,
+    actor: str = "worker",
+) -> Verdict | None:
+    """Decide from the judgments already stored, the newest of each pipeline in ``pipelines``: the
+    first's values decide, the second's are compared field by field. Keeps and returns the verdict;
+    None while a pipeline's judgments are not stored yet (the other worker will decide). Runs no model."""
+    if len(pipelines) not in (1, 2):
+        raise ValueError(f"decide from one pipeline or two, not {len(pipelines)}")
+    with store.sessions() as s:
+        sub = submissions.get_submission(s, submission_id)
+        newest: dict[str, Judgments] = {}
+        for record in sub.judgments:  # oldest first: later records replace earlier ones
+            if record.pipeline in pipelines:
+                newest[record.pipeline] = Judgments.model_validate(record.data)
+        if any(name not in newest for name in pipelines):
+            return None
+        case = _read_case(s, settings, sub)
+    first, *rest = (newest[name] for name in pipelines)
+    verdict = _decide(case, first, rest[0] if rest else None)
+    with store.sessions() as s, s.begin():
+        submissions.record_verdict(s, submission_id, verdict, actor=actor)
+    return verdict
+
+
+def judge_both(
+    store: Store, settings: Settings, submission_id: str, first: Pipeline, second: Pipeline, *, actor: str = "cli"
+) -> Verdict:
+    """Both pipelines in this process, one after the other, then one verdict from the two
+    (``first`` decides, normally the MLLM; ``second`` is the second opinion)."""
+    for pipeline in (first, second):
+        record_judgments(store, settings, submission_id, pipeline, actor=actor)
+    verdict = decide_from_stored(store, settings, submission_id, (first.name, second.name), actor=actor)
+    if verdict is None:  # a pipeline recorded its judgments under another name (a fallback)
+        raise ValueError(f"no judgments stored for both {first.name} and {second.name}: is one falling back?")
     return verdict
 
 

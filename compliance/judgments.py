@@ -120,6 +120,14 @@ class Quality(_Frozen):
     height: int | None = None
 
 
+class Fallback(_Frozen):
+    """The pipeline asked for gave no usable answer, so another one judged: said, never silent."""
+
+    pipeline: str = Field(description="the pipeline that was asked first and failed, e.g. 'mllm'")
+    reason: str = Field(description="why its answer was not used: the error, or the invalid fields")
+    raw_output: str | None = Field(default=None, description="its raw answer, if it gave one (kept for training)")
+
+
 class Provenance(_Frozen):
     pipeline: str
     models: dict[str, str] = Field(default_factory=dict, description="model name -> version or file digest")
@@ -128,6 +136,12 @@ class Provenance(_Frozen):
     output_errors: tuple[str, ...] = Field(
         default=(), description="fields the model gave that were missing, malformed or outside the grammar"
     )
+    pipelines: tuple[str, ...] = Field(
+        default=(),
+        description="for judgments compared across pipelines ('both'): every pipeline used, the one whose values "
+        "these are first",
+    )
+    fallback: Fallback | None = None
 
 
 class Judgments(_Frozen):

@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from compliance.evaluation.runner import PipelineReport
+from compliance.evaluation.runner import Agreement, PipelineReport
 from compliance.verdicts import Outcome, Verdict
 
 OUTCOME_STYLE = {Outcome.PASS: "bold green", Outcome.FAIL: "bold red", Outcome.REVIEW: "bold yellow"}
@@ -37,7 +37,10 @@ def verdict_panel(verdict: Verdict, title: str) -> Panel:
     seen.add_row(
         "quality", f"blur {j.quality.blur}, brightness {j.quality.brightness}, {j.quality.width}x{j.quality.height}"
     )
-    seen.add_row("pipeline", f"{j.provenance.pipeline}, {sum(j.provenance.latency_ms.values()):.0f} ms")
+    used = f" ({', '.join(j.provenance.pipelines)})" if j.provenance.pipelines else ""
+    if j.provenance.fallback is not None:
+        used = f" (instead of {j.provenance.fallback.pipeline})"
+    seen.add_row("pipeline", f"{j.provenance.pipeline}{used}, {sum(j.provenance.latency_ms.values()):.0f} ms")
     head = Text.assemble(("verdict ", "bold"), (verdict.outcome.value, OUTCOME_STYLE[verdict.outcome]))
     if verdict.reasons:
         head.append("  " + ", ".join(verdict.reasons))
@@ -107,3 +110,14 @@ def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
             for o in misses:
                 table.add_row(o.file, o.expected, o.read or "—", o.expected_color or "", o.read_color)
             console.print(table)
+
+
+def print_agreement(console: Console, agreement: Agreement) -> None:
+    a, b = agreement.pipelines
+    table = Table(title=f"agreement: {a} vs {b} (under both, a disagreement is a REVIEW)", header_style="bold")
+    for col in ("field", "compared", "agree", "agreement", "agreed and right"):
+        table.add_column(col, justify="left" if col == "field" else "right")
+    for name, f in agreement.fields.items():
+        table.add_row(name, str(f.compared), str(f.agree), _pct(f.rate), _pct(f.agree_correct))
+    table.add_row("photos: person, vehicle and plate", "", "", _pct(agreement.photos_all_agree), "")
+    console.print(table)

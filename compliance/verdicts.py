@@ -49,6 +49,13 @@ class ReasonCode(StrEnum):
     CAPTURE_TIME_OUTSIDE_WINDOW = "CAPTURE_TIME_OUTSIDE_WINDOW"
     CAPTURE_TIME_MISSING = "CAPTURE_TIME_MISSING"
     INVALID_MODEL_OUTPUT = "INVALID_MODEL_OUTPUT"
+    # Judged by two pipelines ("both") that disagree on one field: a person looks.
+    PIPELINES_DISAGREE_PERSON = "PIPELINES_DISAGREE_PERSON"
+    PIPELINES_DISAGREE_VEHICLE = "PIPELINES_DISAGREE_VEHICLE"
+    PIPELINES_DISAGREE_PLATE = "PIPELINES_DISAGREE_PLATE"
+    PIPELINES_DISAGREE_FACE = "PIPELINES_DISAGREE_FACE"
+    # The MLLM failed or answered invalidly and the multistage baseline judged instead (setting mllm_fallback).
+    MLLM_FALLBACK = "MLLM_FALLBACK"
 
 
 class CheckResult(BaseModel):

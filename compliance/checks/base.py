@@ -34,6 +34,8 @@ class CheckContext:
     capture_time: datetime | None = None
     job_window: tuple[datetime, datetime] | None = None
     similar_photos: tuple[PriorPhoto, ...] = field(default=())
+    # The same photo judged by a second pipeline (pipeline choice "both"), to compare field by field.
+    second_opinion: Judgments | None = None
 
 
 class Check(Protocol):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from compliance.checks.agreement import PipelinesAgree
 from compliance.checks.base import Check, CheckContext
 from compliance.checks.face import FaceMatchesLicence
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.checks.presence import PersonPresent, VehiclePresent
-from compliance.checks.provenance import ModelOutputValid, NotReused, TakenDuringJob
+from compliance.checks.provenance import FallbackDeclared, ModelOutputValid, NotReused, TakenDuringJob
 from compliance.checks.quality import LargeEnough, SharpEnough, WellExposed
 from compliance.verdicts import Verdict, worst
 
@@ -23,13 +24,19 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     LargeEnough(),
     NotReused(),
     TakenDuringJob(),
+    PipelinesAgree("person"),
+    PipelinesAgree("vehicle"),
+    PipelinesAgree("plate"),
+    PipelinesAgree("face"),
+    FallbackDeclared(),
 )
 
 
 class Policy:
     """Any FAIL fails the photo; otherwise any REVIEW sends it to a person; PASS needs every check to pass."""
 
-    version = "2026.11.1"
+    # 2026.11.2: a second pipeline's judgments are compared field by field; an MLLM fallback is declared.
+    version = "2026.11.2"
 
     def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
         self.checks = tuple(checks)

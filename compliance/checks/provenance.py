@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from compliance.checks.base import CheckContext, failed, passed, review
-from compliance.verdicts import CheckResult, ReasonCode
+from compliance.verdicts import CheckResult, Outcome, ReasonCode
 
 
 class NotReused:
@@ -60,10 +60,40 @@ def _comparable(when: datetime, tz_name: str, like: datetime) -> datetime:
 
 
 class ModelOutputValid:
+    """A generative model's answer that was missing, malformed or unsure anywhere; the second
+    opinion's too, since a field it got wrong may be one that no agreement check compares."""
+
     name = "model_output"
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        errors = ctx.judgments.provenance.output_errors
-        if errors:
-            return review(self.name, ReasonCode.INVALID_MODEL_OUTPUT, "; ".join(errors))
+        problems = []
+        for judgments in (ctx.judgments, ctx.second_opinion):
+            if judgments is not None and judgments.provenance.output_errors:
+                which = next(iter(judgments.provenance.pipelines), judgments.provenance.pipeline)
+                own = "" if ctx.second_opinion is None else f"{which}: "
+                problems.append(own + "; ".join(judgments.provenance.output_errors))
+        if problems:
+            return review(self.name, ReasonCode.INVALID_MODEL_OUTPUT, " | ".join(problems))
         return passed(self.name)
+
+
+class FallbackDeclared:
+    """Judged by the baseline because the MLLM failed or answered invalidly (setting mllm_fallback).
+
+    Not a reason to REVIEW (that is what the setting is for), but never silent: the result names
+    the failure, and its reason code lets reports count fallbacks.
+    """
+
+    name = "fallback"
+
+    def run(self, ctx: CheckContext) -> CheckResult | None:
+        fallback = ctx.judgments.provenance.fallback
+        if fallback is None:
+            return None
+        return CheckResult(
+            check=self.name,
+            outcome=Outcome.PASS,
+            reason=ReasonCode.MLLM_FALLBACK,
+            detail=f"judged by {ctx.judgments.provenance.pipeline} because {fallback.pipeline} failed: "
+            f"{fallback.reason}",
+        )

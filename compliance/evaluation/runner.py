@@ -63,8 +63,31 @@ class PipelineReport(BaseModel):
         return data
 
 
+class FieldAgreement(BaseModel):
+    compared: int
+    agree: int
+    rate: float | None
+    # Of the agreements on labelled items, the share that matches the label: agreeing on a wrong
+    # answer is what "both" cannot catch.
+    agree_correct: float | None
+
+
+class Agreement(BaseModel):
+    """How often two pipelines give the same answer, field by field: the fields whose disagreement
+    sends a photo to REVIEW under ``both``. Labels are not needed to agree; they only score it."""
+
+    pipelines: tuple[str, str]
+    fields: dict[str, FieldAgreement]
+    photos_all_agree: float | None  # person, vehicle and plate all the same
+
+    def as_json(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+
 @dataclass
-class _Collected:
+class Collected:
+    """What one pipeline answered for every manifest row (by file) and face pair (in order)."""
+
     judgments: dict[str, Judgments] = field(default_factory=dict)
     ms: list[float] = field(default_factory=list)
     faces: list[tuple[bool, FaceMatch]] = field(default_factory=list)
@@ -77,6 +100,16 @@ def evaluate(
     settings: Settings,
     progress: Progress | None = None,
 ) -> PipelineReport:
+    return score(rows, collect(pipeline, rows, pairs, settings, progress), settings)
+
+
+def collect(
+    pipeline: Pipeline,
+    rows: Sequence[ManifestRow],
+    pairs: Sequence[FacePair],
+    settings: Settings,
+    progress: Progress | None = None,
+) -> Collected:
     tick = progress or (lambda _label: None)
     photos: dict[Path, Photo] = {}
 
@@ -85,7 +118,7 @@ def evaluate(
             photos[path] = read_photo_file(path, **settings.photo_limits)
         return photos[path]
 
-    got = _Collected()
+    got = Collected()
     for row in rows:
         tick(row.file)
         image = photo(row.path).image
@@ -97,10 +130,56 @@ def evaluate(
         got.faces.append(
             (pair.same, pipeline.compare_faces(photo(pair.a).image, photo(pair.b).image, settings.thresholds))
         )
-    return _score(rows, got, settings)
+    return got
 
 
-def _score(rows: Sequence[ManifestRow], got: _Collected, settings: Settings) -> PipelineReport:
+def agreement(rows: Sequence[ManifestRow], first: tuple[str, Collected], second: tuple[str, Collected]) -> Agreement:
+    """Field-by-field agreement of two pipelines over the same rows and face pairs."""
+    (a_name, a), (b_name, b) = first, second
+    person = [
+        (a.judgments[r.file].person.present, b.judgments[r.file].person.present, Answer.of(r.person_present))
+        for r in rows
+    ]
+    vehicle = [
+        (a.judgments[r.file].vehicle.present, b.judgments[r.file].vehicle.present, Answer.of(r.vehicle_present))
+        for r in rows
+    ]
+    plate = [
+        (
+            a.judgments[r.file].plate.text,
+            b.judgments[r.file].plate.text,
+            plates.normalise(r.plate_text) if r.plate_text else None,
+        )
+        for r in rows
+    ]
+    face = [
+        (ma.same_person, mb.same_person, Answer.of(same)) for (same, ma), (_, mb) in zip(a.faces, b.faces, strict=True)
+    ]
+    every = [p[0] == p[1] and v[0] == v[1] and t[0] == t[1] for p, v, t in zip(person, vehicle, plate, strict=True)]
+    return Agreement(
+        pipelines=(a_name, b_name),
+        fields={
+            "person": _agreement(person, labelled=lambda x: x is not Answer.UNKNOWN),
+            "vehicle": _agreement(vehicle, labelled=lambda x: x is not Answer.UNKNOWN),
+            "plate": _agreement(plate, labelled=lambda x: x is not None),
+            "face": _agreement(face, labelled=lambda x: x is not Answer.UNKNOWN),
+        },
+        photos_all_agree=rate(sum(every), len(every)),
+    )
+
+
+def _agreement(triples: Sequence[tuple[object, object, object]], labelled: Callable[[object], bool]) -> FieldAgreement:
+    agreed = [(x, truth) for x, y, truth in triples if x == y]
+    scored = [x == truth for x, truth in agreed if labelled(truth)]
+    return FieldAgreement(
+        compared=len(triples),
+        agree=len(agreed),
+        rate=rate(len(agreed), len(triples)),
+        agree_correct=rate(sum(scored), len(scored)),
+    )
+
+
+def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> PipelineReport:
     plate_rows = [r for r in rows if r.plate_text]
     outcomes = []
     for row in plate_rows:
@@ -173,7 +252,7 @@ def _tar_at(genuine: list[FaceMatch], impostor: list[FaceMatch], far: float) -> 
 
 
 def _plate_check_cases(
-    plate_rows: Sequence[ManifestRow], got: _Collected, settings: Settings
+    plate_rows: Sequence[ManifestRow], got: Collected, settings: Settings
 ) -> list[tuple[Outcome, Outcome]]:
     """Each labelled plate checked against its true plate (PASS), a look-alike (REVIEW) and another plate (FAIL)."""
     check = PlateMatchesRegistered()

@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compliance.demo import samples_dir
+from compliance.judging import Store
+from compliance.mllm.backends.transformers import TransformersBackend
+from compliance.mllm.pipeline import MllmPipeline
 from compliance.mllm.tiny import build_tiny_checkpoint
-from compliance.photos import read_photo_file
+from compliance.photos import Photo, read_photo_file
+from compliance.pipelines import Pipeline, get_pipeline
 from compliance.settings import Settings
+from compliance.store import registry
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +54,37 @@ def scenes(dev_dir: Path) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def faces(dev_dir: Path) -> list[np.ndarray]:
     return _photos(dev_dir, "face", 2)
+
+
+@pytest.fixture(scope="session")
+def multistage() -> Pipeline:
+    """The real baseline, to compare the MLLM with and fall back on."""
+    return get_pipeline("multistage", Settings())
+
+
+@pytest.fixture(scope="session")
+def tiny_mllm(tiny_settings: Settings) -> MllmPipeline:
+    return MllmPipeline(TransformersBackend(tiny_settings), tiny_settings)
+
+
+def sample(name: str) -> Photo:
+    return read_photo_file(samples_dir() / name, max_bytes=20 << 20, max_pixels=50_000_000)
+
+
+@pytest.fixture()
+def store_settings(database_url: str, tmp_path: Path, tiny_settings: Settings) -> Settings:
+    return tiny_settings.model_copy(update={"database_url": database_url, "blob_dir": tmp_path / "blobs"})
+
+
+@pytest.fixture()
+def store(store_settings: Settings) -> Store:
+    """Carrier ACME with the sample vehicle and a driver whose licence photo is on record; carrier
+    OTHER with the same, for filters."""
+    store = Store.open(store_settings)
+    with store.sessions() as s, s.begin():
+        for code in ("ACME", "OTHER"):
+            carrier = registry.add_carrier(s, code=code, name=code)
+            registry.add_vehicle(s, carrier_id=carrier.id, registered_plate="皖AUJ299")
+            sha = store.blobs.put((samples_dir() / "licence_a.jpg").read_bytes())
+            registry.add_driver(s, carrier_id=carrier.id, name="A", external_ref="A-1", licence_sha256=sha)
+    return store

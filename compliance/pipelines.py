@@ -35,7 +35,13 @@ def _build_multistage(settings: Settings) -> Pipeline:
     )
 
 
-BUILDERS = {"multistage": _build_multistage}
+def _build_mllm(settings: Settings) -> Pipeline:
+    from compliance.mllm.pipeline import build_pipeline
+
+    return build_pipeline(settings)
+
+
+BUILDERS = {"multistage": _build_multistage, "mllm": _build_mllm}
 
 _cache: dict[tuple[str, str], Pipeline] = {}
 _lock = threading.Lock()

@@ -254,7 +254,10 @@ def judge_many(
                 # Thresholds do not change what a model sees; the checks apply each carrier's own.
                 all_judgments = cast(BatchPipeline, pipeline).judge_batch(items, ready[0][1].thresholds)
             else:
-                all_judgments = [pipeline.judge(scene, lic, ctx.thresholds) for (scene, lic), (_, ctx, _, _) in zip(items, ready, strict=True)]
+                all_judgments = [
+                    pipeline.judge(scene, lic, ctx.thresholds)
+                    for (scene, lic), (_, ctx, _, _) in zip(items, ready, strict=True)
+                ]
         except Exception as exc:
             for i, ctx, _, _ in ready:
                 mark_failed(store, ctx.submission_id, exc, actor=actor)

@@ -31,7 +31,9 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=_BUCKETS,
 )
-VERDICTS = Counter("compliance_verdicts", "Verdicts decided by workers, by pipeline and outcome", ["pipeline", "outcome"])
+VERDICTS = Counter(
+    "compliance_verdicts", "Verdicts decided by workers, by pipeline and outcome", ["pipeline", "outcome"]
+)
 TASKS = Counter("compliance_tasks", "Worker tasks run, by task and result", ["task", "result"])
 MLLM_BATCH = Histogram("compliance_mllm_batch_size", "Photos per MLLM batch", buckets=(1, 2, 4, 8, 16, 32, 64))
 WEBHOOK_ATTEMPTS = Counter("compliance_webhook_attempts", "Webhook POSTs, by result", ["result"])

@@ -31,6 +31,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
         # Redis redelivers a task not acked within this long; longer than any task (see Settings).
         "visibility_timeout": settings.broker_visibility_timeout_s,
+        # How often a worker looks for tasks whose holder died (unacked past the visibility timeout):
+        # a tenth of it, so a lost task comes back within ~1.1x the timeout, not kombu's fixed 100 s.
+        "unacked_restore_interval": min(60, max(1, settings.broker_visibility_timeout_s // 10)),
+        "unacked_restore_throttle": 1,
         "socket_connect_timeout": settings.broker_connect_timeout_s,
         "socket_timeout": max(5.0, settings.broker_connect_timeout_s),
         "socket_keepalive": True,

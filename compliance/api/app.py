@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from compliance.api import audits, health, registry, submissions, webhooks
 from compliance.api.errors import error_body, install_error_handlers
+from compliance.api.limits import BodyLimit
 from compliance.judging import Store
 from compliance.settings import Settings, get_settings
 
@@ -28,8 +29,8 @@ def create_app(settings: Settings | None = None, *, publisher: object | None = N
         title="compliance",
         summary="Checks drivers' photos by their vehicles (人车合照).",
         version="0.1.0",
-        max_body_size=settings.max_upload_bytes + _ENVELOPE_BYTES,
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + _ENVELOPE_BYTES)
     app.state.settings = settings
     app.state.store = Store.open(settings)
     app.state.publisher = publisher or Publisher(settings)

@@ -78,9 +78,7 @@ def get_audit(
 
 
 @router.get("", response_model=list[AuditOut], responses=_ERRORS)
-def list_audits(
-    caller: CallerDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
-) -> list[AuditOut]:
+def list_audits(caller: CallerDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[AuditOut]:
     with store.sessions() as s:
         return [
             AuditOut.of(job, audit_jobs.progress(s, job.id))

@@ -109,9 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path", "header"))
         message = f"{where}: {first['msg']}" if where else first["msg"]
-        return JSONResponse(
-            error_body("invalid_request", message, jsonable_encoder(details)), status_code=422
-        )
+        return JSONResponse(error_body("invalid_request", message, jsonable_encoder(details)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -26,7 +26,9 @@ def readyz(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["broker"] = "ok" if publisher.ping() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics", response_class=Response)

@@ -140,7 +140,9 @@ class SubmissionDetail(SubmissionSummary):
             verdict=VerdictOut.of(current, results=True) if current else None,
             history=[VerdictOut.of(v) for v in s.verdicts],
             judgments=[
-                JudgmentsOut(pipeline=j.pipeline, model_version=j.model_version, created_at=j.created_at, judgments=j.data)
+                JudgmentsOut(
+                    pipeline=j.pipeline, model_version=j.model_version, created_at=j.created_at, judgments=j.data
+                )
                 for j in s.judgments
             ],
         )
@@ -173,7 +175,9 @@ class DriverOut(BaseModel):
 
     @classmethod
     def of(cls, d: Driver) -> DriverOut:
-        return cls(id=d.id, name=d.name, ref=d.external_ref, has_licence=d.licence_sha256 is not None, created_at=d.created_at)
+        return cls(
+            id=d.id, name=d.name, ref=d.external_ref, has_licence=d.licence_sha256 is not None, created_at=d.created_at
+        )
 
 
 class VehicleIn(BaseModel):
@@ -281,7 +285,9 @@ class AuditOut(BaseModel):
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://", description="http(s) URL to POST verdicts to")
+    url: str = Field(
+        min_length=8, max_length=2048, pattern=r"^https?://", description="http(s) URL to POST verdicts to"
+    )
 
 
 class WebhookOut(BaseModel):
@@ -296,7 +302,9 @@ class WebhookOut(BaseModel):
 
 
 class WebhookCreated(WebhookOut):
-    secret: str = Field(description="signs each body: X-Compliance-Signature: sha256=HMAC-SHA256(secret, body); shown once")
+    secret: str = Field(
+        description="signs each body: X-Compliance-Signature: sha256=HMAC-SHA256(secret, body); shown once"
+    )
 
 
 class AttemptOut(BaseModel):
@@ -326,7 +334,9 @@ class DeliveryOut(BaseModel):
             event=d.event,
             status=d.status.value,
             attempts=[
-                AttemptOut(number=a.number, at=a.at, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms)
+                AttemptOut(
+                    number=a.number, at=a.at, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms
+                )
                 for a in d.tries
             ],
             next_attempt_at=d.next_attempt_at if d.status.value == "pending" else None,

@@ -71,7 +71,9 @@ def create_submission(
     publisher: PublisherDep,
     photo: Annotated[UploadFile, File(description="the scene photo: the driver by the vehicle")],
     driver_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the driver's id")] = None,
-    driver_ref: Annotated[str | None, Form(min_length=1, max_length=128, description="or the carrier's own ref")] = None,
+    driver_ref: Annotated[
+        str | None, Form(min_length=1, max_length=128, description="or the carrier's own ref")
+    ] = None,
     vehicle_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the vehicle's id")] = None,
     plate: Annotated[str | None, Form(min_length=1, max_length=32, description="or its registered plate")] = None,
     job_id: Annotated[str | None, Form(max_length=128)] = None,

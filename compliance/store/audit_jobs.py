@@ -74,9 +74,7 @@ def create_audit_job(
     )
     session.add(job)
     session.flush()
-    where = SubmissionFilter(
-        carrier_id=carrier.id, status=SubmissionStatus.DECIDED, since=since, until=until
-    ).where()
+    where = SubmissionFilter(carrier_id=carrier.id, status=SubmissionStatus.DECIDED, since=since, until=until).where()
     if driver_ids:
         where.append(Submission.driver_id.in_(sorted(set(driver_ids))))
     if vehicle_ids:
@@ -87,7 +85,11 @@ def create_audit_job(
         sa.literal(AuditItemStatus.PENDING.value, sa.String()),
     ).where(*where)
     insert = sa.insert(AuditJobItem.__table__).from_select(["job_id", "submission_id", "status"], chosen)
-    job.total = session.execute(insert).rowcount
+    session.execute(insert)
+    # Counted, not taken from rowcount: drivers do not all report it for INSERT … SELECT.
+    job.total = (
+        session.scalar(sa.select(sa.func.count()).select_from(AuditJobItem).where(AuditJobItem.job_id == job.id)) or 0
+    )
     if job.total == 0:
         job.status = AuditJobStatus.DONE
         job.finished_at = now
@@ -246,7 +248,9 @@ def progress(session: Session, job_id: str) -> AuditProgress:
     """Counts by item status, and the diff of the items done so far against their earlier verdicts."""
     counts = dict(
         session.execute(
-            sa.select(AuditJobItem.status, sa.func.count()).where(AuditJobItem.job_id == job_id).group_by(AuditJobItem.status)
+            sa.select(AuditJobItem.status, sa.func.count())
+            .where(AuditJobItem.job_id == job_id)
+            .group_by(AuditJobItem.status)
         ).all()
     )
     pending = counts.get(AuditItemStatus.PENDING, 0)

@@ -120,6 +120,8 @@ def count_by_status(session: Session) -> dict[str, int]:
 
 def count_by_outcome(session: Session) -> dict[str, int]:
     rows = session.execute(
-        sa.select(Submission.outcome, sa.func.count()).where(Submission.outcome.is_not(None)).group_by(Submission.outcome)
+        sa.select(Submission.outcome, sa.func.count())
+        .where(Submission.outcome.is_not(None))
+        .group_by(Submission.outcome)
     ).all()
     return {outcome.value: n for outcome, n in rows}

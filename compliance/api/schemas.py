@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -19,6 +19,9 @@ from compliance.store.models import (
 )
 from compliance.store.models import SubmissionStatus as Status
 from compliance.verdicts import Corrections, Outcome, ReasonCode
+
+# Ids as the database keeps them (32-bit integers).
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Error(BaseModel):
@@ -220,8 +223,8 @@ class AuditIn(BaseModel):
 
     since: AwareDatetime | None = Field(None, description="submissions created at or after (with a UTC offset)")
     until: AwareDatetime | None = Field(None, description="… and before (with a UTC offset)")
-    driver_ids: list[int] = Field(default_factory=list, max_length=1000)
-    vehicle_ids: list[int] = Field(default_factory=list, max_length=1000)
+    driver_ids: list[DbId] = Field(default_factory=list, max_length=1000)
+    vehicle_ids: list[DbId] = Field(default_factory=list, max_length=1000)
     pipeline: str | None = Field(None, description="default: the deployment's pipeline")
 
 

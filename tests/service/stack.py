@@ -203,11 +203,12 @@ class ServiceStack:
         self.processes.append(process)
         return process
 
-    def api(self) -> tuple[Process, str]:
+    def api(self, workers: int = 1) -> tuple[Process, str]:
         import httpx
 
         port = free_port()
-        process = Process(["api", "--host", "127.0.0.1", "--port", str(port)], self.env, self._log("api")).start()
+        args = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        process = Process(args, self.env, self._log("api")).start()
         self.processes.append(process)
         base = f"http://127.0.0.1:{port}"
 

@@ -34,8 +34,12 @@ def preload() -> None:
     from compliance.pipelines import get_pipeline
 
     for name in PRELOAD:
-        loaded = load_models(get_pipeline(name, settings))
-        log.info("pipeline %s ready (%d models loaded)", name, loaded)
+        try:
+            loaded = load_models(get_pipeline(name, settings))
+        except Exception as exc:  # weights missing, no GPU: say so; its tasks fail (and retry) until fixed
+            log.error("pipeline %s could not load its models: %s: %s", name, type(exc).__name__, exc)
+        else:
+            log.info("pipeline %s ready (%d models loaded)", name, loaded)
 
 
 def load_models(obj: object, depth: int = 6, seen: set[int] | None = None) -> int:

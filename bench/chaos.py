@@ -192,7 +192,7 @@ def main() -> None:
     versions = Counter(s for s, _, _, _ in machine)
     extra_versions = sum(1 for n in versions.values() if n > 1)
 
-    out = Console()
+    out = Console(width=150)
     for line in events:
         out.print(line)
     table = Table(

@@ -129,7 +129,7 @@ def main() -> None:
 
     photos = photos_in(args.photos)
     sizes = [p.stat().st_size for p in photos]
-    console = Console()
+    console = Console(width=150)
     folder = Path(tempfile.mkdtemp(prefix="upload-load-"))
     redis = RedisServer(folder / "redis")
     redis.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -40,7 +40,6 @@ class Runtime:
     """What a worker process holds: opened lazily, after the fork, once."""
 
     settings: Settings
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
     def store(self) -> Store:

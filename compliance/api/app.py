@@ -16,14 +16,15 @@ from compliance.api.errors import error_body, install_error_handlers
 from compliance.api.limits import BodyLimit
 from compliance.judging import Store
 from compliance.settings import Settings, get_settings
+from workers.publisher import Publisher
 
 # Room for the multipart envelope and the other fields around the largest photo allowed.
 _ENVELOPE_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None, *, publisher: object | None = None) -> FastAPI:
-    from workers.publisher import Publisher
-
+def create_app(settings: Settings | None = None, *, publisher: Publisher | None = None) -> FastAPI:
+    """The app for ``settings`` (default: the environment's); ``publisher`` sends its tasks (default:
+    the Celery app for ``settings.broker_url``)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="compliance",
@@ -54,4 +55,5 @@ def create_app(settings: Settings | None = None, *, publisher: object | None = N
 
     for router in (submissions.router, registry.router, audits.router, webhooks.router, health.router):
         app.include_router(router)
+    # The dashboard (issue 5) installs itself here: compliance.dashboard.install(app).
     return app

@@ -14,12 +14,15 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from compliance import cli
-from compliance.settings import get_settings
+from compliance.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from compliance.judging import Store
 
 keys_app = typer.Typer(help="Carriers' API keys for the upload API.", no_args_is_help=True)
 audit_app = typer.Typer(help="Batch audits: re-judge stored photos with the current models.", no_args_is_help=True)
@@ -299,25 +302,25 @@ def audit_status(
         _print_audit(store, job_id)
 
 
-def _run_inline(store: object, settings: object, job_id: str, total: int) -> None:
+def _run_inline(store: Store, settings: Settings, job_id: str, total: int) -> None:
     from compliance.service.audits import run_chunk
 
     with cli.progress_bar() as bar:
         task = bar.add_task("auditing", total=total, item="")
         more = True
         while more:
-            chunk = run_chunk(store, settings, job_id, on_item=lambda sid: bar.update(task, advance=1, item=sid[:8]))  # type: ignore[arg-type]
+            chunk = run_chunk(store, settings, job_id, on_item=lambda sid: bar.update(task, advance=1, item=sid[:8]))
             more = chunk.more
 
 
-def _follow(store: object, job_id: str, total: int) -> None:
+def _follow(store: Store, job_id: str, total: int) -> None:
     from compliance.store import audit_jobs
     from compliance.store.models import AuditJobStatus
 
     with cli.progress_bar() as bar:
         task = bar.add_task("auditing", total=total, item="")
         while True:
-            with store.sessions() as s:  # type: ignore[attr-defined]
+            with store.sessions() as s:
                 job = audit_jobs.get_audit_job(s, job_id)
                 p = audit_jobs.progress(s, job_id)
             bar.update(task, completed=p.done + p.failed, item=f"{p.changed} changed")
@@ -326,12 +329,12 @@ def _follow(store: object, job_id: str, total: int) -> None:
             time.sleep(0.5)
 
 
-def _print_audit(store: object, job_id: str) -> None:
+def _print_audit(store: Store, job_id: str) -> None:
     from rich.table import Table
 
     from compliance.store import audit_jobs
 
-    with store.sessions() as s:  # type: ignore[attr-defined]
+    with store.sessions() as s:
         job = audit_jobs.get_audit_job(s, job_id)
         p = audit_jobs.progress(s, job_id)
     cli.out.print(

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cu
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo
 
-.PHONY: install demo test serve-dashboard bench eval lint clean
+.PHONY: install demo test serve serve-dashboard bench eval lint clean
 
 install: $(STAMP)
 
@@ -28,6 +28,14 @@ test: $(STAMP)
 
 eval: $(STAMP)
 	$(VENV)/bin/compliance eval ../shared/eval/dev/manifest.csv
+
+# The service on this machine: API on :8080, one worker per queue and the sweeper, against the local
+# PostgreSQL and Redis (override SERVE_DATABASE_URL / SERVE_BROKER_URL). Ctrl-C stops them all.
+SERVE_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+SERVE_BROKER_URL ?= redis://127.0.0.1:6379/0
+serve: $(STAMP)
+	COMPLIANCE_DATABASE_URL=$(SERVE_DATABASE_URL) COMPLIANCE_BROKER_URL=$(SERVE_BROKER_URL) \
+		$(VENV)/bin/compliance serve --host 127.0.0.1 --port 8080
 
 bench: $(STAMP)
 	$(PY) bench/multistage.py

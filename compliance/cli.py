@@ -429,6 +429,15 @@ def demo(
         run_demo(folder, out, err)
 
 
+# The service: keys, api, worker, sweeper, serve, audit (compliance/api/commands.py).
+from compliance.api import commands as _service  # noqa: E402
+
+app.add_typer(_service.keys_app, name="keys")
+app.add_typer(_service.audit_app, name="audit")
+for _command in (_service.api, _service.worker, _service.sweeper, _service.serve):
+    app.command()(_command)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

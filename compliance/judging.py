@@ -1,8 +1,9 @@
 """Stored submissions: accept a photo (blob first, then the row), then judge it and keep the verdict.
 
 The CLI calls both steps in turn; the service's API calls ``accept`` and its workers ``judge`` (one
-pipeline), or ``record_judgments`` per pipeline and then ``decide_from_stored`` (both pipelines,
-each on its own worker). Sessions are short: no transaction stays open while a model runs.
+pipeline), ``judge_many`` (a GPU batch), or ``record_judgments`` per pipeline and then
+``decide_from_stored`` (both pipelines, each on its own worker). Sessions are short: no transaction
+stays open while a model runs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, cast
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +20,7 @@ from compliance import plates
 from compliance.checks import PriorPhoto
 from compliance.inspection import decide
 from compliance.judgments import Judgments
+from compliance.multistage.base import Image
 from compliance.photos import Photo, load_photo, perceptual_hash
 from compliance.pipelines import BOTH, Pipeline
 from compliance.settings import Settings, Thresholds
@@ -56,17 +59,26 @@ def accept(
     carrier: str | int,
     driver: str | int,
     plate: str | None = None,
+    vehicle_id: int | None = None,
     job_id: str | None = None,
     site: str | None = None,
     job_start: datetime | None = None,
     job_end: datetime | None = None,
     idempotency_key: str | None = None,
+    pipeline: str | None = None,
     source: SubmissionSource = SubmissionSource.CLI,
     actor: str = "cli",
 ) -> Accepted:
-    """Keep the photo and record the submission. ``driver`` is the driver's reference or id."""
+    """Keep the photo and record the submission. ``driver`` is the driver's reference or id; the
+    vehicle is named by ``plate`` or ``vehicle_id``; ``pipeline`` is the one asked for (None: the
+    deployment's default)."""
     with store.sessions() as s, s.begin():
         found = registry.get_carrier(s, carrier)
+        if idempotency_key is not None:
+            # A replay answers from the row, and a conflict is refused, before any byte is written.
+            earlier = submissions.find_by_idempotency_key(s, found.id, idempotency_key, photo.sha256)
+            if earlier is not None:
+                return Accepted(earlier.id, False)
         the_driver = (
             registry.get_driver(s, driver, carrier_id=found.id)
             if isinstance(driver, int)
@@ -75,7 +87,9 @@ def accept(
         if the_driver is None:
             raise UnknownDriver(driver, found.id)
         vehicle = None
-        if plate:
+        if vehicle_id is not None:
+            vehicle = registry.get_vehicle(s, vehicle_id, carrier_id=found.id)
+        elif plate:
             vehicle = registry.find_vehicle(s, found.id, plate)
             if vehicle is None:
                 raise UnknownVehicle(plates.normalise(plate), found.id)
@@ -98,27 +112,29 @@ def accept(
             job_start=job_start,
             job_end=job_end,
             idempotency_key=idempotency_key,
+            pipeline=pipeline,
             actor=actor,
         )
         return Accepted(created.submission.id, created.created)
 
 
-@dataclass(frozen=True)
-class _Case:
+@dataclass(frozen=True, slots=True)
+class JudgingContext:
     """What deciding a stored submission needs, read in one short transaction."""
 
+    submission_id: str
     thresholds: Thresholds
-    registered_plates: list[str]
-    similar: list[PriorPhoto]
-    scene_sha: str
-    licence_sha: str | None
+    plates_to_match: list[str]
+    prior: list[PriorPhoto]
+    scene_sha256: str
+    licence_sha256: str | None
     driver_id: int
     submitted_at: datetime
     capture_time: datetime | None
     job_window: tuple[datetime, datetime] | None
 
 
-def _read_case(s: Session, settings: Settings, sub: Submission) -> _Case:
+def _read_context(s: Session, settings: Settings, sub: Submission) -> JudgingContext:
     carrier = sub.carrier
     thresholds = registry.effective_thresholds(carrier, settings.thresholds)
     if sub.vehicle is not None:
@@ -133,14 +149,15 @@ def _read_case(s: Session, settings: Settings, sub: Submission) -> _Case:
         exclude_submission_id=sub.id,
         created_before=sub.created_at,
     )
-    return _Case(
+    return JudgingContext(
+        submission_id=sub.id,
         thresholds=thresholds,
-        registered_plates=plates_to_match,
-        similar=[
+        plates_to_match=plates_to_match,
+        prior=[
             PriorPhoto(p.submission.id, p.submission.driver_id, p.submission.created_at, p.distance) for p in similar
         ],
-        scene_sha=sub.photo_sha256,
-        licence_sha=sub.driver.licence_sha256,
+        scene_sha256=sub.photo_sha256,
+        licence_sha256=sub.driver.licence_sha256,
         driver_id=sub.driver_id,
         submitted_at=sub.created_at,
         capture_time=sub.captured_at,
@@ -148,52 +165,142 @@ def _read_case(s: Session, settings: Settings, sub: Submission) -> _Case:
     )
 
 
-def _start(store: Store, settings: Settings, submission_id: str, actor: str) -> _Case:
+def begin(
+    store: Store, settings: Settings, submission_id: str, *, actor: str = "cli", mark_processing: bool = True
+) -> JudgingContext:
+    """Read what judging needs; with ``mark_processing`` the submission moves to PROCESSING (an attempt)."""
     with store.sessions() as s, s.begin():
-        sub = submissions.set_status(s, submission_id, SubmissionStatus.PROCESSING, actor=actor)
-        return _read_case(s, settings, sub)
+        if mark_processing:
+            sub = submissions.set_status(s, submission_id, SubmissionStatus.PROCESSING, actor=actor)
+        else:
+            sub = submissions.get_submission(s, submission_id)
+        return _read_context(s, settings, sub)
 
 
-def _run(
-    store: Store, settings: Settings, submission_id: str, case: _Case, pipeline: Pipeline, actor: str
-) -> Judgments:
-    """The pipeline on the stored photos, outside any transaction; a crash leaves the submission
-    failed with its error, never lost."""
-    try:
-        scene = _stored_photo(store, settings, case.scene_sha)
-        licence = _stored_photo(store, settings, case.licence_sha) if case.licence_sha else None
-        return pipeline.judge(scene.image, licence.image if licence else None, case.thresholds)
-    except Exception as exc:
-        with store.sessions() as s, s.begin():
-            submissions.set_status(
-                s, submission_id, SubmissionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", actor=actor
-            )
-        raise
+def photos_of(store: Store, settings: Settings, ctx: JudgingContext) -> tuple[Photo, Photo | None]:
+    """The scene and licence photos, from the blob store."""
+    scene = _stored_photo(store, settings, ctx.scene_sha256)
+    licence = _stored_photo(store, settings, ctx.licence_sha256) if ctx.licence_sha256 else None
+    return scene, licence
 
 
-def _decide(case: _Case, judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
+def _decide(ctx: JudgingContext, judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
     return decide(
         judgments,
-        thresholds=case.thresholds,
-        registered_plates=case.registered_plates,
-        licence_given=case.licence_sha is not None,
-        driver_id=case.driver_id,
-        submitted_at=case.submitted_at,
-        capture_time=case.capture_time,
-        job_window=case.job_window,
-        similar_photos=case.similar,
+        thresholds=ctx.thresholds,
+        registered_plates=ctx.plates_to_match,
+        licence_given=ctx.licence_sha256 is not None,
+        driver_id=ctx.driver_id,
+        submitted_at=ctx.submitted_at,
+        capture_time=ctx.capture_time,
+        job_window=ctx.job_window,
+        similar_photos=ctx.prior,
         second_opinion=second_opinion,
     )
 
 
+def conclude(
+    store: Store,
+    ctx: JudgingContext,
+    judgments: Judgments,
+    *,
+    second_opinion: Judgments | None = None,
+    actor: str = "cli",
+) -> Verdict:
+    """Decide from the pipeline's judgments (and another pipeline's, compared field by field) and
+    keep judgments and verdict (idempotent)."""
+    verdict = _decide(ctx, judgments, second_opinion)
+    with store.sessions() as s, s.begin():
+        submissions.record_verdict(s, ctx.submission_id, verdict, actor=actor)
+    return verdict
+
+
+def mark_failed(store: Store, submission_id: str, exc: BaseException, *, actor: str = "cli") -> None:
+    with store.sessions() as s, s.begin():
+        submissions.set_status(
+            s, submission_id, SubmissionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", actor=actor
+        )
+
+
+def _run(store: Store, settings: Settings, ctx: JudgingContext, pipeline: Pipeline, actor: str) -> Judgments:
+    """The pipeline on the stored photos, outside any transaction; a crash leaves the submission
+    failed with its error, never lost."""
+    try:
+        scene, licence = photos_of(store, settings, ctx)
+        return pipeline.judge(scene.image, licence.image if licence else None, ctx.thresholds)
+    except Exception as exc:
+        mark_failed(store, ctx.submission_id, exc, actor=actor)
+        raise
+
+
 def judge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeline, *, actor: str = "cli") -> Verdict:
     """Run the pipeline on a stored submission, decide, and keep judgments and verdict."""
-    case = _start(store, settings, submission_id, actor)
-    judgments = _run(store, settings, submission_id, case, pipeline, actor)
-    verdict = _decide(case, judgments)
-    with store.sessions() as s, s.begin():
-        submissions.record_verdict(s, submission_id, verdict, actor=actor)
-    return verdict
+    ctx = begin(store, settings, submission_id, actor=actor)
+    return conclude(store, ctx, _run(store, settings, ctx, pipeline, actor), actor=actor)
+
+
+class BatchPipeline(Protocol):
+    """A pipeline that judges many photos in one call (the MLLM: one ``generate`` per batch)."""
+
+    def judge_batch(
+        self, items: Sequence[tuple[Image, Image | None]], thresholds: Thresholds | None = None
+    ) -> list[Judgments]: ...
+
+
+def judge_many(
+    store: Store, settings: Settings, submission_ids: Sequence[str], pipeline: Pipeline, *, actor: str = "cli"
+) -> list[Verdict | Exception]:
+    """Judge several stored submissions, in one ``judge_batch`` call where the pipeline has one.
+
+    Each item's result is its verdict or the exception that stopped it; one bad photo does not fail
+    the others. A failure of the batch call itself fails every submission in it.
+    """
+    results: list[Verdict | Exception | None] = [None] * len(submission_ids)
+    ready: list[tuple[int, JudgingContext, Photo, Photo | None]] = []
+    for i, submission_id in enumerate(submission_ids):
+        try:
+            ctx = begin(store, settings, submission_id, actor=actor)
+        except Exception as exc:
+            results[i] = exc
+            continue
+        try:
+            scene, licence = photos_of(store, settings, ctx)
+        except Exception as exc:
+            mark_failed(store, submission_id, exc, actor=actor)
+            results[i] = exc
+            continue
+        ready.append((i, ctx, scene, licence))
+    if ready:
+        items = [(scene.image, licence.image if licence else None) for _, _, scene, licence in ready]
+        try:
+            if hasattr(pipeline, "judge_batch"):
+                # Thresholds do not change what a model sees; the checks apply each carrier's own.
+                all_judgments = cast(BatchPipeline, pipeline).judge_batch(items, ready[0][1].thresholds)
+            else:
+                all_judgments = [
+                    pipeline.judge(scene, lic, ctx.thresholds)
+                    for (scene, lic), (_, ctx, _, _) in zip(items, ready, strict=True)
+                ]
+        except Exception as exc:
+            for i, ctx, _, _ in ready:
+                mark_failed(store, ctx.submission_id, exc, actor=actor)
+                results[i] = exc
+            return cast(list[Verdict | Exception], results)
+        for (i, ctx, _, _), judgments in zip(ready, all_judgments, strict=True):
+            try:
+                results[i] = conclude(store, ctx, judgments, actor=actor)
+            except Exception as exc:
+                results[i] = exc
+    return cast(list[Verdict | Exception], results)
+
+
+def rejudge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeline, *, actor: str) -> Verdict:
+    """Judge an already decided submission again (a batch audit) without moving its status: the
+    new verdict becomes current only if the models or policy changed; errors are the caller's."""
+    ctx = begin(store, settings, submission_id, actor=actor, mark_processing=False)
+    scene, licence = photos_of(store, settings, ctx)
+    judgments = pipeline.judge(scene.image, licence.image if licence else None, ctx.thresholds)
+    return conclude(store, ctx, judgments, actor=actor)
 
 
 # Judging with both pipelines. A service runs each pipeline on its own worker (multistage on a CPU,
@@ -208,8 +315,8 @@ def record_judgments(
     """Run one pipeline on a stored submission and keep its judgments (under its own pipeline name
     and model version), without deciding. Idempotent: the same pipeline and models again keep the
     first record. A crash leaves the submission failed with its error."""
-    case = _start(store, settings, submission_id, actor)
-    judgments = _run(store, settings, submission_id, case, pipeline, actor)
+    ctx = begin(store, settings, submission_id, actor=actor)
+    judgments = _run(store, settings, ctx, pipeline, actor)
     with store.sessions() as s, s.begin():
         submissions.record_judgment(s, submission_id, judgments, actor=actor)
     return judgments
@@ -236,12 +343,9 @@ def decide_from_stored(
                 newest[record.pipeline] = Judgments.model_validate(record.data)
         if any(name not in newest for name in pipelines):
             return None
-        case = _read_case(s, settings, sub)
+        ctx = _read_context(s, settings, sub)
     first, *rest = (newest[name] for name in pipelines)
-    verdict = _decide(case, first, rest[0] if rest else None)
-    with store.sessions() as s, s.begin():
-        submissions.record_verdict(s, submission_id, verdict, actor=actor)
-    return verdict
+    return conclude(store, ctx, first, second_opinion=rest[0] if rest else None, actor=actor)
 
 
 def judge_both(

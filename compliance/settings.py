@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,6 +79,56 @@ class Settings(BaseSettings):
 
     # The service: upload API, Celery queues (Redis broker), workers, sweeper, webhooks.
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # The pipeline an upload is judged by when the request names none; it picks the queue:
+    # multistage -> "multistage" (CPU workers), mllm -> "mllm" (GPU workers).
+    service_pipeline: str = "multistage"
+    # An upload never waits long on a broker that is down: it stays RECEIVED and the sweeper queues it.
+    broker_connect_timeout_s: float = 2.0
+    # Redis hands an unacknowledged task to another worker after this long: longer than the longest
+    # task (task_time_limit_s) plus the longest retry countdown, or a slow task would run twice.
+    broker_visibility_timeout_s: int = 3600
+    task_soft_time_limit_s: int = 240
+    task_time_limit_s: int = 300
+    # Transient errors (database or broker unreachable, a model server's 5xx): retried with backoff.
+    task_max_retries: int = 6
+    task_retry_backoff_max_s: int = 600
+    # A submission started this many times without a verdict is failed for good (a photo that kills
+    # its worker every time must not loop forever).
+    max_attempts: int = 5
+    # The sweeper re-queues what the broker lost: RECEIVED past sweep_received_after_s (the broker was
+    # down at upload), QUEUED/PROCESSING past sweep_stale_after_s while their queue is empty, FAILED
+    # with attempts left, and everything unfinished after a broker restart that lost its data.
+    sweep_interval_s: float = 30.0
+    sweep_received_after_s: float = 30.0
+    sweep_stale_after_s: float = 900.0
+    sweep_batch: int = 1000
+    # GPU workers gather up to mllm_batch_size queued photos into one generate call, waiting at
+    # most this long for a batch to fill.
+    mllm_batch_wait_s: float = 0.5
+    # Webhooks: POSTed verdicts, signed with HMAC-SHA256; retried with exponential backoff.
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_s: float = 10.0
+    webhook_backoff_max_s: float = 1800.0
+    # Refuse webhook URLs that resolve to loopback/private/link-local addresses (SSRF); allow for local set-ups.
+    webhook_allow_private: bool = False
+    # Batch audits re-judge this many submissions per task, so every task stays short.
+    audit_chunk: int = 20
+
+    @model_validator(mode="after")
+    def _crash_safe_timing(self) -> Settings:
+        """Timings that would let a live task run twice, or a lost one never come back, are refused."""
+        if not 0 < self.task_soft_time_limit_s < self.task_time_limit_s:
+            raise ValueError("task_soft_time_limit_s must be positive and below task_time_limit_s")
+        longest = self.task_time_limit_s + max(self.task_retry_backoff_max_s, self.webhook_backoff_max_s)
+        if self.broker_visibility_timeout_s <= longest:
+            raise ValueError(
+                f"broker_visibility_timeout_s ({self.broker_visibility_timeout_s}) must exceed the task time limit "
+                f"plus the longest retry countdown ({longest}), or tasks still running are handed out again"
+            )
+        if self.sweep_stale_after_s <= self.task_time_limit_s:
+            raise ValueError("sweep_stale_after_s must exceed task_time_limit_s: a live task is never stale")
+        return self
 
     # The dashboard: people's sign-in and the review queue.
     session_secret: SecretStr | None = None  # signs session cookies; required to serve the dashboard

@@ -1,26 +1,59 @@
 """The FastAPI application: one per process, built from settings by ``create_app``.
 
 The store (database and blobs) is opened, and migrated to head, once at start; routers reach it
-through ``request.app.state``.
+through ``request.app.state``. The upload API lives under ``/v1`` (routers in this package); the
+dashboard installs itself on the same app.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import sqlalchemy.exc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from compliance.api import audits, health, registry, submissions, webhooks
+from compliance.api.errors import error_body, install_error_handlers
+from compliance.api.limits import BodyLimit
 from compliance.judging import Store
 from compliance.settings import Settings, get_settings
+from workers.publisher import Publisher
+
+# Room for the multipart envelope and the other fields around the largest photo allowed.
+_ENVELOPE_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, publisher: Publisher | None = None) -> FastAPI:
+    """The app for ``settings`` (default: the environment's); ``publisher`` sends its tasks (default:
+    the Celery app for ``settings.broker_url``)."""
     settings = settings or get_settings()
-    app = FastAPI(title="compliance", summary="Checks drivers' photos by their vehicles (人车合照).", version="0.1.0")
+    app = FastAPI(
+        title="compliance",
+        summary="Checks drivers' photos by their vehicles (人车合照).",
+        version="0.1.0",
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + _ENVELOPE_BYTES)
     app.state.settings = settings
     app.state.store = Store.open(settings)
+    app.state.publisher = publisher or Publisher(settings)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
+    install_error_handlers(app)
+
+    @app.exception_handler(sqlalchemy.exc.DataError)
+    async def _data_error(request: Request, exc: sqlalchemy.exc.DataError) -> JSONResponse:
+        # A value the database cannot hold (a NUL byte, a number out of range): the request's fault.
+        return JSONResponse(error_body("invalid_value", "a value is not one the database can store"), status_code=422)
+
+    @app.exception_handler(sqlalchemy.exc.IntegrityError)
+    async def _integrity_error(request: Request, exc: sqlalchemy.exc.IntegrityError) -> JSONResponse:
+        # Two requests racing for one unique name; the loser is told, nothing is half-stored.
+        return JSONResponse(error_body("conflict", "it already exists (a concurrent request)"), status_code=409)
+
+    for router in (submissions.router, registry.router, audits.router, webhooks.router, health.router):
+        app.include_router(router)
+    # The dashboard (issue 5) installs itself here: compliance.dashboard.install(app).
     return app

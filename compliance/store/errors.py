@@ -101,3 +101,32 @@ class CorruptBlob(StoreError):
 
 class AuditTrailImmutable(StoreError, RuntimeError):
     """The audit trail is append-only."""
+
+
+# The service
+
+
+class InvalidApiKey(StoreError):
+    """A bearer token that names no live key: unknown, malformed, wrong secret or revoked."""
+
+
+class UnknownApiKey(StoreError, LookupError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"no API key {key_id!r}")
+        self.key_id = key_id
+
+
+class UnknownWebhook(StoreError, LookupError):
+    def __init__(self, webhook_id: int) -> None:
+        super().__init__(f"no webhook {webhook_id}")
+        self.webhook_id = webhook_id
+
+
+class UnknownAuditJob(StoreError, LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no audit job {job_id!r}")
+        self.job_id = job_id
+
+
+class InvalidAuditJob(StoreError, ValueError):
+    pass

@@ -193,6 +193,8 @@ class Submission(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    # The pipeline asked for (it picks the queue); None: the deployment's default (service_pipeline).
+    pipeline: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -348,3 +350,142 @@ def _refuse_bulk_audit_changes(state: ORMExecuteState) -> None:
     # Bulk update()/delete() statements skip the mapper events above.
     if (state.is_update or state.is_delete) and any(m.class_ is AuditEvent for m in state.all_mappers):
         raise AuditTrailImmutable("audit events cannot be updated or deleted: the audit trail is append-only")
+
+
+# The service: API keys, webhooks and their deliveries, batch audit jobs.
+
+
+class ApiKey(Base):
+    """A carrier's key to the upload API: ``cmp_<key_id>_<secret>``.
+
+    Only the SHA-256 of the secret is kept. A key is 256 random bits, so a slow password hash
+    would add nothing but latency to every request.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    secret_sha256: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    carrier: Mapped[Carrier] = relationship()
+
+
+class Webhook(Base):
+    """A URL a carrier wants its verdicts POSTed to. The secret signs each body (HMAC-SHA256), so
+    it is kept as given: the receiver holds the same one."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    secret: Mapped[str] = mapped_column(sa.String(128))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDelivery(Base):
+    """One verdict to one webhook: sent until a 2xx answers or the attempts run out."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # A verdict is delivered once per webhook, however often the task that records it runs.
+        sa.UniqueConstraint("webhook_id", "verdict_id"),
+        sa.Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+        sa.Index("ix_webhook_deliveries_submission_id", "submission_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(sa.ForeignKey("webhooks.id"))
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id"))
+    verdict_id: Mapped[int] = mapped_column(sa.ForeignKey("verdicts.id"))
+    event: Mapped[str] = mapped_column(sa.String(32))
+    # The exact UTF-8 JSON that is signed and sent: every retry sends the same bytes.
+    body: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+    webhook: Mapped[Webhook] = relationship()
+    tries: Mapped[list[WebhookAttempt]] = relationship(
+        order_by=lambda: WebhookAttempt.number, back_populates="delivery"
+    )
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery, as it went: the status code, or the error when none came back."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook_deliveries.id"))
+    number: Mapped[int]
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[float]
+
+    delivery: Mapped[WebhookDelivery] = relationship(back_populates="tries")
+
+
+class AuditJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class AuditItemStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class AuditJob(Base):
+    """A batch re-judging of a carrier's stored photos with the current models."""
+
+    __tablename__ = "audit_jobs"
+    __table_args__ = (sa.Index("ix_audit_jobs_carrier_created", "carrier_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_submission_id)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    pipeline: Mapped[str] = mapped_column(sa.String(64))
+    # What was asked for: since, until, driver_ids, vehicle_ids (JSON-ready).
+    criteria: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    status: Mapped[AuditJobStatus] = mapped_column(_enum(AuditJobStatus, "audit_job_status"))
+    total: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class AuditJobItem(Base):
+    """One submission of an audit job: its verdict before and after re-judging."""
+
+    __tablename__ = "audit_job_items"
+    __table_args__ = (sa.Index("ix_audit_job_items_job_status", "job_id", "status"),)
+
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("audit_jobs.id", ondelete="CASCADE"), primary_key=True)
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id"), primary_key=True)
+    status: Mapped[AuditItemStatus] = mapped_column(_enum(AuditItemStatus, "audit_item_status"))
+    before_outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "before_outcome"))
+    before_reasons: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    after_outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "after_outcome"))
+    after_reasons: Mapped[list[str] | None] = mapped_column(sa.JSON)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    done_at: Mapped[datetime | None]

@@ -87,6 +87,7 @@ def create_submission(
     job_start: datetime | None = None,
     job_end: datetime | None = None,
     idempotency_key: str | None = None,
+    pipeline: str | None = None,
     status: SubmissionStatus = SubmissionStatus.RECEIVED,
     submission_id: str | None = None,
     actor: str = SYSTEM,
@@ -137,6 +138,7 @@ def create_submission(
         "status": status,
         "attempts": 0,
         "idempotency_key": idempotency_key,
+        "pipeline": pipeline,
         "created_at": now,
         "updated_at": now,
     }
@@ -169,6 +171,12 @@ def create_submission(
     return CreatedSubmission(submission, True)
 
 
+def find_by_idempotency_key(session: Session, carrier_id: int, key: str, photo_sha256: str) -> Submission | None:
+    """The earlier submission sent with this key, if any; ``IdempotencyConflict`` if it had another photo."""
+    earlier = _by_idempotency_key(session, carrier_id, key)
+    return _same_request(earlier, photo_sha256, key) if earlier is not None else None
+
+
 def _by_idempotency_key(session: Session, carrier_id: int, key: str) -> Submission | None:
     return session.scalar(
         sa.select(Submission).where(Submission.carrier_id == carrier_id, Submission.idempotency_key == key)
@@ -199,6 +207,7 @@ def _snapshot(submission: Submission) -> dict[str, Any]:
         "source": submission.source.value,
         "status": submission.status.value,
         "idempotency_key": submission.idempotency_key,
+        "pipeline": submission.pipeline,
     }
 
 

@@ -1,0 +1,66 @@
+"""What every route may depend on: the caller (from its API key), the store, settings, publisher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from compliance.api.errors import ApiError
+from compliance.judging import Store
+from compliance.settings import Settings
+from compliance.store import keys
+from compliance.store.errors import InvalidApiKey
+from workers.publisher import Publisher
+
+_bearer = HTTPBearer(auto_error=False, description="A carrier's API key: `Authorization: Bearer cmp_…`")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: every query is scoped to ``carrier_id``."""
+
+    carrier_id: int
+    key_id: str
+
+    @property
+    def actor(self) -> str:
+        return f"api-key:{self.key_id}"
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_publisher(request: Request) -> Publisher:
+    return request.app.state.publisher
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_caller(
+    store: Annotated[Store, Depends(get_store)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None:
+        raise _unauthorized("an API key is required: Authorization: Bearer cmp_…")
+    with store.sessions() as s:
+        try:
+            key = keys.authenticate(s, credentials.credentials)
+        except InvalidApiKey as exc:
+            raise _unauthorized(str(exc)) from None
+        return Caller(carrier_id=key.carrier_id, key_id=key.key_id)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]

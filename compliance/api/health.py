@@ -1,0 +1,48 @@
+"""``/healthz`` (the process is up), ``/readyz`` (database and broker reachable), ``/metrics``."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from compliance import metrics
+from compliance.api.deps import PublisherDep, StoreDep
+from compliance.store import backlog
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/readyz", responses={503: {"description": "the database or the broker is unreachable"}})
+def readyz(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
+    """Ready to take uploads: the database answers and the broker answers. (An upload is still
+    accepted while the broker is down; it waits, RECEIVED, for the sweeper.)"""
+    checks: dict[str, str] = {}
+    try:
+        with store.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure: not ready, and say why
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    checks["broker"] = "ok" if publisher.ping() else "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics", response_class=Response)
+def prometheus_metrics(store: StoreDep, publisher: PublisherDep) -> Response:
+    """Prometheus exposition: queue depth, submissions by status, current verdicts by outcome, and the
+    processes' uploads, verdicts, latency per stage, webhook attempts."""
+
+    def statuses() -> dict[str, int]:
+        with store.sessions() as s:
+            return backlog.count_by_status(s)
+
+    def outcomes() -> dict[str, int]:
+        with store.sessions() as s:
+            return backlog.count_by_outcome(s)
+
+    collector = metrics.ServiceCollector(publisher.queue_depths, statuses, outcomes)
+    return Response(metrics.render(collector), media_type="text/plain; version=0.0.4; charset=utf-8")

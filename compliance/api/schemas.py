@@ -1,0 +1,351 @@
+"""What the API takes and gives, as pydantic models (they make the OpenAPI spec at ``/docs``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from compliance.judgments import PlateColor, VehicleKind
+from compliance.store.models import (
+    AuditJob,
+    Driver,
+    Submission,
+    Vehicle,
+    VerdictRecord,
+    Webhook,
+    WebhookDelivery,
+)
+from compliance.store.models import SubmissionStatus as Status
+from compliance.verdicts import Corrections, Outcome, ReasonCode
+
+# Ids as the database keeps them (32-bit integers).
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class Error(BaseModel):
+    code: str = Field(description="stable, for programs: e.g. photo_corrupt, unknown_reference")
+    message: str = Field(description="one line, for people")
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: Error
+
+
+# Submissions
+
+
+class Accepted(BaseModel):
+    id: str
+    status: Status
+    created: bool = Field(description="false when the Idempotency-Key named an earlier upload, returned instead")
+
+
+class VerdictOut(BaseModel):
+    id: int
+    outcome: Outcome
+    reasons: list[str]
+    decided_at: datetime
+    decided_by: str
+    pipeline: str
+    model_version: str
+    policy_version: str
+    current: bool
+    note: str | None = None
+    corrections: dict[str, Any] | None = None
+    results: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(cls, v: VerdictRecord, *, results: bool = False) -> VerdictOut:
+        return cls(
+            id=v.id,
+            outcome=v.outcome,
+            reasons=list(v.reasons),
+            decided_at=v.created_at,
+            decided_by=v.decided_by,
+            pipeline=v.pipeline,
+            model_version=v.model_version,
+            policy_version=v.policy_version,
+            current=v.is_current,
+            note=v.note,
+            corrections=v.corrections,
+            results=list(v.results) if results else None,
+        )
+
+
+class JudgmentsOut(BaseModel):
+    pipeline: str
+    model_version: str
+    created_at: datetime
+    judgments: dict[str, Any]
+
+
+class SubmissionSummary(BaseModel):
+    id: str
+    status: Status
+    outcome: Outcome | None
+    reasons: list[str]
+    driver_id: int
+    vehicle_id: int | None
+    plate: str | None
+    job_id: str | None
+    site: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def of(cls, s: Submission) -> SubmissionSummary:
+        current = s.current_verdict
+        return cls(
+            id=s.id,
+            status=s.status,
+            outcome=s.outcome,
+            reasons=list(current.reasons) if current else [],
+            driver_id=s.driver_id,
+            vehicle_id=s.vehicle_id,
+            plate=s.claimed_plate,
+            job_id=s.job_id,
+            site=s.site,
+            created_at=s.created_at,
+            decided_at=s.decided_at,
+        )
+
+
+class SubmissionDetail(SubmissionSummary):
+    pipeline: str | None
+    source: str
+    capture_time: str | None = Field(description="EXIF time as the camera wrote it (with its offset if it gave one)")
+    job_start: datetime | None
+    job_end: datetime | None
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+    verdict: VerdictOut | None = Field(description="the current verdict")
+    history: list[VerdictOut] = Field(description="every verdict, oldest first")
+    judgments: list[JudgmentsOut] = Field(description="each pipeline's judgments, per model version")
+
+    @classmethod
+    def of(cls, s: Submission) -> SubmissionDetail:  # type: ignore[override]
+        summary = SubmissionSummary.of(s)
+        current = s.current_verdict
+        return cls(
+            **summary.model_dump(),
+            pipeline=s.pipeline,
+            source=s.source.value,
+            capture_time=s.captured_at.isoformat() if s.captured_at else None,
+            job_start=s.job_start,
+            job_end=s.job_end,
+            attempts=s.attempts,
+            last_error=s.last_error,
+            updated_at=s.updated_at,
+            verdict=VerdictOut.of(current, results=True) if current else None,
+            history=[VerdictOut.of(v) for v in s.verdicts],
+            judgments=[
+                JudgmentsOut(
+                    pipeline=j.pipeline, model_version=j.model_version, created_at=j.created_at, judgments=j.data
+                )
+                for j in s.judgments
+            ],
+        )
+
+
+class SubmissionPageOut(BaseModel):
+    items: list[SubmissionSummary]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
+    total: int | None = Field(None, description="how many match, when asked with ?count=true")
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Outcome
+    note: str = Field(min_length=1, max_length=2000, description="why the machine's verdict is overridden")
+    reasons: list[ReasonCode] = Field(default_factory=list, max_length=32)
+    corrections: Corrections | None = None
+
+
+# Registry
+
+
+class DriverOut(BaseModel):
+    id: int
+    name: str
+    ref: str | None
+    has_licence: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Driver) -> DriverOut:
+        return cls(
+            id=d.id, name=d.name, ref=d.external_ref, has_licence=d.licence_sha256 is not None, created_at=d.created_at
+        )
+
+
+class VehicleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plate: str = Field(min_length=1, max_length=32, description="registered plate, e.g. 京A12345")
+    color: PlateColor | None = None
+    kind: VehicleKind | None = None
+
+
+class VehicleOut(BaseModel):
+    id: int
+    plate: str
+    color: str | None
+    kind: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, v: Vehicle) -> VehicleOut:
+        return cls(id=v.id, plate=v.registered_plate, color=v.plate_color, kind=v.kind, created_at=v.created_at)
+
+
+class RegistryPage(BaseModel):
+    next_after: int | None = Field(description="pass as ?after= for the next page; null on the last")
+
+
+class DriverPage(RegistryPage):
+    items: list[DriverOut]
+
+
+class VehiclePage(RegistryPage):
+    items: list[VehicleOut]
+
+
+# Audits
+
+
+class AuditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime | None = Field(None, description="submissions created at or after (with a UTC offset)")
+    until: AwareDatetime | None = Field(None, description="… and before (with a UTC offset)")
+    driver_ids: list[DbId] = Field(default_factory=list, max_length=1000)
+    vehicle_ids: list[DbId] = Field(default_factory=list, max_length=1000)
+    pipeline: str | None = Field(None, description="default: the deployment's pipeline")
+
+
+class TransitionOut(BaseModel):
+    from_: Outcome | None = Field(alias="from")
+    to: Outcome | None
+    count: int
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class AuditDiff(BaseModel):
+    changed: int = Field(description="items whose outcome or reasons changed")
+    unchanged: int
+    transitions: list[TransitionOut] = Field(description="outcome changes, most common first")
+    reasons_added: dict[str, int]
+    reasons_removed: dict[str, int]
+
+
+class AuditOut(BaseModel):
+    id: str
+    status: str
+    pipeline: str
+    criteria: dict[str, Any]
+    total: int
+    pending: int
+    done: int
+    failed: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    diff: AuditDiff
+
+    @classmethod
+    def of(cls, job: AuditJob, progress: Any) -> AuditOut:
+        return cls(
+            id=job.id,
+            status=job.status.value,
+            pipeline=job.pipeline,
+            criteria=job.criteria,
+            total=job.total,
+            pending=progress.pending,
+            done=progress.done,
+            failed=progress.failed,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            diff=AuditDiff(
+                changed=progress.changed,
+                unchanged=progress.done - progress.changed,
+                transitions=[TransitionOut(from_=t.before, to=t.after, count=t.count) for t in progress.transitions],
+                reasons_added=progress.reasons_added,
+                reasons_removed=progress.reasons_removed,
+            ),
+        )
+
+
+# Webhooks
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=8, max_length=2048, pattern=r"^https?://", description="http(s) URL to POST verdicts to"
+    )
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, w: Webhook) -> WebhookOut:
+        return cls(id=w.id, url=w.url, active=w.active, created_at=w.created_at)
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(
+        description="signs each body: X-Compliance-Signature: sha256=HMAC-SHA256(secret, body); shown once"
+    )
+
+
+class AttemptOut(BaseModel):
+    number: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    submission_id: str
+    verdict_id: int
+    event: str
+    status: str
+    attempts: list[AttemptOut]
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+    @classmethod
+    def of(cls, d: WebhookDelivery) -> DeliveryOut:
+        return cls(
+            id=d.id,
+            submission_id=d.submission_id,
+            verdict_id=d.verdict_id,
+            event=d.event,
+            status=d.status.value,
+            attempts=[
+                AttemptOut(
+                    number=a.number, at=a.at, status_code=a.status_code, error=a.error, duration_ms=a.duration_ms
+                )
+                for a in d.tries
+            ],
+            next_attempt_at=d.next_attempt_at if d.status.value == "pending" else None,
+            delivered_at=d.delivered_at,
+        )
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]

@@ -1,0 +1,243 @@
+"""``/v1/submissions``: upload a photo (validated, stored, queued), read it back, list, review."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile, status
+
+from compliance import metrics
+from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep
+from compliance.api.errors import ApiError, invalid, not_found, photo_error, store_error
+from compliance.api.schemas import (
+    Accepted,
+    ErrorResponse,
+    ReviewIn,
+    SubmissionDetail,
+    SubmissionPageOut,
+    SubmissionSummary,
+)
+from compliance.judging import accept
+from compliance.photos import PhotoRejected, load_photo
+from compliance.pipelines import BUILDERS
+from compliance.service import webhooks as webhook_service
+from compliance.store import backlog, submissions
+from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
+from compliance.store.models import SubmissionSource, SubmissionStatus
+from compliance.verdicts import Outcome, ReasonCode
+from workers.publisher import BrokerUnavailable
+
+log = logging.getLogger("compliance.api")
+
+router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
+
+SubmissionId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description="the id given at upload")]
+
+# Printable, no spaces: UUIDs, ULIDs and the like. Longer than the column would be cut, so refused.
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+_ERRORS = {
+    400: {"model": ErrorResponse, "description": "malformed header"},
+    401: {"model": ErrorResponse, "description": "no valid API key"},
+    404: {"model": ErrorResponse, "description": "no such submission for this carrier"},
+    409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another photo"},
+    413: {"model": ErrorResponse, "description": "photo over the size or pixel limit"},
+    415: {"model": ErrorResponse, "description": "not an image, or a format that is not accepted"},
+    422: {"model": ErrorResponse, "description": "invalid field, unknown driver or vehicle, undecodable photo"},
+}
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.utcoffset() is None:
+        raise invalid("invalid_value", f"{name} needs a UTC offset, e.g. 2026-11-25T08:00:00+08:00")
+    return value
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=_ERRORS,
+    summary="Upload a photo of a driver by the vehicle",
+)
+def create_submission(
+    response: Response,
+    caller: CallerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    publisher: PublisherDep,
+    photo: Annotated[UploadFile, File(description="the scene photo: the driver by the vehicle")],
+    driver_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the driver's id")] = None,
+    driver_ref: Annotated[
+        str | None, Form(min_length=1, max_length=128, description="or the carrier's own ref")
+    ] = None,
+    vehicle_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the vehicle's id")] = None,
+    plate: Annotated[str | None, Form(min_length=1, max_length=32, description="or its registered plate")] = None,
+    job_id: Annotated[str | None, Form(max_length=128)] = None,
+    job_start: Annotated[datetime | None, Form(description="job window start, with a UTC offset")] = None,
+    job_end: Annotated[datetime | None, Form(description="job window end, with a UTC offset")] = None,
+    site: Annotated[str | None, Form(max_length=128)] = None,
+    pipeline: Annotated[str | None, Form(description="multistage or mllm; default: the deployment's")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="1-128 of A-Z a-z 0-9 . _ : -")
+    ] = None,
+) -> Accepted:
+    """Validates the photo and fields, stores the photo (content-addressed) and the submission,
+    queues it for judging and answers at once. The same Idempotency-Key with the same photo
+    returns the same submission; with another photo it is a 409."""
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -")
+    if (driver_id is None) == (driver_ref is None):
+        raise invalid("invalid_request", "give driver_id or driver_ref (one of them)")
+    if (vehicle_id is None) == (plate is None):
+        raise invalid("invalid_request", "give vehicle_id or plate (one of them)")
+    if (job_start is None) != (job_end is None):
+        raise invalid("invalid_request", "give both job_start and job_end, or neither")
+    window = _aware("job_start", job_start), _aware("job_end", job_end)
+    if window[0] is not None and window[1] is not None and window[1] < window[0]:
+        raise invalid("invalid_value", "job_end is before job_start")
+    if pipeline is not None and pipeline not in BUILDERS:
+        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(sorted(BUILDERS))}")
+    chosen = pipeline or settings.service_pipeline
+
+    with metrics.timed("accept.validate"):
+        data = photo.file.read(settings.max_upload_bytes + 1)
+        try:
+            scene = load_photo(data, **settings.photo_limits)
+        except PhotoRejected as exc:
+            metrics.UPLOADS.labels("rejected").inc()
+            raise photo_error(exc) from None
+    with metrics.timed("accept.store"):
+        try:
+            accepted = accept(
+                store,
+                scene,
+                carrier=caller.carrier_id,
+                driver=driver_id if driver_id is not None else str(driver_ref),
+                plate=plate,
+                vehicle_id=vehicle_id,
+                job_id=job_id,
+                site=site,
+                job_start=window[0],
+                job_end=window[1],
+                idempotency_key=idempotency_key,
+                pipeline=pipeline,
+                source=SubmissionSource.API,
+                actor=caller.actor,
+            )
+        except StoreError as exc:
+            metrics.UPLOADS.labels("rejected").inc()
+            raise store_error(exc) from None
+    response.headers["Location"] = f"/v1/submissions/{accepted.submission_id}"
+    if not accepted.created:
+        metrics.UPLOADS.labels("replayed").inc()
+        with store.sessions() as s:
+            current = submissions.get_submission(s, accepted.submission_id).status
+        return Accepted(id=accepted.submission_id, status=current, created=False)
+
+    with metrics.timed("accept.enqueue"):
+        current = SubmissionStatus.RECEIVED
+        try:
+            publisher.judge(accepted.submission_id, chosen)
+        except BrokerUnavailable as exc:
+            # Stored, not queued: the sweeper queues it once the broker is back. Never lost.
+            log.warning("submission %s stays received: %s", accepted.submission_id, exc)
+        else:
+            with store.sessions() as s, s.begin():
+                if backlog.mark_queued(s, [accepted.submission_id], actor=caller.actor):
+                    current = SubmissionStatus.QUEUED
+                else:
+                    current = submissions.get_submission(s, accepted.submission_id).status
+    metrics.UPLOADS.labels("accepted").inc()
+    return Accepted(id=accepted.submission_id, status=current, created=True)
+
+
+def _owned(store: StoreDep, caller: CallerDep, submission_id: str) -> SubmissionDetail:
+    with store.sessions() as s:
+        try:
+            sub = submissions.get_submission(s, submission_id)
+        except UnknownSubmission:
+            raise not_found("submission", submission_id) from None
+        if sub.carrier_id != caller.carrier_id:
+            raise not_found("submission", submission_id)
+        return SubmissionDetail.of(sub)
+
+
+@router.get("/{submission_id}", response_model=SubmissionDetail, responses=_ERRORS)
+def get_submission(submission_id: SubmissionId, caller: CallerDep, store: StoreDep) -> SubmissionDetail:
+    """Status, the current verdict with its reasons, each pipeline's judgments and the verdict history."""
+    return _owned(store, caller, submission_id)
+
+
+@router.get("", response_model=SubmissionPageOut, responses=_ERRORS)
+def list_submissions(
+    caller: CallerDep,
+    store: StoreDep,
+    status_: Annotated[list[SubmissionStatus] | None, Query(alias="status")] = None,
+    verdict: Annotated[list[Outcome] | None, Query(description="the current verdict's outcome")] = None,
+    reason: Annotated[list[ReasonCode] | None, Query()] = None,
+    driver_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    vehicle_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    site: Annotated[str | None, Query(max_length=128)] = None,
+    since: Annotated[datetime | None, Query(description="created at or after, with a UTC offset")] = None,
+    until: Annotated[datetime | None, Query(description="created before, with a UTC offset")] = None,
+    reviewed: Annotated[bool | None, Query()] = None,
+    sort: Annotated[str, Query(pattern="^(created_at|status|outcome|site|plate)$")] = "created_at",
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    count: Annotated[bool, Query(description="also count every match (slower)")] = False,
+) -> SubmissionPageOut:
+    """The carrier's submissions, filtered, one page at a time (keyset cursor)."""
+    where = submissions.SubmissionFilter(
+        carrier_id=caller.carrier_id,
+        status=status_ or None,
+        outcome=verdict or None,
+        reason=reason or None,
+        driver_id=driver_id,
+        vehicle_id=vehicle_id,
+        site=site,
+        since=_aware("since", since),
+        until=_aware("until", until),
+        reviewed=reviewed,
+    )
+    with store.sessions() as s:
+        try:
+            page = submissions.page_submissions(
+                s, where, sort=sort, descending=order == "desc", cursor=cursor, limit=limit
+            )
+        except InvalidCursor as exc:
+            raise invalid("invalid_cursor", str(exc)) from None
+        total = submissions.count_submissions(s, where) if count else None
+        return SubmissionPageOut(
+            items=[SubmissionSummary.of(sub) for sub in page.items], next_cursor=page.next_cursor, total=total
+        )
+
+
+@router.post(
+    "/{submission_id}/review", status_code=status.HTTP_201_CREATED, response_model=SubmissionDetail, responses=_ERRORS
+)
+def review_submission(
+    submission_id: SubmissionId, review: ReviewIn, caller: CallerDep, store: StoreDep, publisher: PublisherDep
+) -> SubmissionDetail:
+    """A person's verdict over the machine's (with a note, and corrections of what the photo shows)."""
+    _owned(store, caller, submission_id)
+    with store.sessions() as s, s.begin():
+        submissions.record_review(
+            s,
+            submission_id,
+            reviewer=caller.actor,
+            outcome=review.outcome,
+            note=review.note,
+            reasons=review.reasons,
+            corrections=review.corrections,
+        )
+    for delivery_id in webhook_service.announce(store, submission_id):
+        try:
+            publisher.deliver(delivery_id)
+        except BrokerUnavailable:
+            pass  # pending in the database: the sweeper sends it
+    return _owned(store, caller, submission_id)

@@ -1,0 +1,122 @@
+"""Prometheus metrics for the API and the workers, which are different processes.
+
+Two kinds:
+- Per-process counters and histograms (uploads, stage latency, verdicts decided, webhook attempts),
+  observed where the work happens. With ``PROMETHEUS_MULTIPROC_DIR`` set (``compliance serve``,
+  ``make serve``, a volume shared by the containers of one host), every process writes them to
+  that folder and any process's ``/metrics`` adds them up; on other hosts each worker serves its
+  own with ``compliance worker --metrics-port``.
+- Global gauges read when scraped, from the broker and the database, so they are right whichever
+  process did the work: queue depth per queue, submissions by status, current verdicts by outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# Seconds, from a fast upload stage to a slow MLLM batch.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+UPLOADS = Counter("compliance_uploads", "Uploads answered, by result", ["result"])
+STAGE_SECONDS = Histogram(
+    "compliance_stage_seconds",
+    "Latency per stage: accept.* in the API, queue.wait, judge.<pipeline stage> and judge.total in workers",
+    ["stage"],
+    buckets=_BUCKETS,
+)
+VERDICTS = Counter(
+    "compliance_verdicts", "Verdicts decided by workers, by pipeline and outcome", ["pipeline", "outcome"]
+)
+TASKS = Counter("compliance_tasks", "Worker tasks run, by task and result", ["task", "result"])
+MLLM_BATCH = Histogram("compliance_mllm_batch_size", "Photos per MLLM batch", buckets=(1, 2, 4, 8, 16, 32, 64))
+WEBHOOK_ATTEMPTS = Counter("compliance_webhook_attempts", "Webhook POSTs, by result", ["result"])
+REQUEUED = Counter("compliance_sweeper_requeued", "Submissions the sweeper queued again, by why", ["why"])
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class StageTimer:
+    """``with timed("accept.store"): ...`` observes the block's wall time."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def __enter__(self) -> StageTimer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        STAGE_SECONDS.labels(self.stage).observe(time.perf_counter() - self.start)
+
+
+timed = StageTimer
+
+
+def observe_judgments_latency(latency_ms: dict[str, float]) -> None:
+    for stage, ms in latency_ms.items():
+        STAGE_SECONDS.labels(f"judge.{stage}").observe(ms / 1000.0)
+
+
+class ServiceCollector(Collector):
+    """The service's state as the broker and the database hold it, read at scrape time."""
+
+    def __init__(
+        self,
+        queue_depths: Callable[[], dict[str, int]],
+        statuses: Callable[[], dict[str, int]],
+        outcomes: Callable[[], dict[str, int]],
+    ) -> None:
+        self.queue_depths = queue_depths
+        self.statuses = statuses
+        self.outcomes = outcomes
+
+    def collect(self) -> Iterator[Any]:
+        up = GaugeMetricFamily("compliance_broker_up", "1 when the broker answered this scrape")
+        try:
+            depths = self.queue_depths()
+        except Exception:
+            up.add_metric([], 0)
+        else:
+            up.add_metric([], 1)
+            depth = GaugeMetricFamily("compliance_queue_depth", "Tasks waiting in each queue", labels=["queue"])
+            for name, n in sorted(depths.items()):
+                depth.add_metric([name], n)
+            yield depth
+        yield up
+        try:
+            statuses, outcomes = self.statuses(), self.outcomes()
+        except Exception:
+            return
+        by_status = GaugeMetricFamily("compliance_submissions", "Submissions by status", labels=["status"])
+        for status, n in sorted(statuses.items()):
+            by_status.add_metric([status], n)
+        yield by_status
+        by_outcome = GaugeMetricFamily(
+            "compliance_current_verdicts", "Submissions by their current verdict's outcome", labels=["outcome"]
+        )
+        for outcome, n in sorted(outcomes.items()):
+            by_outcome.add_metric([outcome], n)
+        yield by_outcome
+
+
+def render(*collectors: Collector) -> bytes:
+    """The exposition text: this process's metrics (every process's, in multiprocess mode) followed
+    by ``collectors``' (distinct metric names, so the two texts concatenate)."""
+    if multiprocess_dir():
+        base = CollectorRegistry()
+        multiprocess.MultiProcessCollector(base)
+    else:
+        base = REGISTRY
+    extra = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        extra.register(collector)
+    return generate_latest(base) + generate_latest(extra)

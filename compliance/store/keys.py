@@ -1,0 +1,86 @@
+"""Carriers' API keys: ``cmp_<key_id>_<secret>``, of which only the secret's SHA-256 is kept.
+
+The key id is public (it names the key in logs, the audit trail and ``compliance keys revoke``);
+the secret is shown once, when the key is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from compliance.store.audit import SYSTEM, record_event
+from compliance.store.errors import InvalidApiKey, InvalidRegistration, UnknownApiKey
+from compliance.store.models import ApiKey, utcnow
+from compliance.store.registry import get_carrier
+
+PREFIX = "cmp"
+_TOKEN = re.compile(rf"{PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(session: Session, carrier_id: int, *, name: str, actor: str = SYSTEM) -> tuple[ApiKey, str]:
+    """A new key for the carrier, and its token (the only time the secret is seen)."""
+    carrier = get_carrier(session, carrier_id)
+    if not name.strip():
+        raise InvalidRegistration("an API key needs a name (what uses it)")
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    key = ApiKey(key_id=key_id, carrier_id=carrier.id, name=name.strip(), secret_sha256=_digest(secret))
+    session.add(key)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="api_key.create",
+        subject_type="carrier",
+        subject_id=carrier.id,
+        after={"key_id": key_id, "name": key.name},
+    )
+    return key, f"{PREFIX}_{key_id}_{secret}"
+
+
+def authenticate(session: Session, token: str) -> ApiKey:
+    """The live key the token names; ``InvalidApiKey`` otherwise (one error for every cause, so a
+    caller learns nothing about which keys exist)."""
+    match = _TOKEN.fullmatch(token.strip())
+    if match is None:
+        raise InvalidApiKey("not an API key")
+    key = session.scalar(sa.select(ApiKey).where(ApiKey.key_id == match.group(1)))
+    # Compare even when the key is unknown, so timing does not tell the two apart.
+    expected = key.secret_sha256 if key is not None else "0" * 64
+    if not hmac.compare_digest(expected, _digest(match.group(2))) or key is None:
+        raise InvalidApiKey("unknown API key")
+    if key.revoked_at is not None:
+        raise InvalidApiKey("this API key was revoked")
+    return key
+
+
+def revoke_key(session: Session, key_id: str, *, actor: str = SYSTEM) -> ApiKey:
+    key = session.scalar(sa.select(ApiKey).where(ApiKey.key_id == key_id))
+    if key is None:
+        raise UnknownApiKey(key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+        record_event(
+            session,
+            actor=actor,
+            action="api_key.revoke",
+            subject_type="carrier",
+            subject_id=key.carrier_id,
+            after={"key_id": key_id},
+        )
+    return key
+
+
+def list_keys(session: Session, carrier_id: int) -> list[ApiKey]:
+    get_carrier(session, carrier_id)
+    return list(session.scalars(sa.select(ApiKey).where(ApiKey.carrier_id == carrier_id).order_by(ApiKey.id)))

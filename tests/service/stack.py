@@ -1,0 +1,232 @@
+"""A real stack for the service's tests and benches: a private redis-server that can be killed and
+restarted, worker and API processes started like production (``compliance worker``/``api``), and
+a PostgreSQL schema of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from compliance.store import db
+
+REPO = Path(__file__).resolve().parents[2]
+COMPLIANCE = [sys.executable, "-c", "from compliance.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """``redis-server --save "" --appendonly no`` on a port of its own: it keeps nothing on disk,
+    like the production broker, so a restart empties every queue."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        wait_for(lambda: _pings(client), 10, "redis-server to start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.kill()
+        time.sleep(down_for)
+        self.start()
+
+
+def _pings(client: object) -> bool:
+    try:
+        return bool(client.ping())  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+class Process:
+    """A ``compliance`` subprocess with its output in a log file, killed with its children."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        handle = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [*COMPLIANCE, *self.args], env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        handle.close()
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def children(self) -> list[int]:
+        assert self.process is not None
+        try:
+            text = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """The whole process group: a SIGKILLed worker leaves no pool child behind."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_worker(queues: list[str], env: dict[str, str], log: Path, *args: str, ready_timeout: float = 120) -> Process:
+    worker = Process(
+        ["worker", *[a for q in queues for a in ("--queue", q)], "--loglevel", "info", *args], env, log
+    ).start()
+    wait_for(
+        lambda: "ready." in worker.output() or (worker.process is not None and worker.process.poll() is not None),
+        ready_timeout,
+        f"worker {queues} to be ready",
+    )
+    assert worker.process is not None and worker.process.poll() is None, worker.output()[-3000:]
+    return worker
+
+
+@contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A fresh schema, first on the search_path of every connection to the URL given back."""
+    schema = f"svc_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(db.database_url(base_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = db.database_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+class ServiceStack:
+    """The service's processes over one database, blob folder and private Redis, configured the way
+    production is: every setting through ``COMPLIANCE_*`` environment variables."""
+
+    def __init__(self, folder: Path, database_url: str, redis: RedisServer, **values: object) -> None:
+        from compliance.settings import Settings
+
+        self.folder = folder
+        self.redis = redis
+        self.values: dict[str, object] = {
+            "database_url": database_url,
+            "blob_dir": str(folder / "blobs"),
+            "broker_url": redis.url,
+            "broker_connect_timeout_s": 0.5,
+            "webhook_allow_private": True,
+            **values,
+        }
+        self.metrics_dir = folder / "metrics"
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            **{f"COMPLIANCE_{k.upper()}": str(v) for k, v in self.values.items()},
+        }
+        self.settings = Settings(**self.values)  # type: ignore[arg-type]
+        self.processes: list[Process] = []
+        self._logs = 0
+
+    def _log(self, name: str) -> Path:
+        self._logs += 1
+        return self.folder / f"{self._logs:02d}-{name}.log"
+
+    def worker(self, queues: list[str], *args: str) -> Process:
+        process = start_worker(queues, self.env, self._log("worker-" + "+".join(queues)), *args)
+        self.processes.append(process)
+        return process
+
+    def api(self, workers: int = 1) -> tuple[Process, str]:
+        import httpx
+
+        port = free_port()
+        args = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        process = Process(args, self.env, self._log("api")).start()
+        self.processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert process.process is not None and process.process.poll() is None, process.output()[-3000:]
+            try:
+                return httpx.get(base + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "the API to answer")
+        return process, base
+
+    def sweeper(self) -> Process:
+        process = Process(["sweeper"], self.env, self._log("sweeper")).start()
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()

@@ -1,0 +1,89 @@
+"""The service's commands as an operator meets them: keys made and revoked, an audit run with a
+progress bar and its diff, bad arguments as one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from compliance.api.app import create_app
+from compliance.cli import app
+from compliance.judging import Store, accept
+from compliance.photos import read_photo_file
+from compliance.settings import get_settings
+from compliance.store import submissions
+from compliance.verdicts import Outcome, ReasonCode
+from tests.service.conftest import PASSING_PHOTO, SAMPLES
+from tests.service.test_workers import _old_verdict
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    # rich folds long lines to the terminal's width: compare words, not line breaks.
+    return result.exit_code, " ".join(result.stdout.split()), " ".join(result.stderr.split())
+
+
+def test_keys_create_list_and_revoke(isolated_env: Path) -> None:
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    code, token, stderr = run("keys", "create", "ACME", "--name", "driver app")
+    assert code == 0, stderr
+    assert token.startswith("cmp_") and "not shown again" in stderr
+    key_id = token.split("_")[1]
+    code, listed, _ = run("keys", "list", "ACME")
+    assert code == 0 and key_id in listed and "driver app" in listed and token not in listed
+
+    client = TestClient(create_app(get_settings()))
+    assert client.get("/v1/drivers", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    code, _, stderr = run("keys", "revoke", token)  # the whole token or just its id
+    assert code == 0, stderr
+    assert client.get("/v1/drivers", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+    code, _, stderr = run("keys", "revoke", "ffffffffffff")
+    assert code == 2 and "no API key" in stderr
+    code, _, stderr = run("keys", "create", "NOPE")
+    assert code == 2 and "no carrier" in stderr
+
+
+def test_audit_inline_with_a_progress_bar_and_the_diff(isolated_env: Path) -> None:
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    assert run("registry", "add-vehicle", "ACME", "皖AUJ299", "--color", "blue")[0] == 0
+    code, _, stderr = run(
+        "registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"), "--ref", "A-1"
+    )
+    assert code == 0, stderr
+    # A photo stored and decided last year, by an older model.
+    settings = get_settings()
+    store = Store.open(settings)
+    photo = read_photo_file(PASSING_PHOTO, **settings.photo_limits)
+    accepted = accept(store, photo, carrier="ACME", driver="A-1", plate="皖AUJ299")
+    with store.sessions() as s, s.begin():
+        submissions.record_verdict(s, accepted.submission_id, _old_verdict(Outcome.FAIL, (ReasonCode.FACE_MISMATCH,)))
+
+    code, stdout, stderr = run("audit", "start", "--carrier", "ACME", "--inline")
+    assert code == 0, stderr
+    assert "auditing" in stderr and "1/1" in stderr  # the progress bar
+    assert "1 re-judged, 0 failed, 0 pending; 1 changed" in stdout
+    assert "FAIL" in stdout and "PASS" in stdout and "FACE_MISMATCH" in stdout
+    job_id = stderr.split("audit ")[1].split(":")[0]
+    code, stdout, _ = run("audit", "status", job_id)
+    assert code == 0 and "done" in stdout and "1 changed" in stdout
+
+    # Audited again with the same models: nothing changes.
+    code, stdout, _ = run("audit", "start", "--carrier", "ACME", "--inline")
+    assert code == 0 and "0 changed" in stdout
+
+
+def test_bad_arguments_are_one_line_errors(isolated_env: Path) -> None:
+    code, _, stderr = run("worker", "--queue", "gpu")
+    assert code == 2 and "unknown queue 'gpu'" in stderr
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    code, _, stderr = run("audit", "start", "--carrier", "ACME", "--since", "last week")
+    assert code == 2 and "ISO 8601" in stderr
+    code, _, stderr = run("audit", "start", "--carrier", "ACME", "--pipeline", "gpt")
+    assert code == 2 and "unknown pipeline" in stderr
+    code, _, stderr = run("audit", "status", "no-such-job")
+    assert code == 2 and "no audit job" in stderr

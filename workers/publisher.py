@@ -1,0 +1,84 @@
+"""Sending work to the queues, and reading the broker's state (depths, liveness, lost data).
+
+A publish that fails raises ``BrokerUnavailable`` at once: callers keep what they stored (the
+submission stays RECEIVED) and the sweeper publishes it later.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+import redis
+from celery import Celery
+
+from compliance.settings import Settings
+from workers.app import AUDIT, AUDIT_CHUNK, DELIVER_WEBHOOK, QUEUES, WEBHOOKS, make_celery
+from workers.routing import route
+
+# Lives in the broker beside the queues, so it vanishes exactly when they do (a restart of a Redis
+# that keeps nothing on disk, a FLUSHALL): its absence tells the sweeper that queued work was lost.
+BROKER_MARKER = "compliance:broker-marker"
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+class Publisher:
+    def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
+        self.settings = settings
+        self.celery = celery or make_celery(settings, publisher=True)
+        self._lock = threading.Lock()
+
+    def _send(self, task: str, args: list[object], queue: str, countdown: float | None = None) -> None:
+        try:
+            self.celery.send_task(task, args=args, queue=queue, countdown=countdown, retry=False)
+        except Exception as exc:  # kombu/redis raise several kinds; all mean "not published"
+            raise BrokerUnavailable(f"could not publish {task} to {queue}: {exc}") from exc
+
+    def judge(self, submission_id: str, pipeline: str, countdown: float | None = None) -> None:
+        task, queue = route(pipeline)
+        self._send(task, [submission_id], queue, countdown=countdown)
+
+    def audit(self, job_id: str) -> None:
+        self._send(AUDIT_CHUNK, [job_id], AUDIT)
+
+    def deliver(self, delivery_id: int, countdown: float | None = None) -> None:
+        self._send(DELIVER_WEBHOOK, [delivery_id], WEBHOOKS, countdown=countdown)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        timeout = self.settings.broker_connect_timeout_s
+        return redis.Redis.from_url(
+            self.settings.broker_url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 2.0)
+        )
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each queue (not counting those a worker holds unacknowledged)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name in QUEUES:
+                pipe.llen(name)
+            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+
+    def unacked(self) -> int:
+        """Messages delivered to workers and not yet acknowledged (running, or held for a batch)."""
+        return int(self.redis.hlen("unacked"))
+
+    def lost_data_since(self) -> float | None:
+        """When the broker started, if it has lost its data since the sweeper last marked it (Unix
+        time); None if the marker is still there."""
+        info = self.redis.info("server")
+        marker = self.redis.get(BROKER_MARKER)
+        if marker is not None and marker.decode() == info["run_id"]:
+            return None
+        return float(self.redis.time()[0]) - float(info["uptime_in_seconds"])
+
+    def mark_broker(self) -> None:
+        self.redis.set(BROKER_MARKER, self.redis.info("server")["run_id"])

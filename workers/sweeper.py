@@ -1,0 +1,180 @@
+"""The sweeper: finds work the broker lost and queues it again. It is what makes a Redis that keeps
+nothing on disk safe, and it talks to the database and Redis directly, so it works exactly when
+the queue does not.
+
+Each sweep:
+1. If the broker lost its data since the last sweep (its marker key is gone: a restart, a flush),
+   every submission left unfinished before the broker started is queued again.
+2. RECEIVED past ``sweep_received_after_s``: accepted while the broker was down.
+3. QUEUED or PROCESSING past ``sweep_stale_after_s`` while their queue is empty: a lost message.
+4. FAILED with attempts left, past ``sweep_stale_after_s``: the task's own retries ran out.
+5. Webhook deliveries and audit jobs whose next step is overdue.
+
+Queueing twice is harmless (tasks are idempotent); queueing never is what this prevents.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from compliance import metrics
+from compliance.judging import Store
+from compliance.settings import Settings
+from compliance.store import audit_jobs, backlog, webhooks
+from compliance.store.backlog import UNFINISHED, Waiting
+from compliance.store.models import SubmissionStatus, utcnow
+from workers.publisher import BrokerUnavailable, Publisher
+from workers.routing import route
+
+log = logging.getLogger("compliance.sweeper")
+
+ACTOR = "sweeper"
+# Any constant: one sweeper at a time per database.
+_SWEEP_LOCK_KEY = 0x73776565
+# Clocks of the broker and this host may differ a little; requeueing a little more is harmless.
+_CLOCK_SLACK = timedelta(seconds=5)
+
+
+@dataclass
+class Sweep:
+    broker_restarted: bool = False
+    requeued: dict[str, int] = field(default_factory=dict)
+    deliveries: int = 0
+    audits: int = 0
+    skipped: str | None = None  # why nothing was done (another sweeper, the broker down)
+
+    @property
+    def total(self) -> int:
+        return sum(self.requeued.values())
+
+
+def sweep_once(store: Store, settings: Settings, publisher: Publisher) -> Sweep:
+    result = Sweep()
+    with store.engine.connect() as lock_connection:
+        if lock_connection.dialect.name == "postgresql":
+            got = lock_connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _SWEEP_LOCK_KEY}).scalar()
+            if not got:
+                result.skipped = "another sweeper is sweeping"
+                return result
+        try:
+            _sweep(store, settings, publisher, result)
+        except BrokerUnavailable as exc:
+            result.skipped = f"broker unavailable: {exc}"
+        finally:
+            if lock_connection.dialect.name == "postgresql":
+                lock_connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SWEEP_LOCK_KEY})
+                lock_connection.commit()
+    return result
+
+
+def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep) -> None:
+    try:
+        lost_since = publisher.lost_data_since()
+        depths = publisher.queue_depths()
+    except Exception as exc:  # redis-py raises several kinds; all mean the broker is not there
+        raise BrokerUnavailable(str(exc)) from exc
+    now = utcnow()
+    limit = settings.sweep_batch
+
+    if lost_since is not None:
+        result.broker_restarted = True
+        started = datetime.fromtimestamp(lost_since, UTC) + _CLOCK_SLACK
+        after: str | None = None
+        while True:
+            with store.sessions() as s:
+                page = backlog.unfinished(s, before=started, limit=limit, after_id=after)
+            if not page:
+                break
+            _requeue(store, settings, publisher, page, "broker_restart", UNFINISHED, result)
+            after = page[-1].submission_id
+        # Marked only once everything it lost is queued again: a sweep cut short repeats this step.
+        publisher.mark_broker()
+
+    with store.sessions() as s:
+        received = backlog.never_queued(s, before=now - timedelta(seconds=settings.sweep_received_after_s), limit=limit)
+    _requeue(store, settings, publisher, received, "received", (SubmissionStatus.RECEIVED,), result)
+
+    stale_before = now - timedelta(seconds=settings.sweep_stale_after_s)
+    with store.sessions() as s:
+        stale = backlog.stale(s, before=stale_before, limit=limit)
+        failed = backlog.retryable_failures(s, before=stale_before, max_attempts=settings.max_attempts, limit=limit)
+    # A stale message may still wait behind others; only an empty queue proves it lost.
+    lost = [w for w in stale if depths.get(route(_pipeline(w, settings)).queue, 0) == 0]
+    _requeue(store, settings, publisher, lost, "stale", (SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING), result)
+    _requeue(store, settings, publisher, failed, "failed", (SubmissionStatus.FAILED,), result)
+
+    overdue = now - timedelta(seconds=settings.sweep_received_after_s)
+    with store.sessions() as s:
+        due = webhooks.due_deliveries(s, before=overdue, limit=limit)
+        stalled = audit_jobs.stalled_jobs(s, before=stale_before, limit=limit)
+    for delivery_id in due:
+        publisher.deliver(delivery_id)
+        result.deliveries += 1
+    for job_id in stalled:
+        publisher.audit(job_id)
+        with store.sessions() as s, s.begin():
+            audit_jobs.get_audit_job(s, job_id).updated_at = utcnow()  # one re-queue per stale period
+        result.audits += 1
+
+
+def _pipeline(waiting: Waiting, settings: Settings) -> str:
+    return waiting.pipeline or settings.service_pipeline
+
+
+def _requeue(
+    store: Store,
+    settings: Settings,
+    publisher: Publisher,
+    waiting: Iterable[Waiting],
+    why: str,
+    from_statuses: tuple[SubmissionStatus, ...],
+    result: Sweep,
+) -> None:
+    published = []
+    for w in waiting:
+        publisher.judge(w.submission_id, _pipeline(w, settings))
+        published.append(w.submission_id)
+    if not published:
+        return
+    with store.sessions() as s, s.begin():
+        backlog.mark_queued(s, published, from_statuses=from_statuses, actor=ACTOR, reason=f"requeued: {why}")
+    metrics.REQUEUED.labels(why).inc(len(published))
+    result.requeued[why] = result.requeued.get(why, 0) + len(published)
+    log.info("requeued %d submission(s): %s", len(published), why)
+
+
+def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event | None = None) -> None:
+    """Sweep every ``sweep_interval_s`` until SIGTERM/SIGINT (or once)."""
+    store = Store.open(settings, migrate=False)
+    publisher = Publisher(settings)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            result = sweep_once(store, settings, publisher)
+        except Exception:  # the database may be down too: say so and try again next time
+            log.exception("sweep failed")
+        else:
+            if result.skipped:
+                log.warning("sweep skipped: %s", result.skipped)
+            elif result.total or result.deliveries or result.audits:
+                log.info(
+                    "sweep: requeued %s, %d deliveries, %d audits%s",
+                    result.requeued,
+                    result.deliveries,
+                    result.audits,
+                    " (broker had restarted)" if result.broker_restarted else "",
+                )
+        if once:
+            break
+        stop.wait(settings.sweep_interval_s)
+    store.engine.dispose()

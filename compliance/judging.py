@@ -8,7 +8,7 @@ stays open while a model runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
@@ -248,12 +248,20 @@ class BatchPipeline(Protocol):
 
 
 def judge_many(
-    store: Store, settings: Settings, submission_ids: Sequence[str], pipeline: Pipeline, *, actor: str = "cli"
-) -> list[Verdict | Exception]:
+    store: Store,
+    settings: Settings,
+    submission_ids: Sequence[str],
+    pipeline: Pipeline,
+    *,
+    combine: Sequence[str] | None = None,
+    actor: str = "cli",
+) -> list[Verdict | Exception | None]:
     """Judge several stored submissions, in one ``judge_batch`` call where the pipeline has one.
 
     Each item's result is its verdict or the exception that stopped it; one bad photo does not fail
-    the others. A failure of the batch call itself fails every submission in it.
+    the others. A failure of the batch call itself fails every submission in it. With ``combine``
+    (the pipelines of "both") each item's judgments are kept and the verdict is decided from the
+    stored judgments of those pipelines: None while another pipeline's are still missing.
     """
     results: list[Verdict | Exception | None] = [None] * len(submission_ids)
     ready: list[tuple[int, JudgingContext, Photo, Photo | None]] = []
@@ -285,22 +293,35 @@ def judge_many(
             for i, ctx, _, _ in ready:
                 mark_failed(store, ctx.submission_id, exc, actor=actor)
                 results[i] = exc
-            return cast(list[Verdict | Exception], results)
+            return results
         for (i, ctx, _, _), judgments in zip(ready, all_judgments, strict=True):
             try:
-                results[i] = conclude(store, ctx, judgments, actor=actor)
+                if combine is None:
+                    results[i] = conclude(store, ctx, judgments, actor=actor)
+                else:
+                    with store.sessions() as s, s.begin():
+                        submissions.record_judgment(s, ctx.submission_id, judgments, actor=actor)
+                    results[i] = decide_from_stored(store, settings, ctx.submission_id, combine, actor=actor)
             except Exception as exc:
                 results[i] = exc
-    return cast(list[Verdict | Exception], results)
+    return results
 
 
-def rejudge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeline, *, actor: str) -> Verdict:
+def rejudge(
+    store: Store, settings: Settings, submission_id: str, pipelines: Mapping[str, Pipeline], *, actor: str
+) -> Verdict:
     """Judge an already decided submission again (a batch audit) without moving its status: the
-    new verdict becomes current only if the models or policy changed; errors are the caller's."""
+    new verdict becomes current only if the models or policy changed; errors are the caller's.
+    ``pipelines`` is one pipeline, or the two of "both" (the first decides; each one's judgments are kept)."""
     ctx = begin(store, settings, submission_id, actor=actor, mark_processing=False)
     scene, licence = photos_of(store, settings, ctx)
-    judgments = pipeline.judge(scene.image, licence.image if licence else None, ctx.thresholds)
-    return conclude(store, ctx, judgments, actor=actor)
+    judged = [p.judge(scene.image, licence.image if licence else None, ctx.thresholds) for p in pipelines.values()]
+    if len(judged) == 1:
+        return conclude(store, ctx, judged[0], actor=actor)
+    with store.sessions() as s, s.begin():
+        for judgments in judged:
+            submissions.record_judgment(s, submission_id, judgments, actor=actor)
+    return conclude(store, ctx, judged[0], second_opinion=judged[1], actor=actor)
 
 
 # Judging with both pipelines. A service runs each pipeline on its own worker (multistage on a CPU,

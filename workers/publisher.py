@@ -14,7 +14,7 @@ from celery import Celery
 
 from compliance.settings import Settings
 from workers.app import AUDIT, AUDIT_CHUNK, DELIVER_WEBHOOK, QUEUES, WEBHOOKS, make_celery
-from workers.routing import route
+from workers.routing import routes
 
 # Lives in the broker beside the queues, so it vanishes exactly when they do (a restart of a Redis
 # that keeps nothing on disk, a FLUSHALL): its absence tells the sweeper that queued work was lost.
@@ -38,8 +38,14 @@ class Publisher:
             raise BrokerUnavailable(f"could not publish {task} to {queue}: {exc}") from exc
 
     def judge(self, submission_id: str, pipeline: str, countdown: float | None = None) -> None:
-        task, queue = route(pipeline)
-        self._send(task, [submission_id], queue, countdown=countdown)
+        """Queue the submission for each pipeline the choice runs (both queues for "both")."""
+        for route in routes(pipeline):
+            self._send(route.task, [submission_id, route.part], route.queue, countdown=countdown)
+
+    def judge_part(self, submission_id: str, part: str, countdown: float | None = None) -> None:
+        """Queue one pipeline's half of a submission again (a batch member to retry)."""
+        (route,) = routes(part)
+        self._send(route.task, [submission_id, part], route.queue, countdown=countdown)
 
     def audit(self, job_id: str) -> None:
         self._send(AUDIT_CHUNK, [job_id], AUDIT)

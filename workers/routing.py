@@ -1,16 +1,16 @@
-"""Which task and queue judge a submission, by the pipeline it is judged with.
+"""Which tasks and queues judge a submission, by the pipeline it is judged with.
 
 The seam for new pipelines: a pipeline that runs on CPUs goes to ``multistage`` as a single-photo
-task; one that batches on a GPU goes to ``mllm`` as a batched task. The combined "both" mode (each
-pipeline's judgments kept, one combined verdict) is wired here and in ``workers.tasks`` by the
-integrator: route "both" to the ``mllm`` queue, whose batch task then also runs the multistage
-pipeline on each photo before deciding.
+task; one that batches on a GPU goes to ``mllm`` as a batched task. "both" is the two at once: each
+queue's worker runs its own pipeline and records its judgments, and whichever finishes second
+decides from the two (``compliance.judging.decide_from_stored``).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from compliance.pipelines import pipeline_names
 from workers.app import JUDGE, JUDGE_BATCH, MLLM, MULTISTAGE
 
 # Pipelines judged by GPU workers in batches; every other one by CPU workers, one photo a task.
@@ -20,9 +20,12 @@ BATCHED = frozenset({"mllm"})
 class Route(NamedTuple):
     task: str
     queue: str
+    part: str  # the pipeline this task runs: the choice itself, or one half of "both"
 
 
-def route(pipeline: str) -> Route:
-    if pipeline in BATCHED:
-        return Route(JUDGE_BATCH, MLLM)
-    return Route(JUDGE, MULTISTAGE)
+def routes(choice: str) -> tuple[Route, ...]:
+    """One route per pipeline the choice runs (two for "both")."""
+    return tuple(
+        Route(JUDGE_BATCH, MLLM, name) if name in BATCHED else Route(JUDGE, MULTISTAGE, name)
+        for name in pipeline_names(choice)
+    )

@@ -31,7 +31,7 @@ from compliance.store import audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
 from compliance.store.models import SubmissionStatus, utcnow
 from workers.publisher import BrokerUnavailable, Publisher
-from workers.routing import route
+from workers.routing import routes
 
 log = logging.getLogger("compliance.sweeper")
 
@@ -106,7 +106,7 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
         stale = backlog.stale(s, before=stale_before, limit=limit)
         failed = backlog.retryable_failures(s, before=stale_before, max_attempts=settings.max_attempts, limit=limit)
     # A stale message may still wait behind others; only an empty queue proves it lost.
-    lost = [w for w in stale if depths.get(route(_pipeline(w, settings)).queue, 0) == 0]
+    lost = [w for w in stale if all(depths.get(r.queue, 0) == 0 for r in routes(_pipeline(w, settings)))]
     _requeue(store, settings, publisher, lost, "stale", (SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING), result)
     _requeue(store, settings, publisher, failed, "failed", (SubmissionStatus.FAILED,), result)
 

@@ -17,8 +17,8 @@ from celery import Celery
 from celery_batches import Batches, SimpleRequest
 
 from compliance import metrics
-from compliance.judging import Store, judge, judge_many
-from compliance.pipelines import get_pipeline
+from compliance.judging import Store, decide_from_stored, judge, judge_many, record_judgments
+from compliance.pipelines import Pipeline, get_pipelines, pipeline_names
 from compliance.service import audits
 from compliance.service import webhooks as webhook_service
 from compliance.service.transient import TRANSIENT_ERRORS
@@ -79,12 +79,25 @@ def reset_runtime() -> None:
 @dataclass(frozen=True, slots=True)
 class Todo:
     submission_id: str
-    pipeline: str
+    pipeline: str  # the choice the submission asked for: a pipeline, or "both"
+    part: str  # the pipeline this task runs
+
+    @property
+    def combine(self) -> tuple[str, ...] | None:
+        """With "both": the pipelines whose stored judgments the verdict is decided from."""
+        names = pipeline_names(self.pipeline)
+        return names if len(names) > 1 else None
 
 
-def _triage(rt: Runtime, submission_id: str) -> Todo | None:
+def _pipeline_for(todo: Todo, settings: Settings) -> Pipeline:
+    # get_pipelines turns the MLLM's fallback off under "both": its own judgments are compared.
+    return get_pipelines(todo.pipeline, settings)[todo.part]
+
+
+def _triage(rt: Runtime, submission_id: str, part: str | None = None) -> Todo | None:
     """What to do with a delivered task: judge it (a Todo), or nothing because it is already decided,
-    gone, or has used up its attempts (then it is failed for good)."""
+    gone, or has used up its attempts (then it is failed for good). ``part`` is the pipeline the
+    message asks for (one half of "both"); without it, the submission's own choice."""
     settings = rt.settings
     with rt.store.sessions() as s, s.begin():
         sub = s.get(Submission, submission_id)
@@ -110,7 +123,8 @@ def _triage(rt: Runtime, submission_id: str) -> Todo | None:
     if decided:
         _announce(rt, submission_id)  # in case the worker died between deciding and announcing
         return None
-    return Todo(submission_id, pipeline)
+    names = pipeline_names(pipeline)
+    return Todo(submission_id, pipeline, part if part in names else names[0])
 
 
 def _announce(rt: Runtime, submission_id: str) -> None:
@@ -128,41 +142,52 @@ def _decided(rt: Runtime, todo: Todo, verdict: Verdict, seconds: float) -> None:
     _announce(rt, todo.submission_id)
 
 
-def judge_one(settings: Settings, submission_id: str) -> str:
+def judge_one(settings: Settings, submission_id: str, part: str | None = None) -> str:
     rt = runtime(settings)
-    todo = _triage(rt, submission_id)
+    todo = _triage(rt, submission_id, part)
     if todo is None:
         return "skipped"
-    pipeline = get_pipeline(todo.pipeline, settings)
+    pipeline = _pipeline_for(todo, settings)
     start = time.perf_counter()
-    verdict = judge(rt.store, settings, submission_id, pipeline, actor=ACTOR)
+    if todo.combine is None:
+        verdict: Verdict | None = judge(rt.store, settings, submission_id, pipeline, actor=ACTOR)
+    else:
+        record_judgments(rt.store, settings, submission_id, pipeline, actor=ACTOR)
+        verdict = decide_from_stored(rt.store, settings, submission_id, todo.combine, actor=ACTOR)
+    if verdict is None:
+        return f"{todo.part} judged; waiting for the other pipeline"
     _decided(rt, todo, verdict, time.perf_counter() - start)
     return verdict.outcome.value
 
 
-def judge_requests(settings: Settings, submission_ids: list[str]) -> dict[str, str]:
-    """A batch from the GPU queue: one ``judge_batch`` call per pipeline for everything still to do.
-    A transient failure puts the submission back on its queue with a delay."""
+def judge_requests(settings: Settings, requests: list[tuple[str, str | None]]) -> dict[str, str]:
+    """A batch from the GPU queue, (submission id, pipeline part) each: one ``judge_batch`` call per
+    pipeline for everything still to do. A transient failure puts the submission back on its queue
+    with a delay."""
     rt = runtime(settings)
     todos: dict[str, Todo] = {}
     outcome: dict[str, str] = {}
-    for submission_id in dict.fromkeys(submission_ids):  # a duplicate delivery in one batch counts once
-        todo = _triage(rt, submission_id)
+    for submission_id, part in dict(requests).items():  # a duplicate delivery in one batch counts once
+        todo = _triage(rt, submission_id, part)
         if todo is None:
             outcome[submission_id] = "skipped"
         else:
             todos[submission_id] = todo
-    by_pipeline: dict[str, list[Todo]] = {}
+    groups: dict[tuple[str, str], list[Todo]] = {}
     for todo in todos.values():
-        by_pipeline.setdefault(todo.pipeline, []).append(todo)
-    for name, group in by_pipeline.items():
+        groups.setdefault((todo.pipeline, todo.part), []).append(todo)
+    for group in groups.values():
         metrics.MLLM_BATCH.observe(len(group))
-        pipeline = get_pipeline(name, settings)
+        pipeline = _pipeline_for(group[0], settings)
         start = time.perf_counter()
-        results = judge_many(rt.store, settings, [t.submission_id for t in group], pipeline, actor=ACTOR)
+        results = judge_many(
+            rt.store, settings, [t.submission_id for t in group], pipeline, combine=group[0].combine, actor=ACTOR
+        )
         seconds = (time.perf_counter() - start) / len(group)
         for todo, result in zip(group, results, strict=True):
-            if isinstance(result, Verdict):
+            if result is None:
+                outcome[todo.submission_id] = f"{todo.part} judged; waiting for the other pipeline"
+            elif isinstance(result, Verdict):
                 _decided(rt, todo, result, seconds)
                 outcome[todo.submission_id] = result.outcome.value
             elif isinstance(result, TRANSIENT_ERRORS):
@@ -180,7 +205,7 @@ def _requeue_later(rt: Runtime, todo: Todo) -> None:
     # The batch task has no per-request retry; a delayed message does the same. If even that fails,
     # the submission is FAILED with attempts left, and the sweeper comes back to it.
     try:
-        rt.publisher.judge(todo.submission_id, todo.pipeline, countdown=30)
+        rt.publisher.judge_part(todo.submission_id, todo.part, countdown=30)
     except BrokerUnavailable:
         log.warning("submission %s left for the sweeper", todo.submission_id)
 
@@ -234,8 +259,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     }
 
     @app.task(name=JUDGE, **retrying)
-    def judge_submission(submission_id: str) -> str:
-        return _counted("judge", judge_one, settings, submission_id)
+    def judge_submission(submission_id: str, part: str | None = None) -> str:
+        return _counted("judge", judge_one, settings, submission_id, part)
 
     @app.task(
         name=JUDGE_BATCH,
@@ -245,8 +270,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         acks_late=True,
     )
     def judge_batch(requests: list[SimpleRequest]) -> dict[str, str]:
-        ids = [str(r.args[0]) for r in requests if r.args]
-        return _counted("judge_batch", judge_requests, settings, ids)
+        wanted = [(str(r.args[0]), str(r.args[1]) if len(r.args) > 1 else None) for r in requests if r.args]
+        return _counted("judge_batch", judge_requests, settings, wanted)
 
     @app.task(name=AUDIT_CHUNK, **retrying)
     def audit_chunk(job_id: str) -> bool:

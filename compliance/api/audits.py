@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Query, status
 from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep
 from compliance.api.errors import invalid, not_found, store_error
 from compliance.api.schemas import AuditIn, AuditOut, ErrorResponse
-from compliance.pipelines import BUILDERS
+from compliance.pipelines import CHOICES
 from compliance.store import audit_jobs
 from compliance.store.errors import StoreError, UnknownAuditJob
 from compliance.store.models import AuditJobStatus
@@ -35,8 +35,8 @@ def create_audit(
     """Re-judge the carrier's decided submissions in a date range (and of the drivers or vehicles
     named) with the current models. Runs on the audit queue; poll GET /v1/audits/{id}."""
     pipeline = body.pipeline or settings.service_pipeline
-    if pipeline not in BUILDERS:
-        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(sorted(BUILDERS))}")
+    if pipeline not in CHOICES:
+        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(CHOICES)}")
     with store.sessions() as s, s.begin():
         try:
             job = audit_jobs.create_audit_job(

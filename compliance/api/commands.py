@@ -247,14 +247,14 @@ def audit_start(
 ) -> None:
     """Start a batch audit and follow it with a progress bar; prints the diff at the end."""
     from compliance.judging import Store
-    from compliance.pipelines import BUILDERS
+    from compliance.pipelines import CHOICES
     from compliance.store import audit_jobs, registry
 
     settings = get_settings()
     with cli.user_errors():
         chosen = pipeline or settings.service_pipeline
-        if chosen not in BUILDERS:
-            raise cli.fail(f"unknown pipeline {chosen!r}; choose from {', '.join(sorted(BUILDERS))}")
+        if chosen not in CHOICES:
+            raise cli.fail(f"unknown pipeline {chosen!r}; choose from {', '.join(CHOICES)}")
         store = Store.open(settings)
         with store.sessions() as s, s.begin():
             found = registry.get_carrier(s, carrier)

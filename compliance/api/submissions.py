@@ -22,7 +22,7 @@ from compliance.api.schemas import (
 )
 from compliance.judging import accept
 from compliance.photos import PhotoRejected, load_photo
-from compliance.pipelines import BUILDERS
+from compliance.pipelines import CHOICES
 from compliance.service import webhooks as webhook_service
 from compliance.store import backlog, submissions
 from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
@@ -99,8 +99,8 @@ def create_submission(
     window = _aware("job_start", job_start), _aware("job_end", job_end)
     if window[0] is not None and window[1] is not None and window[1] < window[0]:
         raise invalid("invalid_value", "job_end is before job_start")
-    if pipeline is not None and pipeline not in BUILDERS:
-        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(sorted(BUILDERS))}")
+    if pipeline is not None and pipeline not in CHOICES:
+        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(CHOICES)}")
     chosen = pipeline or settings.service_pipeline
 
     with metrics.timed("accept.validate"):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from compliance.judging import Store, rejudge
-from compliance.pipelines import get_pipeline
+from compliance.pipelines import get_pipelines
 from compliance.service.transient import TRANSIENT_ERRORS
 from compliance.settings import Settings
 from compliance.store import audit_jobs
@@ -36,12 +36,12 @@ def run_chunk(
         pending = audit_jobs.pending_items(s, job_id, limit=limit or settings.audit_chunk)
     chunk = Chunk(more=True)
     if pending:
-        pipeline = get_pipeline(pipeline_name, settings)
+        pipelines = get_pipelines(pipeline_name, settings)
     for submission_id in pending:
         with store.sessions() as s:
             before = audit_jobs.current_outcome(s, submission_id)
         try:
-            rejudge(store, settings, submission_id, pipeline, actor=actor)
+            rejudge(store, settings, submission_id, pipelines, actor=actor)
         except TRANSIENT_ERRORS:
             raise  # the task retries the chunk; the item stays pending
         except Exception as exc:  # one photo's failure is kept on its item; the job goes on

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 
-from compliance.judging import Store, accept, decide_from_stored, judge, judge_both, record_judgments
+from compliance.judging import Store, accept, decide_from_stored, judge, judge_both, record_judgments, rejudge
 from compliance.mllm.pipeline import MllmPipeline
 from compliance.pipelines import Pipeline
 from compliance.settings import Settings
-from compliance.store import submissions
+from compliance.store import audit, submissions
 from compliance.store.models import MACHINE, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
 from tests.mllm.conftest import sample
@@ -104,3 +104,20 @@ def test_judge_both_in_one_process(
     assert verdict.judgments.provenance.pipeline == "both"
     with store.sessions() as s:
         assert submissions.get_submission(s, sid).current_verdict.pipeline == "both"
+
+
+def test_an_audit_rejudges_with_both_without_moving_the_status(
+    store: Store, store_settings: Settings, tiny_mllm: MllmPipeline, multistage: Pipeline
+) -> None:
+    sid = submit(store)
+    first = judge(store, store_settings, sid, multistage)
+    verdict = rejudge(store, store_settings, sid, {"mllm": tiny_mllm, "multistage": multistage}, actor="audit:1")
+    assert verdict.judgments.provenance.pipeline == "both"
+    assert verdict.outcome is Outcome.REVIEW and first.outcome is Outcome.PASS
+    with store.sessions() as s:
+        sub = submissions.get_submission(s, sid)
+        assert sorted(j.pipeline for j in sub.judgments) == ["both", "mllm", "multistage"]
+        assert [v.pipeline for v in sub.verdicts] == ["multistage", "both"]
+        assert sub.current_verdict.pipeline == "both" and sub.status is SubmissionStatus.DECIDED
+        # The audit trail never saw the submission leave "decided".
+        assert not [e for e in audit.list_events(s, subject_id=sid, action="submission.status") if e.actor == "audit:1"]

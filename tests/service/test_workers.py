@@ -445,6 +445,48 @@ def test_the_gpu_queue_judges_queued_photos_in_one_batch(tmp_path: Path, tiny_ml
             redis.kill()
 
 
+def test_both_pipelines_run_on_their_own_queues_and_the_second_to_finish_decides(
+    tmp_path: Path, tiny_mllm: dict[str, object]
+) -> None:
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    with postgres_schema(POSTGRES_URL) as url:
+        stack = ServiceStack(tmp_path, url, redis, **{**TIMINGS, **tiny_mllm})
+        app = create_app(stack.settings)
+        store: Store = app.state.store
+        acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
+        live = Live(stack, store, TestClient(app), acme)
+        try:
+            submission_id = live.upload(PASSING_PHOTO.read_bytes(), pipeline="both")
+            # One message on each queue: the CPU half and the GPU half.
+            assert (_llen(redis, "multistage"), _llen(redis, "mllm")) == (1, 1)
+            stack.worker(["multistage"])
+            # The baseline alone decides nothing: its judgments wait for the MLLM's.
+            wait_for(lambda: len(_detail(live, submission_id)["judgments"]) == 1, 120, "the multistage half")
+            assert _detail(live, submission_id)["verdict"] is None
+            stack.worker(["mllm"])
+            live.wait_decided(submission_id, timeout=240)
+            detail = _detail(live, submission_id)
+            # Each half's own judgments, and the combined ones the verdict was decided from.
+            assert sorted(j["pipeline"] for j in detail["judgments"]) == ["both", "mllm", "multistage"]
+            assert detail["verdict"]["pipeline"] == "both"
+            # The baseline passes this photo on its own; random MLLM weights disagree with it.
+            assert detail["outcome"] == "REVIEW"
+            assert any(r.startswith("PIPELINES_DISAGREE_") for r in detail["reasons"]), detail["reasons"]
+            assert live.machine_verdicts(submission_id) == 1
+        finally:
+            stack.stop()
+            store.engine.dispose()
+            redis.kill()
+
+
+def _detail(live: Live, submission_id: str) -> dict[str, Any]:
+    return live.client.get(f"/v1/submissions/{submission_id}", headers=live.acme.auth).json()
+
+
 def _sample(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):

@@ -21,7 +21,7 @@ from compliance.checks import PriorPhoto
 from compliance.inspection import decide
 from compliance.judgments import Judgments
 from compliance.multistage.base import Image
-from compliance.photos import Photo, load_photo, perceptual_hash
+from compliance.photos import Photo, ReceivedPhoto, load_photo
 from compliance.pipelines import BOTH, Pipeline
 from compliance.settings import Settings, Thresholds
 from compliance.store import registry, submissions
@@ -54,7 +54,7 @@ class Accepted:
 
 def accept(
     store: Store,
-    photo: Photo,
+    photo: Photo | ReceivedPhoto,
     *,
     carrier: str | int,
     driver: str | int,
@@ -93,16 +93,16 @@ def accept(
             vehicle = registry.find_vehicle(s, found.id, plate)
             if vehicle is None:
                 raise UnknownVehicle(plates.normalise(plate), found.id)
-        carrier_id, driver_id = found.id, the_driver.id
-    # The blob goes first: a row never points at a photo that is not there.
-    store.blobs.put(photo.data)
-    with store.sessions() as s, s.begin():
+        # The blob goes first, once the request is known good: a row never points at a photo that
+        # is not there, and a refused request leaves nothing behind. One transaction throughout, so
+        # the registry rows read above are the ones the submission refers to.
+        store.blobs.put(photo.data)
         created = submissions.create_submission(
             s,
-            carrier_id=carrier_id,
-            driver_id=driver_id,
+            carrier_id=found.id,
+            driver_id=the_driver.id,
             photo_sha256=photo.sha256,
-            photo_phash=perceptual_hash(photo.image),
+            photo_phash=photo.phash,
             source=source,
             vehicle_id=vehicle.id if vehicle else None,
             claimed_plate=vehicle.registered_plate if vehicle else None,

@@ -51,6 +51,10 @@ class Photo:
     def height(self) -> int:
         return int(self.image.shape[0])
 
+    @property
+    def phash(self) -> str:
+        return perceptual_hash(self.image)
+
 
 def read_photo_file(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
     if not path.exists():
@@ -66,7 +70,52 @@ def read_photo_file(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
         raise PhotoRejected(exc.code, f"{path}: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedPhoto:
+    """A photo checked at intake (decodable, within the limits) and what is kept of it to store and
+    queue it: its bytes, digest, perceptual hash and capture time, not its full pixels."""
+
+    data: bytes
+    sha256: str
+    format: str
+    width: int
+    height: int
+    capture_time: datetime | None
+    phash: str
+
+
 def load_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> Photo:
+    """Validate and decode a photo at full resolution, for the pipelines."""
+    pil, fmt, capture_time, _ = _decoded(data, max_bytes=max_bytes, max_pixels=max_pixels, smallest_side=None)
+    bgr = cv2.cvtColor(_to_rgb8(pil), cv2.COLOR_RGB2BGR)
+    return Photo(data=data, sha256=hashlib.sha256(data).hexdigest(), image=bgr, format=fmt, capture_time=capture_time)
+
+
+def receive_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> ReceivedPhoto:
+    """Validate a photo as ``load_photo`` does, for intake. Every byte is still decoded (a truncated
+    or corrupt file is refused alike), but a JPEG is decoded at a reduced scale: the upload API
+    accepts photos at a fraction of the cost, and the workers decode them in full later."""
+    pil, fmt, capture_time, (width, height) = _decoded(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, smallest_side=PHASH_SIDE
+    )
+    preview = cv2.cvtColor(_to_rgb8(pil), cv2.COLOR_RGB2BGR)
+    return ReceivedPhoto(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=fmt,
+        width=width,
+        height=height,
+        capture_time=capture_time,
+        phash=perceptual_hash(preview),
+    )
+
+
+def _decoded(
+    data: bytes, *, max_bytes: int, max_pixels: int, smallest_side: int | None
+) -> tuple[Image.Image, str, datetime | None, tuple[int, int]]:
+    """The checks every way in shares, then the decoded image with EXIF orientation applied, its
+    format, capture time and full-resolution size (as turned). With ``smallest_side`` a JPEG is
+    decoded at the largest reduction whose sides stay at least that long."""
     if not data:
         raise PhotoRejected("empty", "the file is empty")
     if len(data) > max_bytes:
@@ -86,10 +135,12 @@ def load_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> Photo:
                 )
             if w < 16 or h < 16:
                 raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
+            if smallest_side is not None and fmt in ("JPEG", "MPO"):
+                pil.draft(pil.mode, (smallest_side, smallest_side))
             pil.load()
             capture_time = _exif_capture_time(pil)
+            turned = _orientation(pil) in (5, 6, 7, 8)
             pil = ImageOps.exif_transpose(pil)
-            rgb = _to_rgb8(pil)
     except PhotoRejected:
         raise
     except UnidentifiedImageError:
@@ -99,8 +150,7 @@ def load_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> Photo:
     except (OSError, SyntaxError, ValueError) as exc:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError with its own wording.
         raise PhotoRejected("corrupt", f"the image data is truncated or corrupt ({exc})") from None
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    return Photo(data=data, sha256=hashlib.sha256(data).hexdigest(), image=bgr, format=fmt, capture_time=capture_time)
+    return pil, fmt, capture_time, ((h, w) if turned else (w, h))
 
 
 def _to_rgb8(pil: Image.Image) -> np.ndarray:
@@ -122,10 +172,18 @@ def _to_rgb8(pil: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(pil.convert("RGB"), dtype=np.uint8))
 
 
+_ORIENTATION = 0x0112
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
 _OFFSET_TIME_ORIGINAL = 0x9011
 _DATETIME = 0x0132
+
+
+def _orientation(pil: Image.Image) -> int | None:
+    try:
+        return pil.getexif().get(_ORIENTATION)
+    except Exception:  # unreadable EXIF: the photo is kept as stored
+        return None
 
 
 def _exif_capture_time(pil: Image.Image) -> datetime | None:
@@ -153,8 +211,17 @@ def _exif_capture_time(pil: Image.Image) -> datetime | None:
     return when
 
 
+# Perceptual hashes are taken from the photo shrunk to fit this many pixels a side, whatever its size,
+# so that a full decode (CLI) and intake's reduced JPEG decode hash a photo alike.
+PHASH_SIDE = 256
+
+
 def perceptual_hash(image: np.ndarray) -> str:
     """64-bit DCT perceptual hash as 16 hex digits: survives re-encoding and resizing."""
+    h, w = image.shape[:2]
+    scale = PHASH_SIDE / max(h, w)
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     return str(imagehash.phash(rgb, hash_size=8))
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,9 +21,13 @@ from compliance.photos import (
     measure_quality,
     perceptual_hash,
     read_photo_file,
+    receive_photo,
 )
 
 LIMITS = dict(max_bytes=20 * 1024 * 1024, max_pixels=50_000_000)
+Loader = Callable[..., Any]
+# Both ways in refuse bad photos alike: the full decode (pipelines, CLI) and intake's (upload API).
+LOADERS = pytest.mark.parametrize("load", [load_photo, receive_photo], ids=["load_photo", "receive_photo"])
 
 
 def _jpeg(img: Image.Image, **kw: object) -> bytes:
@@ -58,6 +64,7 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
     assert exc.value.code == "not_found"
 
 
+@LOADERS
 @pytest.mark.parametrize(
     ("data", "code"),
     [
@@ -66,30 +73,33 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
         (b"GIF89a" + b"\x00" * 100, "corrupt"),
     ],
 )
-def test_non_images_are_refused(data: bytes, code: str) -> None:
+def test_non_images_are_refused(data: bytes, code: str, load: Loader) -> None:
     with pytest.raises(PhotoRejected) as exc:
-        load_photo(data, **LIMITS)
+        load(data, **LIMITS)
     assert exc.value.code in {code, "not_an_image", "corrupt", "unsupported_format"}
     assert "\n" not in str(exc.value)
 
 
-def test_truncated_jpeg_is_refused(scene_bytes: bytes) -> None:
+@LOADERS
+def test_truncated_jpeg_is_refused(scene_bytes: bytes, load: Loader) -> None:
     with pytest.raises(PhotoRejected) as exc:
-        load_photo(scene_bytes[: len(scene_bytes) // 2], **LIMITS)
+        load(scene_bytes[: len(scene_bytes) // 2], **LIMITS)
     assert exc.value.code == "corrupt"
 
 
-def test_decompression_bomb_is_refused_before_decoding() -> None:
+@LOADERS
+def test_decompression_bomb_is_refused_before_decoding(load: Loader) -> None:
     bomb = _png_header_only(100_000, 100_000)
     assert len(bomb) < 200
     with pytest.raises(PhotoRejected) as exc:
-        load_photo(bomb, **LIMITS)
+        load(bomb, **LIMITS)
     assert exc.value.code == "too_many_pixels"
 
 
-def test_oversized_upload_is_refused(scene_bytes: bytes) -> None:
+@LOADERS
+def test_oversized_upload_is_refused(scene_bytes: bytes, load: Loader) -> None:
     with pytest.raises(PhotoRejected) as exc:
-        load_photo(scene_bytes, max_bytes=1000, max_pixels=LIMITS["max_pixels"])
+        load(scene_bytes, max_bytes=1000, max_pixels=LIMITS["max_pixels"])
     assert exc.value.code == "too_large"
 
 
@@ -145,3 +155,31 @@ def test_quality_separates_sharp_from_blurred_and_dark(scene_bytes: bytes) -> No
     assert blurred.blur is not None and sharp.blur is not None and blurred.blur < sharp.blur / 10
     assert dark.brightness is not None and sharp.brightness is not None and dark.brightness < sharp.brightness / 4
     assert (sharp.width, sharp.height) == (720, 1160)
+
+
+def _rotated_jpeg(img: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x9003] = "2026:11:20 08:30:00"
+    return _jpeg(img, exif=exif.tobytes(), quality=92)
+
+
+def test_intake_keeps_what_a_full_decode_would(dev_dir: Path) -> None:
+    """Intake decodes a JPEG at a reduced scale; size, capture time and digest are the full decode's,
+    and the perceptual hash stays within a bit or two, far below the duplicate threshold (6)."""
+    scene = Image.open(dev_dir / "scenes" / sorted(p.name for p in (dev_dir / "scenes").glob("*.jpg"))[0])
+    cases = [(dev_dir / "plates" / "ccpd_demo_0.jpg").read_bytes(), _rotated_jpeg(scene.convert("RGB"), 6)]
+    cases += [_jpeg(scene.convert("CMYK")), (dev_dir / "plates" / "ccpd_demo_3.jpg").read_bytes()]
+    cases += [p.read_bytes() for p in sorted((dev_dir / "scenes").glob("*.jpg"))[:6]]
+    for data in cases:
+        full, received = load_photo(data, **LIMITS), receive_photo(data, **LIMITS)
+        assert (received.width, received.height) == (full.width, full.height)
+        assert (received.sha256, received.format, received.capture_time) == (
+            full.sha256,
+            full.format,
+            full.capture_time,
+        )
+        assert hash_distance(received.phash, full.phash) <= 2
+    turned = receive_photo(cases[1], **LIMITS)
+    assert (turned.width, turned.height) == (scene.height, scene.width)
+    assert turned.capture_time == datetime(2026, 11, 20, 8, 30)

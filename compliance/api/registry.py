@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile, status
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep
 from compliance.api.errors import not_found, photo_error, store_error
 from compliance.api.schemas import DriverOut, DriverPage, ErrorResponse, VehicleIn, VehicleOut, VehiclePage
-from compliance.photos import PhotoRejected, load_photo
+from compliance.photos import PhotoRejected, receive_photo
 from compliance.settings import Settings
 from compliance.store import registry
 from compliance.store.errors import StoreError, UnknownDriver, UnknownVehicle
@@ -33,7 +33,7 @@ _ERRORS = {
 def _licence(upload: UploadFile, settings: Settings) -> bytes:
     data = upload.file.read(settings.max_upload_bytes + 1)
     try:
-        return load_photo(data, **settings.photo_limits).data
+        return receive_photo(data, **settings.photo_limits).data
     except PhotoRejected as exc:
         raise photo_error(exc, "licence") from None
 

@@ -21,7 +21,7 @@ from compliance.api.schemas import (
     SubmissionSummary,
 )
 from compliance.judging import accept
-from compliance.photos import PhotoRejected, load_photo
+from compliance.photos import PhotoRejected, receive_photo
 from compliance.pipelines import CHOICES
 from compliance.service import webhooks as webhook_service
 from compliance.store import backlog, submissions
@@ -106,7 +106,7 @@ def create_submission(
     with metrics.timed("accept.validate"):
         data = photo.file.read(settings.max_upload_bytes + 1)
         try:
-            scene = load_photo(data, **settings.photo_limits)
+            scene = receive_photo(data, **settings.photo_limits)
         except PhotoRejected as exc:
             metrics.UPLOADS.labels("rejected").inc()
             raise photo_error(exc) from None

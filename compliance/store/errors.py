@@ -101,3 +101,23 @@ class CorruptBlob(StoreError):
 
 class AuditTrailImmutable(StoreError, RuntimeError):
     """The audit trail is append-only."""
+
+
+class UserError(StoreError):
+    """People who sign in to the dashboard."""
+
+
+class UnknownUser(UserError, LookupError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user named {username!r}")
+        self.username = username
+
+
+class DuplicateUser(UserError, ValueError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"a user named {username!r} already exists")
+        self.username = username
+
+
+class InvalidUser(UserError, ValueError):
+    pass

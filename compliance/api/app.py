@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from compliance.dashboard import install as install_dashboard
 from compliance.judging import Store
 from compliance.settings import Settings, get_settings
 
@@ -23,4 +24,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
+    install_dashboard(app)
     return app

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from compliance.dashboard.commands import demo_data, users_app
 from compliance.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -182,6 +183,8 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 registry_app = typer.Typer(help="Carriers, their vehicles and drivers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
+app.add_typer(users_app, name="users")
+app.command("demo-data")(demo_data)
 
 
 @db_app.command("upgrade")

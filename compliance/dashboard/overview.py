@@ -57,6 +57,19 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def _days_axis(days: list[str]) -> dict[str, Any]:
+    # Whole days: a tick per day while there are few, never a time of day.
+    axis: dict[str, Any] = {"type": "date", "tickformat": "%b %-d"}
+    if len(days) <= 14:
+        axis["dtick"] = 86_400_000
+    return axis
+
+
+def _counts_axis(most: int) -> dict[str, Any]:
+    # Counts are whole: no 0.5 ticks when they are small.
+    return {"rangemode": "tozero", "tickformat": ",d", **({"dtick": 1} if most <= 8 else {})}
+
+
 def charts(report: Overview) -> dict[str, dict[str, Any]]:
     """Plotly figures as plain JSON (data + layout), one per chart on the page."""
     days = [d.day for d in report.days]
@@ -73,13 +86,13 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
                 for name, values in by_outcome.items()
                 if any(values)
             ],
-            "layout": _layout("Submissions per day, by verdict", barmode="stack", yaxis={"title": ""}),
+            "layout": _layout("Submissions per day, by verdict", barmode="stack", xaxis=_days_axis(days)),
         },
         "chart-rates": {
             "data": [
                 {
                     "type": "scatter",
-                    "mode": "lines",
+                    "mode": "lines+markers" if len(days) < 40 else "lines",
                     "name": name,
                     "x": days,
                     "y": [
@@ -91,7 +104,11 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
                 }
                 for name in ("PASS", "FAIL", "REVIEW")
             ],
-            "layout": _layout("Verdict rates by day (% of decided)", yaxis={"ticksuffix": "%", "rangemode": "tozero"}),
+            "layout": _layout(
+                "Verdict rates by day (% of decided)",
+                xaxis=_days_axis(days),
+                yaxis={"ticksuffix": "%", "rangemode": "tozero"},
+            ),
         },
         "chart-reasons": {
             "data": [
@@ -103,7 +120,11 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
                     "marker": {"color": "#5c6bc0"},
                 }
             ],
-            "layout": _layout("Top reason codes", margin={"l": 230, "r": 16, "t": 40, "b": 30}),
+            "layout": _layout(
+                "Top reason codes",
+                margin={"l": 230, "r": 16, "t": 40, "b": 30},
+                xaxis=_counts_axis(max((n for _, n in report.reasons), default=0)),
+            ),
         },
     }
     if report.agreement.compared:
@@ -117,7 +138,10 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
                     "marker": {"color": "#8e24aa"},
                 }
             ],
-            "layout": _layout("Disagreements between the MLLM and the baseline, by field"),
+            "layout": _layout(
+                "Disagreements between the MLLM and the baseline, by field",
+                yaxis=_counts_axis(max(report.agreement.disagreements.values(), default=0)),
+            ),
         }
     if report.plates.overall.read:
         rows = report.plates.by_colour

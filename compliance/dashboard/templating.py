@@ -39,6 +39,8 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
+    if seconds < 1:
+        return "< 1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

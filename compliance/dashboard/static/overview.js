@@ -7,6 +7,6 @@
   Object.keys(figures).forEach(function (id) {
     var el = document.getElementById(id);
     if (!el) { return; }
-    Plotly.newPlot(el, figures[id].data, figures[id].layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] });
+    Plotly.newPlot(el, figures[id].data, figures[id].layout, { displayModeBar: false, responsive: true });
   });
 })();

@@ -462,10 +462,10 @@ class _Writer:
             machine_at = created + timedelta(seconds=max(1.5, rng.lognormvariate(1.6, 0.6)))
             position = (created - self.start).total_seconds() / self.span
             both = position >= BOTH_FROM and rng.random() < BOTH_SHARE
-            records = {"multistage": _judgments(self.scenes, scene, "multistage", story, plate, colour, rng)}
+            records = {"multistage": _judgments(scene, story, plate, colour, rng)}
             reasons_now = list(story_reasons)
             if both:
-                mllm = _judgments(self.scenes, scene, "mllm", story, plate, colour, rng)
+                mllm = _as_mllm(records["multistage"], rng)
                 # Both read the same story, so they agree unless the MLLM is made to see a field otherwise.
                 sub["pipelines_agree"] = True
                 if rng.random() < DISAGREE_SHARE:
@@ -550,7 +550,10 @@ class _Writer:
             sub["decided_by"] = current["decided_by"]
             sub["verdict_seconds"] = int((current["created_at"] - created).total_seconds())
             sub["updated_at"] = current["created_at"]
-            reasons += [{"submission_id": sid, "reason": r} for r in sorted(set(current["reasons"]))]
+            reasons += [
+                {"submission_id": sid, "reason": r, "carrier_id": fleet.carrier_id, "created_at": created}
+                for r in sorted(set(current["reasons"]))
+            ]
             self.counts["judgments"] += len(records)
 
         self.counts["verdicts"] += len(verdicts)
@@ -650,11 +653,9 @@ def _top(connection: sa.Connection, column: Any) -> int:
     return connection.execute(sa.select(sa.func.coalesce(sa.func.max(column), 0))).scalar_one()
 
 
-def _judgments(
-    scenes: dict[str, _Photo], scene: _Photo, pipeline: str, story: str, plate: str, colour: str, rng: random.Random
-) -> dict[str, Any]:
-    """One pipeline's judgments for the story: the sample photo's real boxes (the baseline finds
-    boxes; the MLLM gives none), and readings that tell the story."""
+def _judgments(scene: _Photo, story: str, plate: str, colour: str, rng: random.Random) -> dict[str, Any]:
+    """The baseline's judgments for the story: the sample photo's real boxes, and readings that
+    tell the story."""
     # Copies of the parts that change; box lists are replaced, never changed, so they are shared.
     data = {key: dict(value) for key, value in scene.judgments.items()}
     person, vehicle, plate_j, face, quality = (
@@ -706,18 +707,25 @@ def _judgments(
         quality["brightness"] = round(rng.uniform(12, 38), 1)
     latency = {"detect": rng.uniform(10, 30), "plate": rng.uniform(25, 80), "face": rng.uniform(40, 110)}
     data["provenance"] = {
-        "pipeline": pipeline,
+        "pipeline": "multistage",
         "models": {"demo-data": "synthetic"},
         "latency_ms": {k: round(v, 1) for k, v in latency.items()},
         "raw_output": None,
         "output_errors": [],
     }
-    if pipeline == "mllm":
-        # The MLLM answers in words: no boxes, no similarity score.
-        person["boxes"], vehicle["boxes"] = [], []
-        plate_j.update(box=None, corners=None, confidence=round(rng.uniform(0.8, 0.99), 3) if text else None)
-        face.update(scene_box=None, licence_box=None, similarity=None, threshold=None)
-        data["provenance"]["latency_ms"] = {"generate": round(rng.uniform(350, 900), 1)}
+    return data
+
+
+def _as_mllm(baseline: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """The MLLM seeing what the baseline saw; it answers in words: no boxes, no similarity."""
+    data = {key: dict(value) for key, value in baseline.items()}
+    data["person"]["boxes"], data["vehicle"]["boxes"] = [], []
+    text = data["plate"]["text"]
+    data["plate"].update(box=None, corners=None, confidence=round(rng.uniform(0.8, 0.99), 3) if text else None)
+    data["face"].update(scene_box=None, licence_box=None, similarity=None, threshold=None)
+    data["provenance"].update(
+        pipeline="mllm", latency_ms={"generate": round(rng.uniform(350, 900), 1)}, output_errors=[]
+    )
     return data
 
 

@@ -162,7 +162,7 @@ def demo_data(
 ) -> None:
     """Fill the database with SYNTHETIC history (carriers, drivers, vehicles, verdicts over months)
     so that the dashboard can be tried and timed at scale."""
-    from compliance.cli import err, out, user_errors
+    from compliance.cli import UserError, err, out, user_errors
     from compliance.demo_data import generate
     from compliance.settings import get_settings
 
@@ -172,7 +172,11 @@ def demo_data(
         "Every carrier, driver, vehicle and verdict here is invented (carrier codes start with SYN-); "
         "the photos are the bundled samples.",
         highlight=False,
+        soft_wrap=True,
     )
     with user_errors():
-        summary = generate(_store(), settings, submissions=submissions, days=days, seed=seed, console=err)
-    out.print(summary.describe(), highlight=False)
+        try:
+            summary = generate(_store(), settings, submissions=submissions, days=days, seed=seed, console=err)
+        except ValueError as exc:  # e.g. the synthetic carriers are there already
+            raise UserError(str(exc)) from None
+    out.print(summary.describe(), highlight=False, soft_wrap=True)

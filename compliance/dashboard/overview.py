@@ -36,9 +36,13 @@ def overview_page(request: Request, viewer: SignedIn) -> Response:
                 {"filters": filters, "carriers": carriers, "report": None, "charts": "{}"},
                 status_code=400,
             )
-        report = overview(
-            s, zone, since=filters.where.since, until=filters.where.until, carrier_id=filters.where.carrier_id
-        )
+    report = overview(
+        request.app.state.read_sessions,
+        zone,
+        since=filters.where.since,
+        until=filters.where.until,
+        carrier_id=filters.where.carrier_id,
+    )
     return render(
         request,
         "overview.html",

@@ -192,8 +192,12 @@ def _corrections(decided: Judgments | None, plate_text: str, same_person: str) -
     """Only what the reviewer changed from what the machine said."""
     values: dict[str, object] = {}
     machine_plate = decided.plate.text if decided else None
-    if plate_text.strip() and plates.normalise(plate_text) != (machine_plate or ""):
-        values["plate_text"] = plate_text
+    if plate_text.strip():
+        typed = plates.normalise(plate_text)
+        if not typed:
+            raise ValueError(f"{plate_text!r} holds no plate characters")
+        if typed != (machine_plate or ""):
+            values["plate_text"] = typed
     if same_person:
         answer = Answer(same_person)
         if decided is None or answer != decided.face.same_person:

@@ -287,10 +287,17 @@ class SubmissionReason(Base):
     """One reason code of a submission's current verdict: what lists filter and reports count by."""
 
     __tablename__ = "submission_reasons"
-    __table_args__ = (sa.Index("ix_submission_reasons_reason", "reason", "submission_id"),)
+    __table_args__ = (
+        sa.Index("ix_submission_reasons_reason", "reason", "submission_id"),
+        # Reports count reasons over a period (and carrier) from this index alone.
+        sa.Index("ix_submission_reasons_report", "created_at", "carrier_id", "reason"),
+    )
 
     submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
     reason: Mapped[str] = mapped_column(sa.String(48), primary_key=True)
+    # Copied from the submission (carrier, upload time), so that a period is counted without a join.
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    created_at: Mapped[datetime]
 
 
 class PlateReview(Base):

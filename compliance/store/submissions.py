@@ -482,7 +482,18 @@ def _copy_current_verdict(session: Session, submission: Submission, record: Verd
     session.execute(sa.delete(SubmissionReason).where(SubmissionReason.submission_id == submission.id))
     codes = sorted(set(record.reasons))
     if codes:
-        session.execute(sa.insert(SubmissionReason), [{"submission_id": submission.id, "reason": c} for c in codes])
+        session.execute(
+            sa.insert(SubmissionReason),
+            [
+                {
+                    "submission_id": submission.id,
+                    "reason": c,
+                    "carrier_id": submission.carrier_id,
+                    "created_at": submission.created_at,
+                }
+                for c in codes
+            ],
+        )
     session.execute(sa.delete(PlateReview).where(PlateReview.submission_id == submission.id))
     if record.decided_by != MACHINE:
         review = _plate_review(session, submission, record)

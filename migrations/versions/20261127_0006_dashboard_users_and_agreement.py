@@ -61,6 +61,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("pipelines_disagree_on", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("verdict_seconds", sa.Integer(), nullable=True))
     _backfill_verdict_seconds()
+    _copy_onto_reasons()
     _create_indexes()
     _create_plate_reviews()
     _backfill_agreement()
@@ -83,6 +84,24 @@ def _create_indexes() -> None:
         "submissions",
         ["verdict_seconds", "created_at", "carrier_id", "decided_by"],
     )
+
+
+def _copy_onto_reasons() -> None:
+    """submission_reasons gets its submission's carrier and upload time: reports count reasons
+    over a period from its own index."""
+    with op.batch_alter_table("submission_reasons") as batch:
+        batch.add_column(sa.Column("carrier_id", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("created_at", sa.DateTime(timezone=True), nullable=True))
+    op.execute(
+        "UPDATE submission_reasons SET "
+        "carrier_id = (SELECT s.carrier_id FROM submissions s WHERE s.id = submission_reasons.submission_id), "
+        "created_at = (SELECT s.created_at FROM submissions s WHERE s.id = submission_reasons.submission_id)"
+    )
+    with op.batch_alter_table("submission_reasons") as batch:
+        batch.alter_column("carrier_id", existing_type=sa.Integer(), nullable=False)
+        batch.alter_column("created_at", existing_type=sa.DateTime(timezone=True), nullable=False)
+        batch.create_foreign_key(op.f("fk_submission_reasons_carrier_id_carriers"), "carriers", ["carrier_id"], ["id"])
+        batch.create_index("ix_submission_reasons_report", ["created_at", "carrier_id", "reason"])
 
 
 def _backfill_verdict_seconds() -> None:
@@ -202,6 +221,11 @@ def _backfill_agreement() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("submission_reasons") as batch:
+        batch.drop_index("ix_submission_reasons_report")
+        batch.drop_constraint(op.f("fk_submission_reasons_carrier_id_carriers"), type_="foreignkey")
+        batch.drop_column("created_at")
+        batch.drop_column("carrier_id")
     op.drop_index("ix_plate_reviews_created", table_name="plate_reviews")
     op.drop_table("plate_reviews")
     op.drop_index("ix_submissions_turnaround_report", table_name="submissions")

@@ -15,10 +15,13 @@ from fastapi import FastAPI
 from compliance.api.app import create_app
 from compliance.demo import samples_dir
 from compliance.judging import Store, accept, judge
+from compliance.judgments import Judgments, Provenance
+from compliance.mllm.parse import parse_answer
+from compliance.mllm.prompt import Task
 from compliance.photos import Photo, read_photo_file
 from compliance.pipelines import get_pipeline
 from compliance.settings import Settings
-from compliance.store import registry, users
+from compliance.store import registry, submissions, users
 from compliance.store.models import Role
 
 SAMPLES = samples_dir()
@@ -68,7 +71,7 @@ class Site:
     settings: Settings
     store: Store
     # Submission ids by what they show.
-    passed: str = ""  # ACME, driver A by his car, plate 皖AUJ299: PASS, every box found
+    passed: str = ""  # ACME, driver A by his car, plate 皖AUJ299: PASS, every box found; the MLLM misreads it
     review_taxi: str = ""  # ACME, the street photo, plate unreadable: REVIEW
     review_confusable: str = ""  # ACME, driver A's photo against 皖AUJZ99: REVIEW (confusable plate)
     other_review: str = ""  # OTHER carrier, the same photo against its own plate: REVIEW
@@ -118,7 +121,34 @@ def seed(settings: Settings) -> tuple[Store, dict[str, str], dict[str, int]]:
         accepted = accept(store, photo(picture), carrier=code, driver=driver, plate=plate, site="Hefei depot")
         judge(store, settings, accepted.submission_id, pipeline)
         ids[name] = accepted.submission_id
+    with store.sessions() as s, s.begin():
+        # A second opinion on the PASS: what an MLLM wrote, read by the MLLM pipeline's own parser.
+        submissions.record_judgment(s, ids["passed"], mllm_judgments(MLLM_ANSWER))
     return store, ids, carriers
+
+
+# It misreads the last character of the plate: the pipelines disagree on the plate, on a PASS.
+MLLM_ANSWER = (
+    '{"person": "yes", "people": 1, "vehicle": "yes", "kind": "car", "plate": "皖AUJ298", "color": "blue", '
+    '"rows": 1, "face": "yes", "licence_face": "yes", "same": "yes"}'
+)
+
+
+def mllm_judgments(answer: str) -> Judgments:
+    """Judgments as compliance.mllm.pipeline builds them from an answer (no token log-probabilities)."""
+    parsed = parse_answer(answer, Task.SUBMISSION)
+    return Judgments(
+        person=parsed.person,
+        vehicle=parsed.vehicle,
+        plate=parsed.plate,
+        face=parsed.face,
+        provenance=Provenance(
+            pipeline="mllm",
+            models={"mllm:openai:Qwen/Qwen2-VL-2B-Instruct": "served"},
+            raw_output=answer,
+            output_errors=parsed.errors,
+        ),
+    )
 
 
 def serve(database_url: str, folder: Path) -> tuple[LiveServer, Site]:

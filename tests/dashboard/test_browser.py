@@ -77,8 +77,14 @@ def test_a_submission_shows_each_box_the_pipeline_found_on_the_photo(site: Site,
     # The licence photo beside it, with the similarity the pipeline measured.
     assert f"{stored.face.similarity:.3f}" in tab.page.inner_text(".licence-panel")
     assert tab.page.locator(".licence-panel g.shape.face rect").count() == 1
-    # The pipeline's judgments, the verdict history and the audit trail.
-    assert "皖AUJ299" in tab.page.inner_text("#judgments")
+    # Both pipelines' judgments side by side, the plate they disagree on marked, the MLLM's answer.
+    assert tab.page.locator("#judgments thead th").all_inner_texts()[-2:] == ["MULTISTAGE", "MLLM"]
+    disagreements = tab.page.locator("#judgments tr[data-disagree]")
+    assert disagreements.count() == 1 and disagreements.get_attribute("data-disagree") == "plate"
+    assert "皖AUJ299" in disagreements.inner_text() and "皖AUJ298" in disagreements.inner_text()
+    assert '"plate": "皖AUJ298"' in tab.page.inner_text("pre.raw")
+    assert "disagree on plate" in tab.page.inner_text(".verdict-bar")
+    # The verdict history and the audit trail.
     assert "PASS" in tab.page.inner_text("#verdicts")
     actions = tab.page.locator("#audit tr[data-action]").evaluate_all("rows => rows.map(r => r.dataset.action)")
     assert actions[:1] == ["submission.create"] and "verdict.record" in actions
@@ -134,9 +140,15 @@ def test_a_reviewer_clears_a_review_by_keyboard_and_it_is_on_record(site: Site, 
     tab.go("/dashboard/review")
     with tab.page.expect_navigation():
         tab.page.keyboard.press("a")
-    assert tab.page.locator("#queue-empty").is_visible()
     with site.store.sessions() as s:
         assert submissions.get_submission(s, site.review_confusable).outcome is Outcome.PASS
+    # Then the machine's PASS on which the MLLM read another plate.
+    assert site.passed in tab.page.inner_text(".heading")
+    assert "The pipelines disagree on: plate" in tab.page.inner_text(".facts")
+    tab.screenshot("review-queue-disagreement")
+    with tab.page.expect_navigation():
+        tab.page.keyboard.press("a")
+    assert tab.page.locator("#queue-empty").is_visible()
     tab.screenshot("review-queue-empty")
 
 

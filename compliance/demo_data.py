@@ -374,7 +374,11 @@ class _Writer:
                     self.events = []
                     self.plate_reviews = []
                     for model, rows in self._chunk(chunk):
-                        if rows:  # Core executemany: one statement per table, no ORM bookkeeping
+                        if not rows:
+                            continue
+                        if dialect == "postgresql":
+                            _copy(connection, model.__table__, rows)
+                        else:  # Core executemany: one statement per table, no ORM bookkeeping
                             connection.execute(model.__table__.insert(), rows)
                 done += len(chunk)
                 yield done
@@ -636,6 +640,17 @@ class _Writer:
             self.plate_reviews.append(review)
         self.counts["reviews"] += 1
         return verdict
+
+
+def _copy(connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's COPY through psycopg, in the connection's transaction: several times faster
+    than INSERTs. Every row of a table has the same keys; JSON goes as its text."""
+    names = list(rows[0])
+    as_json = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(row[n]) if n in as_json and row[n] is not None else row[n] for n in names])
 
 
 def _rounded(value: Any) -> Any:

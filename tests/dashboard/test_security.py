@@ -225,3 +225,12 @@ def test_pages_carry_security_headers_and_their_server_time(app: App) -> None:
     assert script and "cdn" not in page.text.lower()
     served = app.client.get(script[1])
     assert served.status_code == 200 and served.content == plotly_js().read_bytes()
+
+
+def test_training_data_needs_the_reviewer_role(app: App) -> None:
+    sign_in(app.client, "acme.viewer")
+    for kind in ("sft", "dpo"):
+        assert app.client.get(f"/dashboard/exports/training/{kind}.zip").status_code == 403
+    assert "export-sft" not in app.client.get("/dashboard/exports").text
+    sign_in(app.client, "acme.reviewer")
+    assert app.client.get("/dashboard/exports/training/other.zip").status_code == 404

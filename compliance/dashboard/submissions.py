@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -120,18 +121,25 @@ def pipeline_views(session: Session, submission_id: str) -> list[PipelineView]:
     return views
 
 
+_ORIENTATION = 0x0112  # EXIF tag; values 5-8 turn the image a quarter
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def oriented_size(source: bytes | Path) -> tuple[int, int]:
+    """An image's size once its EXIF orientation is applied, read from its header alone."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        width, height = image.size
+        if image.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
+            width, height = height, width
+        return width, height
+
+
 def photo_size(views: list[PipelineView], data: bytes | None) -> tuple[int, int] | None:
     """The scene photo's size as the pipelines saw it (EXIF orientation applied)."""
     for view in views:
         if view.judgments.quality.width and view.judgments.quality.height:
             return view.judgments.quality.width, view.judgments.quality.height
-    if data is None:
-        return None
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-        if image.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated a quarter turn
-            width, height = height, width
-        return width, height
+    return oriented_size(data) if data is not None else None
 
 
 def detail_context(session: Session, request: Request, viewer: Viewer, submission: Submission) -> dict[str, object]:
@@ -143,10 +151,7 @@ def detail_context(session: Session, request: Request, viewer: Viewer, submissio
         photo_data = None
     licence_sha = submission.driver.licence_sha256
     has_licence = bool(licence_sha) and store.blobs.exists(licence_sha)
-    licence_size = None
-    if has_licence:
-        with Image.open(store.blobs.path(licence_sha)) as image:
-            licence_size = ImageOps.exif_transpose(image).size if image.getexif().get(0x0112) else image.size
+    licence_size = oriented_size(store.blobs.path(licence_sha)) if has_licence else None
     return {
         "s": submission,
         "carrier": submission.carrier,
@@ -175,7 +180,7 @@ def _image_response(data: bytes) -> Response:
     """The photo as the pipelines saw it: turned by its EXIF orientation, so the boxes fit."""
     with Image.open(io.BytesIO(data)) as image:
         kind = (image.format or "jpeg").lower()
-        if image.getexif().get(0x0112, 1) != 1 or kind not in ("jpeg", "png", "webp"):
+        if image.getexif().get(_ORIENTATION, 1) != 1 or kind not in ("jpeg", "png", "webp"):
             turned = ImageOps.exif_transpose(image).convert("RGB")
             buffer = io.BytesIO()
             turned.save(buffer, format="JPEG", quality=90)

@@ -46,8 +46,13 @@ def overview_page(request: Request, viewer: SignedIn) -> Response:
     return render(
         request,
         "overview.html",
-        {"filters": filters, "carriers": carriers, "report": report, "charts": json.dumps(charts(report))},
+        {"filters": filters, "carriers": carriers, "report": report, "charts": script_json(charts(report))},
     )
+
+
+def script_json(value: object) -> str:
+    """JSON to put inside a <script> element: no text in it can close the element or open a comment."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:

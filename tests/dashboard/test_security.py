@@ -5,6 +5,7 @@ dashboard's edge, not a model."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from compliance.api.app import create_app
+from compliance.dashboard.overview import script_json
 from compliance.dashboard.security import session_secret
 from compliance.dashboard.templating import plotly_js
 from compliance.judging import Store
@@ -234,3 +236,9 @@ def test_training_data_needs_the_reviewer_role(app: App) -> None:
     assert "export-sft" not in app.client.get("/dashboard/exports").text
     sign_in(app.client, "acme.reviewer")
     assert app.client.get("/dashboard/exports/training/other.zip").status_code == 404
+
+
+def test_chart_data_cannot_close_its_script_element() -> None:
+    text = script_json({"reason": "</script><script>alert(1)</script>", "and": "<!-- & -->"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"reason": "</script><script>alert(1)</script>", "and": "<!-- & -->"}

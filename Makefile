@@ -20,8 +20,18 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The demo database: the bundled photos judged, then SYNTHETIC history to try the dashboard at scale.
+DEMO_SUBMISSIONS ?= 100000
+DEMO_ENV := COMPLIANCE_DATABASE_URL=sqlite:///$(CURDIR)/data/demo/compliance.db COMPLIANCE_BLOB_DIR=$(CURDIR)/data/demo/blobs
+
 demo: $(STAMP)
 	$(VENV)/bin/compliance demo
+	$(DEMO_ENV) $(VENV)/bin/compliance demo-data --submissions $(DEMO_SUBMISSIONS)
+	$(DEMO_ENV) $(VENV)/bin/compliance users add demo-admin --role admin --all-carriers --generate-password
+	@echo ""
+	@echo "Serve the dashboard on the demo database (sign in as demo-admin with the password above):"
+	@echo "  $(DEMO_ENV) $(VENV)/bin/compliance api --host 127.0.0.1 --port 8000"
+	@echo "  then open http://127.0.0.1:8000/dashboard/"
 
 test: $(STAMP)
 	$(VENV)/bin/pytest

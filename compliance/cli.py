@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from compliance.dashboard.commands import demo_data, users_app
 from compliance.mllm.commands import MllmModel, export_app, models_app, train_app
 from compliance.settings import Settings, get_settings
 
@@ -211,6 +212,8 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(models_app, name="models")
 app.add_typer(export_app, name="export")
 app.add_typer(train_app, name="train")
+app.add_typer(users_app, name="users")
+app.command("demo-data")(demo_data)
 
 
 @db_app.command("upgrade")

@@ -131,7 +131,26 @@ class Settings(BaseSettings):
         return self
 
     # The dashboard: people's sign-in and the review queue.
-    session_secret: SecretStr | None = None  # signs session cookies; required to serve the dashboard
+    # Signs session cookies. Left unset, a random secret is made once and kept in session_secret_file
+    # (mode 0600): right for one machine; several API processes on several hosts must share one.
+    session_secret: SecretStr | None = None
+    # Default: beside the SQLite database file ("<db>.session-secret"), else beside the blob folder.
+    session_secret_file: Path | None = None
+    session_max_age_s: int = 8 * 3600  # a working day; signing in again after that
+    session_https_only: bool = False  # True behind HTTPS: the cookie is then never sent in clear
+    dashboard_page_size: int = 50
+    # Reports count days in this zone (a fixed offset: its offset today).
+    dashboard_timezone: str = "Asia/Shanghai"
+
+    @property
+    def session_secret_path(self) -> Path:
+        if self.session_secret_file is not None:
+            return self.session_secret_file
+        url = self.database_url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            db_file = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+            return db_file.with_name(db_file.name + ".session-secret")
+        return self.blob_dir.parent / "session-secret"
 
 
 @lru_cache(maxsize=1)

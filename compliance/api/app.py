@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from compliance.api import audits, health, registry, submissions, webhooks
 from compliance.api.errors import error_body, install_error_handlers
 from compliance.api.limits import BodyLimit
+from compliance.dashboard import install as install_dashboard
 from compliance.judging import Store
 from compliance.settings import Settings, get_settings
 from workers.publisher import Publisher
@@ -55,5 +56,5 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
 
     for router in (submissions.router, registry.router, audits.router, webhooks.router, health.router):
         app.include_router(router)
-    # The dashboard (issue 5) installs itself here: compliance.dashboard.install(app).
+    install_dashboard(app)
     return app

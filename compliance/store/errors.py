@@ -130,3 +130,23 @@ class UnknownAuditJob(StoreError, LookupError):
 
 class InvalidAuditJob(StoreError, ValueError):
     pass
+
+
+class UserError(StoreError):
+    """People who sign in to the dashboard."""
+
+
+class UnknownUser(UserError, LookupError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user named {username!r}")
+        self.username = username
+
+
+class DuplicateUser(UserError, ValueError):
+    def __init__(self, username: str) -> None:
+        super().__init__(f"a user named {username!r} already exists")
+        self.username = username
+
+
+class InvalidUser(UserError, ValueError):
+    pass

@@ -165,6 +165,20 @@ class Submission(Base):
         sa.Index("ix_submissions_photo_sha256", "photo_sha256"),
         # Reports and lists filter by carrier and current outcome, newest first.
         sa.Index("ix_submissions_carrier_outcome_created", "carrier_id", "outcome", "created_at"),
+        # Covering indexes for the overview's aggregates over a period: by day (outcome, decider,
+        # agreement, turnaround) and by carrier, site and driver; read without touching the table.
+        sa.Index(
+            "ix_submissions_created_report",
+            "created_at",
+            "outcome",
+            "decided_by",
+            "decided_at",
+            "pipelines_agree",
+            "pipelines_disagree_on",
+        ),
+        sa.Index("ix_submissions_groups_report", "carrier_id", "site", "driver_id", "outcome", "created_at"),
+        # Turnaround: walked in verdict_seconds order, so the histogram needs no sort.
+        sa.Index("ix_submissions_turnaround_report", "verdict_seconds", "created_at", "carrier_id", "decided_by"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_submission_id)
@@ -190,6 +204,12 @@ class Submission(Base):
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "verdict_outcome"))
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(sa.String(128))
+    # Whole seconds from upload to the current verdict: the reports' turnaround, read from an index.
+    verdict_seconds: Mapped[int | None]
+    # Whether the baseline's and the MLLM's latest judgments agree (compliance.agreement), kept by
+    # record_judgment; None until both pipelines have judged. The fields they disagree on, comma-joined.
+    pipelines_agree: Mapped[bool | None]
+    pipelines_disagree_on: Mapped[str | None] = mapped_column(sa.String(64))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
@@ -231,14 +251,73 @@ class Submission(Base):
         return next((v for v in reversed(self.verdicts) if v.is_current), None)
 
 
+class Role(StrEnum):
+    """What a person signed in to the dashboard may do; each role may do all that the ones before it may."""
+
+    VIEWER = "viewer"  # read reports, lists, photos; export the verdict table
+    REVIEWER = "reviewer"  # and decide REVIEW submissions, export training data
+    ADMIN = "admin"  # and everything else (users are managed from the CLI)
+
+    def allows(self, needed: Role) -> bool:
+        order = list(Role)
+        return order.index(self) >= order.index(needed)
+
+
+class User(Base):
+    """A person who signs in to the dashboard: one carrier's staff, or (carrier_id None) the operator's."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Lower-cased; what they sign in with and what the audit trail names them by.
+    username: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(200))
+    # argon2id, in the PHC string format argon2-cffi writes (parameters and salt inside).
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    # Bumped when the password changes or the user is disabled: sessions signed before are void.
+    session_version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    carrier: Mapped[Carrier | None] = relationship()
+
+
 class SubmissionReason(Base):
     """One reason code of a submission's current verdict: what lists filter and reports count by."""
 
     __tablename__ = "submission_reasons"
-    __table_args__ = (sa.Index("ix_submission_reasons_reason", "reason", "submission_id"),)
+    __table_args__ = (
+        sa.Index("ix_submission_reasons_reason", "reason", "submission_id"),
+        # Reports count reasons over a period (and carrier) from this index alone.
+        sa.Index("ix_submission_reasons_report", "created_at", "carrier_id", "reason"),
+    )
 
     submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
     reason: Mapped[str] = mapped_column(sa.String(48), primary_key=True)
+    # Copied from the submission (carrier, upload time), so that a period is counted without a join.
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    created_at: Mapped[datetime]
+
+
+class PlateReview(Base):
+    """What a person's current verdict says about the plate reading it was decided from: right, or
+    corrected to another text. Kept by the store beside the current verdict (a row only while a
+    person's verdict is current), so that plate accuracy by colour and province is counted from
+    this narrow table instead of every judgment's JSON."""
+
+    __tablename__ = "plate_reviews"
+    __table_args__ = (sa.Index("ix_plate_reviews_created", "created_at", "carrier_id"),)
+
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True)
+    # Copied from the submission (carrier, upload time) so that a period is counted without a join.
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    created_at: Mapped[datetime]
+    colour: Mapped[str] = mapped_column(sa.String(16))  # the registered vehicle's, else the reading's
+    province: Mapped[str] = mapped_column(sa.String(8))  # of the true plate
+    read_right: Mapped[bool]
 
 
 class PhotoHashBand(Base):

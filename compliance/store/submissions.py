@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from compliance import plates
+from compliance import agreement, plates
 from compliance.judgments import Judgments
 from compliance.store.audit import SYSTEM, record_event
 from compliance.store.errors import (
@@ -39,6 +39,7 @@ from compliance.store.models import (
     MACHINE,
     JudgmentRecord,
     PhotoHashBand,
+    PlateReview,
     Submission,
     SubmissionReason,
     SubmissionSource,
@@ -298,6 +299,8 @@ def record_judgment(
             subject_id=submission_id,
             after={"judgment_id": new_id, "pipeline": pipeline, "model_version": version},
         )
+        if pipeline in agreement.COMPARED:
+            _compare_pipelines(session, submission_id)
         return session.get_one(JudgmentRecord, new_id)
     existing = session.scalar(
         sa.select(JudgmentRecord).where(
@@ -308,6 +311,31 @@ def record_judgment(
     )
     assert existing is not None
     return existing
+
+
+def latest_judgments(session: Session, submission_id: str) -> dict[str, JudgmentRecord]:
+    """Each pipeline's most recent judgments of the submission, by pipeline name."""
+    records = session.scalars(
+        sa.select(JudgmentRecord)
+        .where(JudgmentRecord.submission_id == submission_id)
+        .order_by(JudgmentRecord.created_at, JudgmentRecord.id)
+    )
+    return {r.pipeline: r for r in records}
+
+
+def _compare_pipelines(session: Session, submission_id: str) -> None:
+    """Keep the submission's copy of whether the baseline and the MLLM agree in step with their
+    latest judgments, so that reports count agreement without reading JSON."""
+    latest = latest_judgments(session, submission_id)
+    if not all(p in latest for p in agreement.COMPARED):
+        return
+    first, second = (Judgments.model_validate(latest[p].data) for p in agreement.COMPARED)
+    result = agreement.compare(first, second)
+    session.execute(
+        sa.update(Submission)
+        .where(Submission.id == submission_id)
+        .values(pipelines_agree=result.agree, pipelines_disagree_on=",".join(result.disagreeing) or None)
+    )
 
 
 def record_verdict(
@@ -459,12 +487,80 @@ def _copy_current_verdict(session: Session, submission: Submission, record: Verd
     submission.outcome = record.outcome
     submission.decided_at = record.created_at
     submission.decided_by = record.decided_by
+    submission.verdict_seconds = max(0, int((record.created_at - submission.created_at).total_seconds()))
     session.execute(sa.delete(SubmissionReason).where(SubmissionReason.submission_id == submission.id))
     codes = sorted(set(record.reasons))
     if codes:
-        session.execute(sa.insert(SubmissionReason), [{"submission_id": submission.id, "reason": c} for c in codes])
+        session.execute(
+            sa.insert(SubmissionReason),
+            [
+                {
+                    "submission_id": submission.id,
+                    "reason": c,
+                    "carrier_id": submission.carrier_id,
+                    "created_at": submission.created_at,
+                }
+                for c in codes
+            ],
+        )
+    session.execute(sa.delete(PlateReview).where(PlateReview.submission_id == submission.id))
+    if record.decided_by != MACHINE:
+        review = _plate_review(session, submission, record)
+        if review is not None:
+            session.execute(sa.insert(PlateReview).values(review))
     session.flush()
     session.expire(submission, ["reasons"])
+
+
+def _plate_review(session: Session, submission: Submission, record: VerdictRecord) -> dict[str, Any] | None:
+    plate: dict[str, Any] = {}
+    if record.judgment_id is not None:
+        data = session.execute(
+            sa.select(JudgmentRecord.data).where(JudgmentRecord.id == record.judgment_id)
+        ).scalar_one()
+        plate = data.get("plate") or {}
+    vehicle = submission.vehicle
+    return plate_review_row(
+        submission_id=submission.id,
+        carrier_id=submission.carrier_id,
+        created_at=submission.created_at,
+        reading=plate.get("text"),
+        read_colour=plate.get("color"),
+        corrections=record.corrections,
+        registered_plate=vehicle.registered_plate if vehicle is not None else None,
+        registered_colour=vehicle.plate_color if vehicle is not None else None,
+    )
+
+
+def plate_review_row(
+    *,
+    submission_id: str,
+    carrier_id: int,
+    created_at: datetime,
+    reading: str | None,
+    read_colour: str | None,
+    corrections: Mapping[str, Any] | None,
+    registered_plate: str | None,
+    registered_colour: str | None,
+) -> dict[str, Any] | None:
+    """The plate_reviews row for a person's verdict on a plate ``reading``: the reading was right
+    when the person let it stand; the true plate is their correction, else the reading, else the
+    registered plate; the colour is the registered vehicle's, else the person's, else the reading's.
+    None when nothing is known of the plate."""
+    corrections = corrections or {}
+    corrected = corrections.get("plate_text")
+    truth = corrected or reading or registered_plate
+    if not truth:
+        return None
+    colour = registered_colour or corrections.get("plate_color") or read_colour
+    return {
+        "submission_id": submission_id,
+        "carrier_id": carrier_id,
+        "created_at": created_at,
+        "colour": colour or "unknown",
+        "province": plates.parse(truth).province or truth[:1],
+        "read_right": reading is not None and (corrected is None or corrected == reading),
+    }
 
 
 def _current_verdict(session: Session, submission_id: str) -> VerdictRecord | None:
@@ -525,7 +621,8 @@ class SubmissionFilter:
 
     ``outcome`` and ``reason`` are the current verdict's; ``since``/``until`` bound ``created_at``
     (inclusive, exclusive) and must be timezone-aware; ``reviewed`` True keeps submissions whose
-    current verdict a person gave, False those the machine decided or nobody has yet.
+    current verdict a person gave, False those the machine decided or nobody has yet;
+    ``pipelines_agree`` False keeps those on which the two pipelines' judgments disagree.
     """
 
     carrier_id: int | None = None
@@ -538,6 +635,8 @@ class SubmissionFilter:
     since: datetime | None = None
     until: datetime | None = None
     reviewed: bool | None = None
+    # False keeps submissions on which the baseline and the MLLM disagree, True those they agree on.
+    pipelines_agree: bool | None = None
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         clauses: list[sa.ColumnElement[bool]] = []
@@ -566,6 +665,8 @@ class SubmissionFilter:
             clauses.append(sa.and_(Submission.decided_by.is_not(None), Submission.decided_by != MACHINE))
         elif self.reviewed is False:
             clauses.append(sa.or_(Submission.decided_by.is_(None), Submission.decided_by == MACHINE))
+        if self.pipelines_agree is not None:
+            clauses.append(Submission.pipelines_agree.is_(self.pipelines_agree))
         return clauses
 
 

@@ -1,0 +1,180 @@
+"""The filter every list, report and export takes from its query string, checked at this edge.
+
+A value that cannot be read is a clear message on the page, never a silent "everything".
+Dates are calendar days in the reports' zone; ``until`` is inclusive, as people read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from starlette.datastructures import QueryParams
+
+from compliance import plates
+from compliance.dashboard.security import Viewer
+from compliance.reports.period import ReportZone
+from compliance.store.models import Carrier, Driver, SubmissionStatus, Vehicle
+from compliance.store.submissions import SORT_KEYS, SubmissionFilter
+from compliance.verdicts import Outcome, ReasonCode
+
+# The query-string names, in the order links carry them.
+FIELDS = (
+    "carrier",
+    "since",
+    "until",
+    "status",
+    "outcome",
+    "reason",
+    "driver",
+    "plate",
+    "site",
+    "reviewed",
+    "agree",
+    "sort",
+    "order",
+)
+_YES_NO = {"yes": True, "no": False}
+
+
+def reason_codes() -> list[str]:
+    return [r.value for r in ReasonCode]
+
+
+@dataclass
+class Filters:
+    """What was asked for (to fill the form and links again) and what it means (``where``)."""
+
+    raw: dict[str, str]
+    where: SubmissionFilter
+    since_day: date | None
+    until_day: date | None
+    sort: str = "created_at"
+    descending: bool = True
+    errors: list[str] = field(default_factory=list)
+    carrier_code: str | None = None
+
+    def query(self, **changes: str | None) -> str:
+        """The query string of these filters with ``changes`` (None drops a name)."""
+        values = {**self.raw, **changes}
+        return urlencode({k: v for k in FIELDS if (v := values.get(k))})
+
+
+def _day(text: str, name: str, errors: list[str]) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors.append(f"{name}: {text!r} is not a date such as 2026-11-27")
+        return None
+
+
+def read_filters(
+    params: QueryParams,
+    viewer: Viewer,
+    session: Session,
+    zone: ReportZone,
+    *,
+    default_days: int | None = None,
+) -> Filters:
+    """``default_days``: with no dates given, the last that many days (today included)."""
+    raw = {k: params.get(k, "").strip() for k in FIELDS}
+    errors: list[str] = []
+
+    carrier_id: int | None = None
+    carrier_code: str | None = viewer.carrier_code
+    if raw["carrier"] and viewer.all_carriers:
+        found = session.scalar(sa.select(Carrier).where(Carrier.code == raw["carrier"]))
+        if found is None:
+            errors.append(f"carrier: no carrier {raw['carrier']!r}")
+        else:
+            carrier_id, carrier_code = found.id, found.code
+    carrier_id = viewer.carrier_filter(carrier_id)
+
+    since_day = _day(raw["since"], "since", errors) if raw["since"] else None
+    until_day = _day(raw["until"], "until", errors) if raw["until"] else None
+    if default_days is not None and not raw["since"] and not raw["until"]:
+        until_day = zone.today()
+        since_day = until_day - timedelta(days=default_days - 1)
+    if since_day and until_day and until_day < since_day:
+        errors.append("until is before since")
+
+    def one_of(name: str, allowed: list[str]) -> str | None:
+        value = raw[name]
+        if value and value not in allowed:
+            errors.append(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+            return None
+        return value or None
+
+    status = one_of("status", [s.value for s in SubmissionStatus])
+    outcome = one_of("outcome", [o.value for o in Outcome])
+    reason = one_of("reason", reason_codes())
+    reviewed = one_of("reviewed", list(_YES_NO))
+    agree = one_of("agree", list(_YES_NO))
+    sort = one_of("sort", list(SORT_KEYS)) or "created_at"
+    order = one_of("order", ["desc", "asc"]) or "desc"
+
+    driver_id = _driver(raw["driver"], carrier_id, session, errors) if raw["driver"] else None
+    vehicle_id = _vehicle(raw["plate"], carrier_id, session, errors) if raw["plate"] else None
+
+    where = SubmissionFilter(
+        carrier_id=carrier_id,
+        status=status,
+        outcome=outcome,
+        reason=reason,
+        driver_id=driver_id,
+        vehicle_id=vehicle_id,
+        site=raw["site"] or None,
+        since=zone.start_of(since_day) if since_day else None,
+        until=zone.start_of(until_day + timedelta(days=1)) if until_day else None,
+        reviewed=_YES_NO[reviewed] if reviewed else None,
+        pipelines_agree=_YES_NO[agree] if agree else None,
+    )
+    if default_days is not None:
+        raw["since"] = since_day.isoformat() if since_day else ""
+        raw["until"] = until_day.isoformat() if until_day else ""
+    return Filters(
+        raw=raw,
+        where=where,
+        since_day=since_day,
+        until_day=until_day,
+        sort=sort,
+        descending=order == "desc",
+        errors=errors,
+        carrier_code=carrier_code,
+    )
+
+
+def _driver(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
+    """A driver by id (``#12``, or digits) or by the carrier's reference, within the scope."""
+    query = sa.select(Driver.id)
+    if carrier_id is not None:
+        query = query.where(Driver.carrier_id == carrier_id)
+    by_id = text.removeprefix("#")
+    if by_id.isdigit():
+        found = session.scalars(query.where(Driver.id == int(by_id))).all()
+        if not found:
+            found = session.scalars(query.where(Driver.external_ref == text)).all()
+    else:
+        found = session.scalars(query.where(Driver.external_ref == text)).all()
+    if len(found) == 1:
+        return found[0]
+    errors.append(
+        f"driver: no driver {text!r}" if not found else f"driver: {text!r} names drivers of several carriers; pick one"
+    )
+    return None
+
+
+def _vehicle(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
+    query = sa.select(Vehicle.id).where(Vehicle.registered_plate == plates.normalise(text))
+    if carrier_id is not None:
+        query = query.where(Vehicle.carrier_id == carrier_id)
+    found = session.scalars(query).all()
+    if len(found) == 1:
+        return found[0]
+    errors.append(
+        f"plate: no registered vehicle {text!r}" if not found else f"plate: {text!r} is registered by several carriers"
+    )
+    return None

@@ -1,0 +1,117 @@
+"""The dashboard's pages, middleware and error pages, added to an app by ``install``."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from compliance.dashboard import account, audits, exports, overview, review, submissions
+from compliance.dashboard.security import (
+    SESSION_COOKIE,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    SignInRequired,
+    SignInThrottle,
+    session_secret,
+)
+from compliance.dashboard.templating import HERE, PLOTLY_VERSION, plotly_js, render
+from compliance.reports.period import ReportZone
+from compliance.settings import Settings
+from compliance.store.db import session_factory
+
+PREFIX = "/dashboard"
+
+# Pages load only this app's own scripts and styles (plotly.js included); Plotly sets inline styles.
+_CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+class DashboardHeaders:
+    """Server-Timing (how long the app took, for bench/dashboard.py) and the security headers, on
+    every dashboard response. Plain ASGI: nothing is buffered, downloads still stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"server-timing", f"app;dur={elapsed_ms:.1f}".encode()),
+                    (b"content-security-policy", _CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI) -> None:
+    """Add the dashboard to ``app`` (whose ``state`` holds ``settings`` and ``store``)."""
+    settings: Settings = app.state.settings
+    app.state.report_zone = ReportZone.named(settings.dashboard_timezone)
+    app.state.sign_in_throttle = SignInThrottle()
+    # Pages only read: on SQLite a deferred transaction, so a long export never holds the write lock.
+    app.state.read_sessions = session_factory(app.state.store.engine, read_only=True)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_s,
+        path=PREFIX,
+        same_site="lax",
+        https_only=settings.session_https_only,
+    )
+    app.add_middleware(DashboardHeaders)
+
+    for module in (account, overview, submissions, review, exports, audits):
+        app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+
+    @app.get(f"{PREFIX}/assets/plotly-{{version}}.min.js", include_in_schema=False)
+    def plotly(version: str) -> Response:
+        if version != PLOTLY_VERSION:
+            return Response(status_code=404)
+        # Versioned name: the browser keeps it for a year and fetches anew when plotly is upgraded.
+        return FileResponse(
+            plotly_js(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=31536000, immutable"}
+        )
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse(f"{PREFIX}/", status_code=307)
+
+    @app.exception_handler(SignInRequired)
+    def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': exc.next_path})}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(request, "error.html", {"title": "Not allowed", "message": str(exc)}, status_code=403)
+
+    @app.exception_handler(BadRequest)
+    def _bad_request(request: Request, exc: BadRequest) -> Response:
+        return render(request, "error.html", {"title": "Cannot do that", "message": str(exc)}, status_code=400)
+
+    @app.exception_handler(NotFound)
+    def _not_found(request: Request, exc: NotFound) -> Response:
+        return render(request, "error.html", {"title": "Not found", "message": str(exc)}, status_code=404)

@@ -1,0 +1,211 @@
+"""The submissions list (filter, sort, keyset pages), one submission in full, and its photos."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from PIL import Image, ImageOps
+from sqlalchemy.orm import Session
+
+from compliance.agreement import COMPARED
+from compliance.dashboard.filters import read_filters, reason_codes
+from compliance.dashboard.security import NotFound, SignedIn, Viewer
+from compliance.dashboard.templating import render
+from compliance.judgments import Judgments
+from compliance.reports import overlay
+from compliance.reports.queue import in_queue
+from compliance.reports.side_by_side import judgment_rows
+from compliance.store import audit
+from compliance.store.errors import InvalidCursor, MissingBlob, UnknownSubmission
+from compliance.store.models import MACHINE, Carrier, Role, Submission, SubmissionReason, SubmissionStatus
+from compliance.store.registry import list_carriers
+from compliance.store.submissions import (
+    SORT_KEYS,
+    count_submissions,
+    get_submission,
+    latest_judgments,
+    page_submissions,
+)
+from compliance.verdicts import Outcome
+
+router = APIRouter()
+
+
+@router.get("/submissions")
+def submissions_page(request: Request, viewer: SignedIn, cursor: str | None = None) -> Response:
+    settings = request.app.state.settings
+    zone = request.app.state.report_zone
+    with request.app.state.read_sessions() as s:
+        filters = read_filters(request.query_params, viewer, s, zone)
+        context = {
+            "filters": filters,
+            "carriers": list_carriers(s) if viewer.all_carriers else [],
+            "statuses": [x.value for x in SubmissionStatus],
+            "outcomes": [o.value for o in Outcome],
+            "reasons": reason_codes(),
+            "sorts": list(SORT_KEYS),
+            "rows": [],
+            "total": None,
+            "next_cursor": None,
+            "cursor": cursor,
+        }
+        if filters.errors:
+            return render(request, "submissions.html", context, status_code=400)
+        try:
+            page = page_submissions(
+                s,
+                filters.where,
+                sort=filters.sort,
+                descending=filters.descending,
+                cursor=cursor,
+                limit=settings.dashboard_page_size,
+            )
+        except InvalidCursor:
+            filters.errors.append("that page link is out of date: start again from the first page")
+            return render(request, "submissions.html", context, status_code=400)
+        context.update(
+            rows=page.items,
+            reasons_of=_reasons_of(s, [x.id for x in page.items]),
+            carrier_codes=dict(s.execute(sa.select(Carrier.id, Carrier.code)).all()),
+            total=count_submissions(s, filters.where),
+            next_cursor=page.next_cursor,
+        )
+        return render(request, "submissions.html", context)
+
+
+def _reasons_of(session: Session, ids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = defaultdict(list)
+    if ids:
+        for submission_id, reason in session.execute(
+            sa.select(SubmissionReason.submission_id, SubmissionReason.reason)
+            .where(SubmissionReason.submission_id.in_(ids))
+            .order_by(SubmissionReason.reason)
+        ):
+            found[submission_id].append(reason)
+    return found
+
+
+def scoped_submission(session: Session, viewer: Viewer, submission_id: str) -> Submission:
+    """The submission if the viewer may see it; "not found" otherwise, exactly as for no submission."""
+    try:
+        submission = get_submission(session, submission_id)
+    except UnknownSubmission:
+        raise NotFound("submission") from None
+    if not viewer.can_see(submission):
+        raise NotFound("submission")
+    return submission
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    name: str
+    judgments: Judgments
+    shapes: list[overlay.Shape]
+    licence_shapes: list[overlay.Shape]
+
+
+def pipeline_views(session: Session, submission_id: str) -> list[PipelineView]:
+    """Each pipeline's latest judgments, the baseline and the MLLM first."""
+    latest = latest_judgments(session, submission_id)
+    order = [p for p in COMPARED if p in latest] + sorted(p for p in latest if p not in COMPARED)
+    views = []
+    for name in order:
+        judgments = Judgments.model_validate(latest[name].data)
+        views.append(PipelineView(name, judgments, overlay.scene_shapes(judgments), overlay.licence_shapes(judgments)))
+    return views
+
+
+_ORIENTATION = 0x0112  # EXIF tag; values 5-8 turn the image a quarter
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def oriented_size(source: bytes | Path) -> tuple[int, int]:
+    """An image's size once its EXIF orientation is applied, read from its header alone."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        width, height = image.size
+        if image.getexif().get(_ORIENTATION) in _QUARTER_TURNS:
+            width, height = height, width
+        return width, height
+
+
+def photo_size(views: list[PipelineView], data: bytes | None) -> tuple[int, int] | None:
+    """The scene photo's size as the pipelines saw it (EXIF orientation applied)."""
+    for view in views:
+        if view.judgments.quality.width and view.judgments.quality.height:
+            return view.judgments.quality.width, view.judgments.quality.height
+    return oriented_size(data) if data is not None else None
+
+
+def detail_context(session: Session, request: Request, viewer: Viewer, submission: Submission) -> dict[str, object]:
+    store = request.app.state.store
+    views = pipeline_views(session, submission.id)
+    try:
+        photo_data: bytes | None = store.blobs.get(submission.photo_sha256)
+    except MissingBlob:
+        photo_data = None
+    licence_sha = submission.driver.licence_sha256
+    has_licence = bool(licence_sha) and store.blobs.exists(licence_sha)
+    licence_size = oriented_size(store.blobs.path(licence_sha)) if has_licence else None
+    return {
+        "s": submission,
+        "carrier": submission.carrier,
+        "views": views,
+        "rows": judgment_rows([v.judgments for v in views]) if views else [],
+        "size": photo_size(views, photo_data),
+        "has_photo": photo_data is not None,
+        "has_licence": has_licence,
+        "licence_size": licence_size,
+        "verdicts": list(reversed(submission.verdicts)),
+        "events": audit.list_events(session, subject_type="submission", subject_id=submission.id),
+        "reasons": [r.reason for r in submission.reasons],
+        "reviewable": viewer.may(Role.REVIEWER) and in_queue(session, submission.id),
+        "machine": MACHINE,
+    }
+
+
+@router.get("/submissions/{submission_id}")
+def submission_page(request: Request, submission_id: str, viewer: SignedIn) -> Response:
+    with request.app.state.read_sessions() as s:
+        submission = scoped_submission(s, viewer, submission_id)
+        return render(request, "submission.html", detail_context(s, request, viewer, submission))
+
+
+def _image_response(data: bytes) -> Response:
+    """The photo as the pipelines saw it: turned by its EXIF orientation, so the boxes fit."""
+    with Image.open(io.BytesIO(data)) as image:
+        kind = (image.format or "jpeg").lower()
+        if image.getexif().get(_ORIENTATION, 1) != 1 or kind not in ("jpeg", "png", "webp"):
+            turned = ImageOps.exif_transpose(image).convert("RGB")
+            buffer = io.BytesIO()
+            turned.save(buffer, format="JPEG", quality=90)
+            data, kind = buffer.getvalue(), "jpeg"
+    # Private: the photo is only for people allowed to see the submission.
+    return Response(data, media_type=f"image/{kind}", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/submissions/{submission_id}/photo")
+def submission_photo(request: Request, submission_id: str, viewer: SignedIn) -> Response:
+    with request.app.state.read_sessions() as s:
+        sha = scoped_submission(s, viewer, submission_id).photo_sha256
+    try:
+        return _image_response(request.app.state.store.blobs.get(sha))
+    except MissingBlob:
+        raise NotFound("photo") from None
+
+
+@router.get("/submissions/{submission_id}/licence")
+def submission_licence(request: Request, submission_id: str, viewer: SignedIn) -> Response:
+    with request.app.state.read_sessions() as s:
+        sha = scoped_submission(s, viewer, submission_id).driver.licence_sha256
+    if not sha:
+        raise NotFound("licence photo")
+    try:
+        return _image_response(request.app.state.store.blobs.get(sha))
+    except MissingBlob:
+        raise NotFound("licence photo") from None

@@ -57,8 +57,13 @@ class Comparison:
         return tuple(f.field for f in self.fields if not f.agree)
 
 
+def read_field(field: Field, judgments: Judgments) -> str:
+    """The value a comparison sees: ``yes``/``no``/``unknown``, or the plate text (``unread``)."""
+    return _READ[field](judgments)
+
+
 def compare(first: Judgments, second: Judgments) -> Comparison:
-    return Comparison(tuple(FieldComparison(f, _READ[f](first), _READ[f](second)) for f in FIELDS))
+    return Comparison(tuple(FieldComparison(f, read_field(f, first), read_field(f, second)) for f in FIELDS))
 
 
 def is_disagreement_reason(reason: str) -> bool:

@@ -7,21 +7,12 @@ did not confirm it. Fields that no check decides on (vehicle kind, plate colour)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
-
+from compliance.agreement import Field, read_field
 from compliance.checks.base import CheckContext, passed, review
-from compliance.judgments import Judgments
 from compliance.verdicts import CheckResult, ReasonCode
 
-Field = Literal["person", "vehicle", "plate", "face"]
-
-_READ: dict[Field, Callable[[Judgments], str]] = {
-    "person": lambda j: f"person {j.person.present.value}",
-    "vehicle": lambda j: f"vehicle {j.vehicle.present.value}",
-    "plate": lambda j: f"plate {j.plate.text or 'unread'}",
-    "face": lambda j: f"same person {j.face.same_person.value}",
-}
+# How a value is named in a check's detail.
+_LABEL: dict[Field, str] = {"person": "person", "vehicle": "vehicle", "plate": "plate", "face": "same person"}
 _REASON: dict[Field, ReasonCode] = {
     "person": ReasonCode.PIPELINES_DISAGREE_PERSON,
     "vehicle": ReasonCode.PIPELINES_DISAGREE_VEHICLE,
@@ -41,8 +32,8 @@ class PipelinesAgree:
         other = ctx.second_opinion
         if other is None:
             return None
-        read = _READ[self.field]
-        mine, theirs = read(ctx.judgments), read(other)
+        label = _LABEL[self.field]
+        mine, theirs = (f"{label} {read_field(self.field, j)}" for j in (ctx.judgments, other))
         # Combined judgments ("both") name the pipeline whose values they hold first.
         first = next(iter(ctx.judgments.provenance.pipelines), ctx.judgments.provenance.pipeline)
         second = other.provenance.pipeline

@@ -343,7 +343,7 @@ def list_registry(
                 out.print(table)
 
 
-def _when(text: str | None) -> datetime | None:
+def parse_when(text: str | None) -> datetime | None:
     """ISO 8601; a time without an offset is read in the configured local time zone."""
     if text is None:
         return None
@@ -379,7 +379,7 @@ def submit(
     settings = _settings(mllm_model)
     with user_errors():
         _pipelines(pipeline)
-        window = (_when(job_start), _when(job_end))
+        window = (parse_when(job_start), parse_when(job_end))
         if (window[0] is None) != (window[1] is None):
             raise UserError("give both --job-start and --job-end, or neither")
         if window[0] and window[1] and window[0] > window[1]:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -220,20 +219,6 @@ def serve(
             process.kill()
 
 
-def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise cli.UserError(f"{text!r} is not an ISO 8601 time such as 2026-11-01T00:00+08:00") from None
-    if value.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
-        value = value.replace(tzinfo=ZoneInfo(get_settings().thresholds.local_timezone))
-    return value
-
-
 @audit_app.command("start")
 def audit_start(
     carrier: Annotated[str, typer.Option(help="carrier code")],
@@ -262,8 +247,8 @@ def audit_start(
                 s,
                 found.id,
                 pipeline=chosen,
-                since=_when(since),
-                until=_when(until),
+                since=cli.parse_when(since),
+                until=cli.parse_when(until),
                 driver_ids=driver or [],
                 vehicle_ids=vehicle or [],
                 actor="cli",

@@ -83,12 +83,12 @@ OutDir = Annotated[Path, typer.Argument(help="folder for the JSONL file and its 
 
 
 def _export(kind: str, out_dir: Path, carrier: str | None, since: str | None, until: str | None) -> None:
-    from compliance.cli import UserError, _store, _when, err, out, user_errors
+    from compliance.cli import UserError, _store, err, out, parse_when, user_errors
     from compliance.mllm.training.export import export_dpo, export_sft
     from compliance.store import registry
 
     with user_errors():
-        start, end = _when(since), _when(until)
+        start, end = parse_when(since), parse_when(until)
         if start and end and start >= end:
             raise UserError("--since is not before --until")
         if out_dir.exists() and not out_dir.is_dir():

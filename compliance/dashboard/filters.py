@@ -63,7 +63,7 @@ class Filters:
         return urlencode({k: v for k in FIELDS if (v := values.get(k))})
 
 
-def _day(text: str, name: str, errors: list[str]) -> date | None:
+def parse_day(text: str, name: str, errors: list[str]) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -93,8 +93,8 @@ def read_filters(
             carrier_id, carrier_code = found.id, found.code
     carrier_id = viewer.carrier_filter(carrier_id)
 
-    since_day = _day(raw["since"], "since", errors) if raw["since"] else None
-    until_day = _day(raw["until"], "until", errors) if raw["until"] else None
+    since_day = parse_day(raw["since"], "since", errors) if raw["since"] else None
+    until_day = parse_day(raw["until"], "until", errors) if raw["until"] else None
     if default_days is not None and not raw["since"] and not raw["until"]:
         until_day = zone.today()
         since_day = until_day - timedelta(days=default_days - 1)
@@ -116,8 +116,8 @@ def read_filters(
     sort = one_of("sort", list(SORT_KEYS)) or "created_at"
     order = one_of("order", ["desc", "asc"]) or "desc"
 
-    driver_id = _driver(raw["driver"], carrier_id, session, errors) if raw["driver"] else None
-    vehicle_id = _vehicle(raw["plate"], carrier_id, session, errors) if raw["plate"] else None
+    driver_id = find_driver_id(raw["driver"], carrier_id, session, errors) if raw["driver"] else None
+    vehicle_id = find_vehicle_id(raw["plate"], carrier_id, session, errors) if raw["plate"] else None
 
     where = SubmissionFilter(
         carrier_id=carrier_id,
@@ -147,7 +147,7 @@ def read_filters(
     )
 
 
-def _driver(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
+def find_driver_id(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
     """A driver by id (``#12``, or digits) or by the carrier's reference, within the scope."""
     query = sa.select(Driver.id)
     if carrier_id is not None:
@@ -167,7 +167,7 @@ def _driver(text: str, carrier_id: int | None, session: Session, errors: list[st
     return None
 
 
-def _vehicle(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
+def find_vehicle_id(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
     query = sa.select(Vehicle.id).where(Vehicle.registered_plate == plates.normalise(text))
     if carrier_id is not None:
         query = query.where(Vehicle.carrier_id == carrier_id)

@@ -184,6 +184,7 @@ def requires(role: Role):
 
 SignedIn = Annotated[Viewer, Depends(current_viewer)]
 Reviewer = Annotated[Viewer, Depends(requires(Role.REVIEWER))]
+Admin = Annotated[Viewer, Depends(requires(Role.ADMIN))]
 
 
 # CSRF

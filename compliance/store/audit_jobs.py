@@ -112,15 +112,12 @@ def get_audit_job(session: Session, job_id: str, *, carrier_id: int | None = Non
     return job
 
 
-def list_audit_jobs(session: Session, carrier_id: int, *, limit: int = 50) -> list[AuditJob]:
-    return list(
-        session.scalars(
-            sa.select(AuditJob)
-            .where(AuditJob.carrier_id == carrier_id)
-            .order_by(AuditJob.created_at.desc(), AuditJob.id)
-            .limit(limit)
-        )
-    )
+def list_audit_jobs(session: Session, carrier_id: int | None, *, limit: int = 50) -> list[AuditJob]:
+    """The carrier's jobs, newest first; ``carrier_id`` None: every carrier's (the operator's staff)."""
+    query = sa.select(AuditJob)
+    if carrier_id is not None:
+        query = query.where(AuditJob.carrier_id == carrier_id)
+    return list(session.scalars(query.order_by(AuditJob.created_at.desc(), AuditJob.id).limit(limit)))
 
 
 def pending_items(session: Session, job_id: str, *, limit: int) -> list[str]:
@@ -270,7 +267,7 @@ def progress(session: Session, job_id: str) -> AuditProgress:
     )
     for before, after, before_reasons, after_reasons in rows:
         old, new = set(before_reasons or []), set(after_reasons or [])
-        if before == after and old == new:
+        if not _changed(before, after, old, new):
             continue
         changed += 1
         if before != after:
@@ -286,4 +283,64 @@ def progress(session: Session, job_id: str) -> AuditProgress:
         transitions=[Transition(b, a, n) for (b, a), n in sorted(transitions.items(), key=lambda kv: -kv[1])],
         reasons_added=dict(sorted(added.items())),
         reasons_removed=dict(sorted(removed.items())),
+    )
+
+
+def _changed(before: Outcome | None, after: Outcome | None, old: set[str], new: set[str]) -> bool:
+    return before != after or old != new
+
+
+@dataclass(frozen=True, slots=True)
+class ItemCounts:
+    pending: int = 0
+    done: int = 0
+    failed: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+
+def item_counts(session: Session, job_ids: Sequence[str]) -> dict[str, ItemCounts]:
+    """Items by status for each job, in one GROUP BY: the progress of a list of jobs without their diffs."""
+    if not job_ids:
+        return {}
+    found: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    for job_id, item_status, count in session.execute(
+        sa.select(AuditJobItem.job_id, AuditJobItem.status, sa.func.count())
+        .where(AuditJobItem.job_id.in_(list(job_ids)))
+        .group_by(AuditJobItem.job_id, AuditJobItem.status)
+    ):
+        found[job_id][AuditItemStatus(item_status).value] = count
+    return {job_id: ItemCounts(**counts) for job_id, counts in found.items()}
+
+
+def changed_items(session: Session, job_id: str, *, limit: int) -> list[AuditJobItem]:
+    """The first ``limit`` items (by submission id) whose outcome or reasons the audit changed."""
+    found: list[AuditJobItem] = []
+    rows = session.scalars(
+        sa.select(AuditJobItem)
+        .where(AuditJobItem.job_id == job_id, AuditJobItem.status == AuditItemStatus.DONE)
+        .order_by(AuditJobItem.submission_id)
+        .execution_options(yield_per=500)
+    )
+    with rows:  # closed early once enough are found (a server-side cursor on PostgreSQL)
+        for item in rows:
+            old, new = set(item.before_reasons or []), set(item.after_reasons or [])
+            if _changed(item.before_outcome, item.after_outcome, old, new):
+                found.append(item)
+                if len(found) >= limit:
+                    break
+    return found
+
+
+def failed_items(session: Session, job_id: str, *, limit: int) -> list[AuditJobItem]:
+    """Items that could not be re-judged, with their errors."""
+    return list(
+        session.scalars(
+            sa.select(AuditJobItem)
+            .where(AuditJobItem.job_id == job_id, AuditJobItem.status == AuditItemStatus.FAILED)
+            .order_by(AuditJobItem.submission_id)
+            .limit(limit)
+        )
     )

@@ -151,9 +151,13 @@ def mllm_judgments(answer: str) -> Judgments:
     )
 
 
-def serve(database_url: str, folder: Path) -> tuple[LiveServer, Site]:
+def serve(database_url: str, folder: Path, **overrides: object) -> tuple[LiveServer, Site]:
+    """``overrides``: more settings (a private broker's ``broker_url``, say)."""
     settings = Settings(
-        database_url=database_url, blob_dir=folder / "blobs", session_secret_file=folder / "session-secret"
+        database_url=database_url,
+        blob_dir=folder / "blobs",
+        session_secret_file=folder / "session-secret",
+        **overrides,  # type: ignore[arg-type]
     )
     store, ids, carriers = seed(settings)
     server = LiveServer(create_app(settings))

@@ -66,8 +66,9 @@ def main() -> None:
     import sqlalchemy as sa
 
     from compliance.judging import Store
+    from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
-    from tests.service.stack import RedisServer, ServiceStack, postgres_schema
+    from tests.service.stack import RedisServer, ServiceStack
 
     console = Console(stderr=True)
     folder = Path(tempfile.mkdtemp(prefix="chaos-"))

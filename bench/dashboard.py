@@ -17,10 +17,10 @@ import os
 import re
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,12 +31,15 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from compliance.api.app import create_app
-from compliance.demo_data import generate
-from compliance.judging import Store
-from compliance.settings import Settings
-from compliance.store import db, users
-from compliance.store.models import Carrier, Role
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.databases: the same scratch schemas the tests use
+
+from compliance.api.app import create_app  # noqa: E402
+from compliance.demo_data import generate  # noqa: E402
+from compliance.judging import Store  # noqa: E402
+from compliance.settings import Settings  # noqa: E402
+from compliance.store import users  # noqa: E402
+from compliance.store.models import Carrier, Role  # noqa: E402
 
 POSTGRES_URL = os.environ.get("COMPLIANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TARGET_MS = 300.0
@@ -52,18 +55,13 @@ def sqlite_database() -> Iterator[tuple[str, Path]]:
 
 @contextmanager
 def postgres_database() -> Iterator[tuple[str, Path]]:
-    schema = f"bench_dashboard_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(db.database_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = db.database_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as folder:
-            yield url.render_as_string(hide_password=False), Path(folder)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    from tests.databases import postgres_schema
+
+    with (
+        postgres_schema(POSTGRES_URL, "bench_dashboard") as url,
+        tempfile.TemporaryDirectory(prefix="bench-dashboard-") as folder,
+    ):
+        yield url, Path(folder)
 
 
 @contextmanager

@@ -124,8 +124,9 @@ def main() -> None:
     import httpx
 
     from compliance.judging import Store
+    from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
-    from tests.service.stack import RedisServer, ServiceStack, postgres_schema
+    from tests.service.stack import RedisServer, ServiceStack
 
     photos = photos_in(args.photos)
     sizes = [p.stat().st_size for p in photos]

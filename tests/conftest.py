@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from compliance.store import db
+from tests.databases import postgres_schema
 
 REPO = Path(__file__).resolve().parents[1]
 # ultralytics must neither use the network nor write to the home folder.
@@ -60,11 +59,6 @@ def postgres_unavailable() -> str | None:
     return None
 
 
-@functools.cache
-def _postgres_admin() -> Engine:
-    return sa.create_engine(db.database_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a fresh SQLite file, or a fresh PostgreSQL schema first on the
@@ -75,13 +69,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
-    schema = f"store_test_{uuid.uuid4().hex[:12]}"
-    admin = _postgres_admin()
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = db.database_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    with postgres_schema(POSTGRES_URL, "store_test") as url:
+        yield url

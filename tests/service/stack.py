@@ -10,14 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-
-import sqlalchemy as sa
-
-from compliance.store import db
 
 REPO = Path(__file__).resolve().parents[2]
 COMPLIANCE = [sys.executable, "-c", "from compliance.cli import main; main()"]
@@ -147,22 +141,6 @@ def start_worker(queues: list[str], env: dict[str, str], log: Path, *args: str, 
     )
     assert worker.process is not None and worker.process.poll() is None, worker.output()[-3000:]
     return worker
-
-
-@contextmanager
-def postgres_schema(base_url: str) -> Iterator[str]:
-    """A fresh schema, first on the search_path of every connection to the URL given back."""
-    schema = f"svc_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(db.database_url(base_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = db.database_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class ServiceStack:

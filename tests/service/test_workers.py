@@ -30,8 +30,9 @@ from compliance.store import submissions
 from compliance.store.models import AuditEvent, JudgmentRecord, Submission, VerdictRecord
 from compliance.verdicts import CheckResult, Outcome, ReasonCode, Verdict
 from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.databases import postgres_schema
 from tests.service.conftest import PASSING_PHOTO, SAMPLES, Carrier, add_carrier, cmyk_jpeg, png16
-from tests.service.stack import RedisServer, ServiceStack, free_port, postgres_schema, wait_for
+from tests.service.stack import RedisServer, ServiceStack, free_port, wait_for
 
 pytestmark = pytest.mark.postgres
 

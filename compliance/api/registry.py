@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile, status
+from sqlalchemy.orm import Session
 
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep
 from compliance.api.errors import not_found, photo_error, store_error
@@ -18,6 +19,8 @@ from compliance.store.models import Driver, Vehicle
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
+Registered = TypeVar("Registered", Driver, Vehicle)
+
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _ERRORS = {
@@ -28,6 +31,19 @@ _ERRORS = {
     415: {"model": ErrorResponse, "description": "not an image"},
     422: {"model": ErrorResponse, "description": "invalid field or photo"},
 }
+
+
+def _page(
+    session: Session, model: type[Registered], carrier_id: int, after: int | None, limit: int
+) -> tuple[list[Registered], int | None]:
+    """One page of a carrier's drivers or vehicles by id, and the id to pass as ``after`` next."""
+    query = sa.select(model).where(model.carrier_id == carrier_id)
+    if after is not None:
+        query = query.where(model.id > after)
+    rows = list(session.scalars(query.order_by(model.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].id if more else None
 
 
 def _licence(upload: UploadFile, settings: Settings) -> bytes:
@@ -101,13 +117,8 @@ def list_drivers(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DriverPage:
     with store.sessions() as s:
-        query = sa.select(Driver).where(Driver.carrier_id == caller.carrier_id)
-        if after is not None:
-            query = query.where(Driver.id > after)
-        rows = list(s.scalars(query.order_by(Driver.id).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return DriverPage(items=[DriverOut.of(d) for d in rows], next_after=rows[-1].id if more else None)
+        rows, next_after = _page(s, Driver, caller.carrier_id, after, limit)
+        return DriverPage(items=[DriverOut.of(d) for d in rows], next_after=next_after)
 
 
 @router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehicleOut, responses=_ERRORS)
@@ -145,10 +156,5 @@ def list_vehicles(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> VehiclePage:
     with store.sessions() as s:
-        query = sa.select(Vehicle).where(Vehicle.carrier_id == caller.carrier_id)
-        if after is not None:
-            query = query.where(Vehicle.id > after)
-        rows = list(s.scalars(query.order_by(Vehicle.id).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return VehiclePage(items=[VehicleOut.of(v) for v in rows], next_after=rows[-1].id if more else None)
+        rows, next_after = _page(s, Vehicle, caller.carrier_id, after, limit)
+        return VehiclePage(items=[VehicleOut.of(v) for v in rows], next_after=next_after)

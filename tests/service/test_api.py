@@ -228,6 +228,10 @@ def test_drivers_and_vehicles(api: Api) -> None:
     assert len(page["items"]) == 1 and page["next_after"] is not None
     rest = client.get("/v1/vehicles", headers=auth, params={"after": page["next_after"]}).json()
     assert [v["plate"] for v in rest["items"]] == ["京A12345"] and rest["next_after"] is None
+    drivers = client.get("/v1/drivers", headers=auth, params={"limit": 1}).json()
+    assert len(drivers["items"]) == 1 and drivers["next_after"] is not None
+    rest = client.get("/v1/drivers", headers=auth, params={"after": drivers["next_after"]}).json()
+    assert [d["ref"] for d in rest["items"]] == ["D-9"] and rest["next_after"] is None
 
 
 def test_list_filters_and_cursor_pages(api: Api) -> None:

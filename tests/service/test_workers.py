@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -409,7 +410,10 @@ def tiny_mllm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
 
 
-def test_the_gpu_queue_judges_queued_photos_in_one_batch(tmp_path: Path, tiny_mllm: dict[str, object]) -> None:
+@contextmanager
+def _tiny_mllm_stack(tmp_path: Path, tiny_mllm: dict[str, object]) -> Iterator[tuple[Live, RedisServer]]:
+    """The API in process over a fresh PostgreSQL schema and a private Redis, with the tiny MLLM
+    configured for the workers a test starts."""
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -420,68 +424,57 @@ def test_the_gpu_queue_judges_queued_photos_in_one_batch(tmp_path: Path, tiny_ml
         app = create_app(stack.settings)
         store: Store = app.state.store
         acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
-        live = Live(stack, store, TestClient(app), acme)
         try:
-            # Three photos wait in the mllm queue before the GPU worker starts: it takes them together.
-            photos = [PASSING_PHOTO, SAMPLES / "street_taxi.jpg", SAMPLES / "parked_car_wanA195K9.jpg"]
-            ids = [live.upload(p.read_bytes(), pipeline="mllm") for p in photos]
-            assert _llen(redis, "mllm") == 3
-            port = free_port()
-            stack.worker(["mllm"], "--metrics-port", str(port))
-            live.wait_decided(*ids, timeout=240)
-            for submission_id in ids:
-                detail = live.client.get(f"/v1/submissions/{submission_id}", headers=acme.auth).json()
-                assert [j["pipeline"] for j in detail["judgments"]] == ["mllm"]
-                assert detail["verdict"]["pipeline"] == "mllm"
-                # Random weights answer noise; noise is never a PASS.
-                assert detail["outcome"] in ("REVIEW", "FAIL")
-                assert live.machine_verdicts(submission_id) == 1
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-            batches = _sample(text, "compliance_mllm_batch_size_count")
-            photos_judged = _sample(text, "compliance_mllm_batch_size_sum")
-            assert photos_judged == 3 and batches == 1, text
+            yield Live(stack, store, TestClient(app), acme), redis
         finally:
             stack.stop()
             store.engine.dispose()
             redis.kill()
+
+
+def test_the_gpu_queue_judges_queued_photos_in_one_batch(tmp_path: Path, tiny_mllm: dict[str, object]) -> None:
+    with _tiny_mllm_stack(tmp_path, tiny_mllm) as (live, redis):
+        # Three photos wait in the mllm queue before the GPU worker starts: it takes them together.
+        photos = [PASSING_PHOTO, SAMPLES / "street_taxi.jpg", SAMPLES / "parked_car_wanA195K9.jpg"]
+        ids = [live.upload(p.read_bytes(), pipeline="mllm") for p in photos]
+        assert _llen(redis, "mllm") == 3
+        port = free_port()
+        live.stack.worker(["mllm"], "--metrics-port", str(port))
+        live.wait_decided(*ids, timeout=240)
+        for submission_id in ids:
+            detail = live.client.get(f"/v1/submissions/{submission_id}", headers=live.acme.auth).json()
+            assert [j["pipeline"] for j in detail["judgments"]] == ["mllm"]
+            assert detail["verdict"]["pipeline"] == "mllm"
+            # Random weights answer noise; noise is never a PASS.
+            assert detail["outcome"] in ("REVIEW", "FAIL")
+            assert live.machine_verdicts(submission_id) == 1
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        batches = _sample(text, "compliance_mllm_batch_size_count")
+        photos_judged = _sample(text, "compliance_mllm_batch_size_sum")
+        assert photos_judged == 3 and batches == 1, text
 
 
 def test_both_pipelines_run_on_their_own_queues_and_the_second_to_finish_decides(
     tmp_path: Path, tiny_mllm: dict[str, object]
 ) -> None:
-    reason = postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    with postgres_schema(POSTGRES_URL) as url:
-        stack = ServiceStack(tmp_path, url, redis, **{**TIMINGS, **tiny_mllm})
-        app = create_app(stack.settings)
-        store: Store = app.state.store
-        acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
-        live = Live(stack, store, TestClient(app), acme)
-        try:
-            submission_id = live.upload(PASSING_PHOTO.read_bytes(), pipeline="both")
-            # One message on each queue: the CPU half and the GPU half.
-            assert (_llen(redis, "multistage"), _llen(redis, "mllm")) == (1, 1)
-            stack.worker(["multistage"])
-            # The baseline alone decides nothing: its judgments wait for the MLLM's.
-            wait_for(lambda: len(_detail(live, submission_id)["judgments"]) == 1, 120, "the multistage half")
-            assert _detail(live, submission_id)["verdict"] is None
-            stack.worker(["mllm"])
-            live.wait_decided(submission_id, timeout=240)
-            detail = _detail(live, submission_id)
-            # Each half's own judgments, and the combined ones the verdict was decided from.
-            assert sorted(j["pipeline"] for j in detail["judgments"]) == ["both", "mllm", "multistage"]
-            assert detail["verdict"]["pipeline"] == "both"
-            # The baseline passes this photo on its own; random MLLM weights disagree with it.
-            assert detail["outcome"] == "REVIEW"
-            assert any(r.startswith("PIPELINES_DISAGREE_") for r in detail["reasons"]), detail["reasons"]
-            assert live.machine_verdicts(submission_id) == 1
-        finally:
-            stack.stop()
-            store.engine.dispose()
-            redis.kill()
+    with _tiny_mllm_stack(tmp_path, tiny_mllm) as (live, redis):
+        submission_id = live.upload(PASSING_PHOTO.read_bytes(), pipeline="both")
+        # One message on each queue: the CPU half and the GPU half.
+        assert (_llen(redis, "multistage"), _llen(redis, "mllm")) == (1, 1)
+        live.stack.worker(["multistage"])
+        # The baseline alone decides nothing: its judgments wait for the MLLM's.
+        wait_for(lambda: len(_detail(live, submission_id)["judgments"]) == 1, 120, "the multistage half")
+        assert _detail(live, submission_id)["verdict"] is None
+        live.stack.worker(["mllm"])
+        live.wait_decided(submission_id, timeout=240)
+        detail = _detail(live, submission_id)
+        # Each half's own judgments, and the combined ones the verdict was decided from.
+        assert sorted(j["pipeline"] for j in detail["judgments"]) == ["both", "mllm", "multistage"]
+        assert detail["verdict"]["pipeline"] == "both"
+        # The baseline passes this photo on its own; random MLLM weights disagree with it.
+        assert detail["outcome"] == "REVIEW"
+        assert any(r.startswith("PIPELINES_DISAGREE_") for r in detail["reasons"]), detail["reasons"]
+        assert live.machine_verdicts(submission_id) == 1
 
 
 def _detail(live: Live, submission_id: str) -> dict[str, Any]:

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/v1", tags=["registry"])
 Registered = TypeVar("Registered", Driver, Vehicle)
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+After = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=500)]
 
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "no valid API key"},
@@ -113,8 +115,8 @@ def get_driver(driver_id: Id, caller: CallerDep, store: StoreDep) -> DriverOut:
 def list_drivers(
     caller: CallerDep,
     store: StoreDep,
-    after: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: After = None,
+    limit: Limit = 100,
 ) -> DriverPage:
     with store.sessions() as s:
         rows, next_after = _page(s, Driver, caller.carrier_id, after, limit)
@@ -152,8 +154,8 @@ def get_vehicle(vehicle_id: Id, caller: CallerDep, store: StoreDep) -> VehicleOu
 def list_vehicles(
     caller: CallerDep,
     store: StoreDep,
-    after: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: After = None,
+    limit: Limit = 100,
 ) -> VehiclePage:
     with store.sessions() as s:
         rows, next_after = _page(s, Vehicle, caller.carrier_id, after, limit)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from compliance import plates
 from compliance.checks import CheckContext, Policy, PriorPhoto
+from compliance.checks.plate import resting_on_registered
 from compliance.judgments import Judgments, Provenance
 from compliance.settings import Thresholds
 from compliance.verdicts import Verdict
@@ -34,10 +35,15 @@ def decide(
     second_opinion: Judgments | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> Verdict:
+    registered = tuple(plates.normalise(p) for p in registered_plates)
+    # Of every plate read, the verdict rests on the one that matches (the other vehicle's is kept too).
+    judgments = resting_on_registered(judgments, registered, thresholds)
+    if second_opinion is not None:
+        second_opinion = resting_on_registered(second_opinion, registered, thresholds)
     ctx = CheckContext(
         judgments=judgments if second_opinion is None else combined(judgments, second_opinion),
         thresholds=thresholds,
-        registered_plates=tuple(plates.normalise(p) for p in registered_plates),
+        registered_plates=registered,
         licence_given=licence_given,
         driver_id=driver_id,
         submitted_at=submitted_at,

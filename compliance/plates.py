@@ -298,3 +298,21 @@ def confusable_variants(text: str) -> list[str]:
             if parse(candidate).valid:
                 variants[candidate] = None
     return list(variants)
+
+
+def distinct_variants(text: str) -> list[str]:
+    """Every valid plate of the same type that differs from the (normalised) reading in one
+    character that does not look like the one it replaces: a plate no misread explains."""
+    norm = normalise(text)
+    parsed = parse(norm)
+    if not parsed.valid:
+        return []
+    variants: dict[str, None] = {}
+    for i, char in enumerate(norm):
+        for other in PROVINCES + ALNUM:
+            if other == char or is_confusable(char, other):
+                continue
+            candidate = norm[:i] + other + norm[i + 1 :]
+            if parse(candidate).plate_type is parsed.plate_type:
+                variants[candidate] = None
+    return list(variants)

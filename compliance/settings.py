@@ -23,6 +23,9 @@ class Thresholds(BaseModel):
     # Between this and face_same_min the match is too close to call: REVIEW, not FAIL.
     face_uncertain_min: float = 0.30
     plate_confidence_min: float = 0.80
+    # A reading one character away from the registered plate is a FAIL only if the reader was at
+    # least this sure of that character; below, a misread is as likely as another vehicle (REVIEW).
+    plate_char_confidence_min: float = 0.95
     blur_min: float = 30.0
     brightness_min: float = 40.0
     brightness_max: float = 235.0

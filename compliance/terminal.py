@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from compliance.evaluation.runner import Agreement, PipelineReport
+from compliance.evaluation.submissions import SubmissionReport
 from compliance.verdicts import Outcome, Verdict
 
 OUTCOME_STYLE = {Outcome.PASS: "bold green", Outcome.FAIL: "bold red", Outcome.REVIEW: "bold yellow"}
@@ -77,6 +78,19 @@ def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
     row("face undecided (REVIEW)", [_pct(r[n].face_unknown_rate) for n in names])
     row("face TAR at FAR 1%", [_pct(r[n].face_tar_at_far_1pct) for n in names])
     row("face TAR at FAR 0.1%", [_pct(r[n].face_tar_at_far_0_1pct) for n in names])
+    row(
+        "  undecided, same / different",
+        [f"{_pct(r[n].face_unknown_same)} / {_pct(r[n].face_unknown_diff)}" for n in names],
+    )
+    for look in sorted({k for n in names for k in r[n].licence_faces}, key=lambda k: int(k.split()[0])):
+        got = {n: r[n].licence_faces.get(look) for n in names}
+        row(f"licence faces ({look})", ["" for _ in names])
+        row("  TAR / FAR at threshold", [f"{_pct(f.tar)} / {_pct(f.far)}" if f else "—" for f in got.values()])
+        row(
+            "  undecided, same / different",
+            [f"{_pct(f.unknown_same)} / {_pct(f.unknown_diff)}" if f else "—" for f in got.values()],
+        )
+        row("  TAR at FAR 1%", [_pct(f.tar_at_far_1pct) if f else "—" for f in got.values()])
     row("person presence", [f"{_pct(r[n].person_presence_acc)} of {r[n].n['person']}" for n in names])
     row("vehicle presence", [f"{_pct(r[n].vehicle_presence_acc)} of {r[n].n['vehicle']}" for n in names])
     row("latency median", [_ms(r[n].median_ms) for n in names])
@@ -121,3 +135,43 @@ def print_agreement(console: Console, agreement: Agreement) -> None:
         table.add_row(name, str(f.compared), str(f.agree), _pct(f.rate), _pct(f.agree_correct))
     table.add_row("photos: person, vehicle and plate", "", "", _pct(agreement.photos_all_agree), "")
     console.print(table)
+
+
+def print_submissions(console: Console, reports: dict[str, SubmissionReport]) -> None:
+    names = list(reports)
+    summary = Table(title="compliance eval: whole submissions", header_style="bold")
+    summary.add_column("metric")
+    for name in names:
+        summary.add_column(name, justify="right")
+    r = reports
+    summary.add_row("automation (genuine → PASS)", *[_pct(r[n].automation) for n in names])
+    summary.add_row("false FAIL (genuine → FAIL)", *[_pct(r[n].false_fail) for n in names])
+    summary.add_row("fraud caught (fraud → FAIL)", *[_pct(r[n].fraud_caught) for n in names])
+    summary.add_row("false PASS (fraud → PASS)", *[_pct(r[n].false_pass) for n in names])
+    summary.add_row(
+        "rows (genuine / fraud)", *[f"{r[n].n_expected['PASS']} / {r[n].n_expected['FAIL']}" for n in names]
+    )
+    console.print(summary)
+    for name in names:
+        cases = Table(title=f"{name}: case × outcome", header_style="bold")
+        cases.add_column("case")
+        for outcome in ("PASS", "REVIEW", "FAIL"):
+            cases.add_column(outcome, justify="right")
+        for case, cells in r[name].by_case.items():
+            cases.add_row(case, *[str(cells[o]) for o in ("PASS", "REVIEW", "FAIL")])
+        console.print(cases)
+        if r[name].blocking_reasons:
+            blocking = Table(title=f"{name}: reasons that kept genuine rows from PASS", header_style="bold")
+            blocking.add_column("reason")
+            blocking.add_column("rows", justify="right")
+            for reason, count in r[name].blocking_reasons.items():
+                blocking.add_row(reason, str(count))
+            console.print(blocking)
+        if r[name].misses:
+            misses = Table(title=f"{name}: rows whose verdict is not the expected one", header_style="bold")
+            for col in ("row", "case", "photo", "expected", "got", "why"):
+                misses.add_column(col, overflow="fold")
+            for m in r[name].misses:
+                style = OUTCOME_STYLE[Outcome(m.got)]
+                misses.add_row(str(m.row), m.case, m.photo, m.expected, Text(m.got, style), "; ".join(m.details))
+            console.print(misses)

@@ -24,6 +24,7 @@ class ManifestRow:
     plate_color: str | None  # first word: blue, yellow, green, white, black
     person_present: bool | None
     vehicle_present: bool | None
+    identity: str | None = None  # the person's identity for faces; ';' between several
 
     @property
     def province(self) -> str | None:
@@ -74,6 +75,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                     plate_color=color if text and "?" not in text else None,
                     person_present=_person_present(record["person_count"] or ""),
                     vehicle_present=_vehicle_present(record["vehicle_class"] or ""),
+                    identity=(record.get("identity") or "").strip() or None,
                 )
             )
     return rows

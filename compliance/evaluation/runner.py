@@ -13,10 +13,11 @@ from pydantic import BaseModel
 from compliance import plates
 from compliance.checks.base import CheckContext
 from compliance.checks.plate import PlateMatchesRegistered
+from compliance.evaluation.licence import LicenceLook, licence_jpeg
 from compliance.evaluation.manifest import FacePair, ManifestRow
 from compliance.evaluation.metrics import confusion, grouped_rate, percentile, rate, tar_at_far
 from compliance.judgments import Answer, FaceMatch, Judgments
-from compliance.photos import Photo, read_photo_file
+from compliance.photos import Photo, load_photo, read_photo_file
 from compliance.pipelines import Pipeline
 from compliance.settings import Settings
 from compliance.verdicts import Outcome
@@ -33,6 +34,16 @@ class PlateOutcome(BaseModel):
     ok: bool
 
 
+class FaceFigures(BaseModel):
+    """Face decisions at the operating threshold; undecided counted on same and different pairs apart."""
+
+    tar: float | None
+    far: float | None
+    unknown_same: float | None
+    unknown_diff: float | None
+    tar_at_far_1pct: float | None
+
+
 class PipelineReport(BaseModel):
     """One pipeline's scores; the keys are the agreed ``compliance eval --json`` shape."""
 
@@ -45,6 +56,8 @@ class PipelineReport(BaseModel):
     face_tar: float | None
     face_far: float | None
     face_unknown_rate: float | None
+    face_unknown_same: float | None
+    face_unknown_diff: float | None
     face_tar_at_far_1pct: float | None
     face_tar_at_far_0_1pct: float | None
     face_threshold: float | None
@@ -53,6 +66,8 @@ class PipelineReport(BaseModel):
     median_ms: float | None
     p90_ms: float | None
     median_stage_ms: dict[str, float]
+    # The same face pairs with the second photo made a licence photo, by its look (e.g. "120 px, grey, JPEG q35").
+    licence_faces: dict[str, FaceFigures]
     n: dict[str, int]
     plates: list[PlateOutcome]
 
@@ -91,6 +106,7 @@ class Collected:
     judgments: dict[str, Judgments] = field(default_factory=dict)
     ms: list[float] = field(default_factory=list)
     faces: list[tuple[bool, FaceMatch]] = field(default_factory=list)
+    licence_faces: dict[str, list[tuple[bool, FaceMatch]]] = field(default_factory=dict)
 
 
 def evaluate(
@@ -109,6 +125,7 @@ def collect(
     pairs: Sequence[FacePair],
     settings: Settings,
     progress: Progress | None = None,
+    licence_looks: Sequence[LicenceLook] = (),
 ) -> Collected:
     tick = progress or (lambda _label: None)
     photos: dict[Path, Photo] = {}
@@ -130,6 +147,16 @@ def collect(
         got.faces.append(
             (pair.same, pipeline.compare_faces(photo(pair.a).image, photo(pair.b).image, settings.thresholds))
         )
+    for look in licence_looks:
+        licences: dict[Path, Photo] = {}
+        matches = got.licence_faces.setdefault(look.label, [])
+        for pair in pairs:
+            tick(f"{pair.a.name} ~ {pair.b.name} ({look.label})")
+            if pair.b not in licences:
+                licences[pair.b] = load_photo(licence_jpeg(photo(pair.b).image, look), **settings.photo_limits)
+            matches.append(
+                (pair.same, pipeline.compare_faces(photo(pair.a).image, licences[pair.b].image, settings.thresholds))
+            )
     return got
 
 
@@ -203,6 +230,7 @@ def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> Pi
 
     genuine = [m for same, m in got.faces if same]
     impostor = [m for same, m in got.faces if not same]
+    portrait = _face_figures(got.faces)
     stage_names = sorted({s for j in got.judgments.values() for s in j.provenance.latency_ms})
     stage_ms = {
         s: round(
@@ -221,10 +249,12 @@ def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> Pi
         plate_color_acc=rate(sum(o.read_color == o.expected_color for o in colored), len(colored)),
         plate_check_acc=rate(sum(e == g for e, g in check_pairs), len(check_pairs)),
         plate_check_confusion=confusion(check_pairs),
-        face_tar=rate(sum(m.same_person is Answer.YES for m in genuine), len(genuine)),
-        face_far=rate(sum(m.same_person is Answer.YES for m in impostor), len(impostor)),
+        face_tar=portrait.tar,
+        face_far=portrait.far,
         face_unknown_rate=rate(sum(m.same_person is Answer.UNKNOWN for _, m in got.faces), len(got.faces)),
-        face_tar_at_far_1pct=_tar_at(genuine, impostor, 0.01),
+        face_unknown_same=portrait.unknown_same,
+        face_unknown_diff=portrait.unknown_diff,
+        face_tar_at_far_1pct=portrait.tar_at_far_1pct,
         face_tar_at_far_0_1pct=_tar_at(genuine, impostor, 0.001),
         face_threshold=thresholds.pop() if len(thresholds) == 1 else None,
         person_presence_acc=rate(person_hits, len(person_rows)),
@@ -232,6 +262,7 @@ def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> Pi
         median_ms=_round(percentile(got.ms, 50)),
         p90_ms=_round(percentile(got.ms, 90)),
         median_stage_ms=stage_ms,
+        licence_faces={look: _face_figures(matches) for look, matches in got.licence_faces.items()},
         n={
             "photos": len(rows),
             "plates": len(outcomes),
@@ -242,6 +273,18 @@ def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> Pi
             "plate_check_cases": len(check_pairs),
         },
         plates=outcomes,
+    )
+
+
+def _face_figures(faces: Sequence[tuple[bool, FaceMatch]]) -> FaceFigures:
+    genuine = [m for same, m in faces if same]
+    impostor = [m for same, m in faces if not same]
+    return FaceFigures(
+        tar=rate(sum(m.same_person is Answer.YES for m in genuine), len(genuine)),
+        far=rate(sum(m.same_person is Answer.YES for m in impostor), len(impostor)),
+        unknown_same=rate(sum(m.same_person is Answer.UNKNOWN for m in genuine), len(genuine)),
+        unknown_diff=rate(sum(m.same_person is Answer.UNKNOWN for m in impostor), len(impostor)),
+        tar_at_far_1pct=_tar_at(genuine, impostor, 0.01),
     )
 
 

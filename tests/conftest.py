@@ -19,6 +19,17 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO / ".yolo"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under CI nothing is skipped: a missing PostgreSQL, Redis, Chromium or dev set fails the run, named."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI is set, so this may not be skipped: {reason}"
+
+
 def eval_dir() -> Path:
     return Path(os.environ.get("COMPLIANCE_EVAL_DIR", REPO.parent / "shared" / "eval" / "dev"))
 

@@ -36,7 +36,8 @@ class Policy:
     """Any FAIL fails the photo; otherwise any REVIEW sends it to a person; PASS needs every check to pass."""
 
     # 2026.11.2: a second pipeline's judgments are compared field by field; an MLLM fallback is declared.
-    version = "2026.11.2"
+    # 2026.12.1: every plate read is compared; one doubted character is a REVIEW (PLATE_UNCERTAIN_CHARACTER).
+    version = "2026.12.1"
 
     def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
         self.checks = tuple(checks)

@@ -57,11 +57,12 @@ def scene_shapes(judgments: Judgments) -> list[Shape]:
         _shape(pipeline, "vehicle", b, f"{b.label or judgments.vehicle.kind.value}{_score(b)}")
         for b in judgments.vehicle.boxes
     ]
-    plate = judgments.plate
-    if plate.box is not None:
-        reading = plate.text or "unread"
-        confidence = f" {plate.confidence:.2f}" if plate.confidence is not None else ""
-        shapes.append(_shape(pipeline, "plate", plate.box, f"{reading}{confidence}", plate.corners))
+    # Every plate read (two vehicles in a frame: two boxes), the one the verdict rests on first.
+    for plate in dict.fromkeys((judgments.plate, *judgments.plates)):
+        if plate.box is not None:
+            reading = plate.text or "unread"
+            confidence = f" {plate.confidence:.2f}" if plate.confidence is not None else ""
+            shapes.append(_shape(pipeline, "plate", plate.box, f"{reading}{confidence}", plate.corners))
     face = judgments.face
     if face.scene_box is not None:
         similarity = f" sim {face.similarity:.2f}" if face.similarity is not None else ""

@@ -269,3 +269,20 @@ def test_stamp_beside_a_vehicle_without_a_visible_plate_reads_nothing(
     trace = stage.trace(date_stamp(load(dev_dir, file), text, height_share))
     assert trace.reading.text is None
     assert trace.readings == ()
+
+
+def degraded(image: np.ndarray, how: str) -> np.ndarray:
+    if how == "jpeg40":
+        return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+    scale = float(how.removeprefix("scale"))
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("how", ["scale0.5", "scale0.35", "jpeg40"])
+@pytest.mark.parametrize("file", ["plates/we_single_green.jpg", "scenes/we_cpt_re.jpg"])
+def test_green_plates_keep_eight_characters_and_their_colour_when_degraded(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str, how: str
+) -> None:
+    reading = stage.read(degraded(load(dev_dir, file), how))
+    assert reading.text == labels[file]["plate_text"] and len(reading.text) == 8
+    assert reading.color is PlateColor.GREEN

@@ -205,6 +205,16 @@ def parse(text: str) -> PlateParse:
     return PlateParse(norm, None, None, False)
 
 
+def plate_like(text: str) -> bool:
+    """Whether a reading that fits no shape could still be a misread plate rather than other text.
+
+    Every shape puts a province, a letter or 使 in its first two places, or a Chinese suffix last; a
+    reading with digits there and no such suffix (a date stamp, a clock, a phone number) is no plate.
+    """
+    norm = normalise(text)
+    return bool(norm) and (any(not c.isdigit() for c in norm[:2]) or not norm[-1].isascii())
+
+
 def matching_types(text: str) -> tuple[PlateType, ...]:
     """Every type whose shape the reading fits (a low-speed plate also fits the standard shape)."""
     norm = normalise(text)
@@ -246,7 +256,14 @@ def repair(text: str) -> str:
     if not best:
         return norm
     first = next(iter(best.values()))  # dicts keep insertion order, which is table order
-    return first.pop() if len(first) == 1 else norm
+    if len(first) != 1:
+        return norm
+    repaired = first.pop()
+    # A repair fixes a few characters of what was read as a plate; it never makes up all of its
+    # letters: a date or a phone number (20261105, 5201314) would otherwise become a military plate.
+    if not any(r == c and not c.isdigit() for r, c in zip(repaired, norm, strict=True)):
+        return norm
+    return repaired
 
 
 def _fit(text: str, shape: _Shape) -> tuple[int, set[str]] | None:

@@ -299,3 +299,16 @@ def test_dev_set_labels_fit_the_grammar() -> None:
         parsed = plates.parse(text)
         assert parsed.valid, text
         assert not color or color in parsed.expected_colors, (text, color)
+
+
+@pytest.mark.parametrize("digits", ["8812345", "5512345", "20261105", "082317", "13812345678"])
+def test_digits_are_never_repaired_into_a_plate(digits: str) -> None:
+    # 8812345 would otherwise become the military plate BB12345: every letter made up.
+    assert plates.repair(digits) == digits
+    assert not plates.parse(plates.repair(digits)).valid
+    assert not plates.plate_like(digits)
+
+
+@pytest.mark.parametrize("reading", ["B2V9L7", "皖A12", "SN13971", "123456使", "沪AF7IOI7"])
+def test_misread_plates_still_look_like_plates(reading: str) -> None:
+    assert plates.plate_like(reading)

@@ -175,6 +175,18 @@ def _plate(value: Any) -> Any:
 YesNo = Annotated[Literal["yes", "no", "unknown"], _mapped(_ANSWERS)]
 Kind = Annotated[Literal[tuple(k.value for k in VehicleKind)], _mapped(_KINDS)]  # type: ignore[valid-type]
 Color = Annotated[Literal[tuple(c.value for c in PlateColor)], _mapped(_COLORS)]  # type: ignore[valid-type]
+PlateText = Annotated[str | None, BeforeValidator(_plate)]
+Rows = Annotated[Literal[1, 2] | None, BeforeValidator(_rows)]
+
+
+class SeenPlate(BaseModel):
+    """One plate in view, in the main plate's words (validated field by field as they are)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    plate: PlateText = Field(max_length=16, description="every character as printed; null if unreadable")
+    color: Color = Field(description="background colour")
+    rows: Rows = Field(description="lines of characters")
 
 
 class MllmAnswer(BaseModel):
@@ -188,13 +200,15 @@ class MllmAnswer(BaseModel):
     )
     vehicle: YesNo = Field(description="a motor vehicle is in the scene photo")
     kind: Kind = Field(description="kind of the nearest vehicle")
-    plate: Annotated[str | None, BeforeValidator(_plate)] = Field(
+    plate: PlateText = Field(
         max_length=16,
         description="the nearest vehicle's plate, every character as printed, e.g. 京A12345; null if unreadable",
     )
     color: Color = Field(description="that plate's background colour")
-    rows: Annotated[Literal[1, 2] | None, BeforeValidator(_rows)] = Field(
-        description="lines of characters on that plate"
+    rows: Rows = Field(description="lines of characters on that plate")
+    # Optional when parsing: answers from before the list parse as they did (see OPTIONAL_FIELDS).
+    plates: list[SeenPlate] = Field(
+        max_length=8, description="every plate visible in the scene photo, nearest first; [] if none"
     )
     face: YesNo = Field(description="a person's face is clearly visible in the scene photo")
     licence_face: YesNo = Field(description="a face is visible on the licence photo")
@@ -202,6 +216,9 @@ class MllmAnswer(BaseModel):
 
 
 FIELDS: tuple[str, ...] = tuple(MllmAnswer.model_fields)
+# Fields whose absence is no error: added after models and stored answers that lack them.
+OPTIONAL_FIELDS = frozenset({"plates"})
+SEEN_PLATE_FIELDS: tuple[str, ...] = tuple(SeenPlate.model_fields)
 # Fields that need the licence photo: not asked when there is none.
 LICENCE_FIELDS = frozenset({"licence_face", "same"})
 FACE_FIELDS = ("face", "licence_face", "same")
@@ -215,8 +232,28 @@ def field_adapter(name: str) -> TypeAdapter[Any]:
 
 
 @cache
+def seen_plate_adapter(name: str) -> TypeAdapter[Any]:
+    """Validates one field of one listed plate alone."""
+    info = SeenPlate.model_fields[name]
+    return TypeAdapter(Annotated[info.annotation, *info.metadata])  # type: ignore[name-defined]
+
+
+@cache
 def _full_schema() -> dict[str, Any]:
-    return _without_titles(MllmAnswer.model_json_schema())
+    schema = MllmAnswer.model_json_schema()
+    return _without_titles(_inlined(schema, schema.pop("$defs", {})))
+
+
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its ``$ref``s replaced by their definitions, so that any field's schema stands alone."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inlined(v, defs) for v in node]
+    return node
 
 
 def answer_schema(fields: Iterable[str]) -> dict[str, Any]:

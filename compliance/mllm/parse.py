@@ -41,7 +41,7 @@ from compliance.judgments import (
     VehicleJudgment,
     VehicleKind,
 )
-from compliance.mllm.answer import UNKNOWN, field_adapter
+from compliance.mllm.answer import OPTIONAL_FIELDS, SEEN_PLATE_FIELDS, UNKNOWN, field_adapter, seen_plate_adapter
 from compliance.mllm.backends.base import TokenLogprob
 from compliance.mllm.prompt import Task
 
@@ -54,6 +54,8 @@ class ParsedAnswer:
     person: PersonJudgment
     vehicle: VehicleJudgment
     plate: PlateReading
+    # Every plate the model listed, ``plate`` first when it has text.
+    plates: tuple[PlateReading, ...]
     face: FaceMatch
     errors: tuple[str, ...]
 
@@ -92,8 +94,10 @@ def parse_answer(
     values: dict[str, Any] = {}
     spans: dict[str, _Span | None] = {}
     for name in task.fields:
+        if name == "plates":
+            continue  # a list, validated plate by plate below
         if name not in answer:
-            if found is not None:
+            if found is not None and name not in OPTIONAL_FIELDS:
                 errors.append(f"{name}: missing")
             continue
         raw = answer[name]
@@ -123,13 +127,16 @@ def parse_answer(
 
     plate, plate_errors = _plate(values, spans.get("plate"), text, tokens, probs)
     errors += plate_errors
+    seen: tuple[PlateReading, ...] = (plate,) if plate.text else ()
+    if "plates" in task.fields and "plates" in answer:
+        seen = _seen_plates(plate, answer["plates"], text, tokens, probs, confidence_min, errors)
     person, vehicle = _person(values, errors), _vehicle(values, errors)
     face = FaceMatch(
         scene_face=Answer(values.get("face", UNKNOWN)),
         licence_face=Answer(values.get("licence_face", UNKNOWN)),
         same_person=Answer(values.get("same", UNKNOWN)),
     )
-    return ParsedAnswer(person=person, vehicle=vehicle, plate=plate, face=face, errors=tuple(errors))
+    return ParsedAnswer(person=person, vehicle=vehicle, plate=plate, plates=seen, face=face, errors=tuple(errors))
 
 
 def extract_object(text: str) -> dict[str, Any] | None:
@@ -190,10 +197,11 @@ def _span_probability(span: _Span | None, probs: list[float]) -> float | None:
     return min(probs[span.start : span.end])
 
 
-def _locate(text: str, key: str, value: Any) -> _Span | None:
-    """Where ``key``'s value is written, checked against what was parsed, so that a key named in
-    prose before the JSON is not taken for it."""
-    for match in re.finditer(r"(?<![\w])[\"']?" + re.escape(key) + r"[\"']?\s*:\s*", text):
+def _locate(text: str, key: str, value: Any, after: int = 0) -> _Span | None:
+    """Where ``key``'s value is written (from ``after`` on), checked against what was parsed, so that
+    a key named in prose before the JSON is not taken for it."""
+    pattern = re.compile(r"(?<![\w])[\"']?" + re.escape(key) + r"[\"']?\s*:\s*")
+    for match in pattern.finditer(text, after):
         start = match.end()
         if start < len(text) and text[start] in "\"'":
             end = _string_end(text, start + 1, text[start])
@@ -235,6 +243,54 @@ def _same_literal(written: str, value: Any) -> bool:
 def _short(value: Any) -> str:
     shown = repr(value)
     return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _seen_plates(
+    plate: PlateReading,
+    listed: Any,
+    text: str,
+    tokens: Sequence[TokenLogprob] | None,
+    probs: list[float] | None,
+    confidence_min: float,
+    errors: list[str],
+) -> tuple[PlateReading, ...]:
+    """The listed plates, each read as the main plate is (grammar, per-character confidence, a doubtful
+    colour or row count unknown); a value that fails validation is unknown and noted. The main plate
+    comes first, in place of the listed plate with its text."""
+    main = (plate,) if plate.text else ()
+    if not isinstance(listed, list):
+        errors.append(f"plates: invalid value {_short(listed)}")
+        return main
+    key = re.search(r"(?<![\w])[\"']?plates[\"']?\s*:", text)
+    after = key.end() if key else len(text)  # no spans, so no confidences, if it cannot be found
+    readings: list[PlateReading] = []
+    for i, item in enumerate(listed):
+        if not isinstance(item, dict):
+            errors.append(f"plates[{i}]: invalid value {_short(item)}")
+            continue
+        values: dict[str, Any] = {}
+        spans: dict[str, _Span | None] = {}
+        for name in SEEN_PLATE_FIELDS:
+            raw = item.get(name)
+            span = _locate(text, name, raw, after) if name in item else None
+            try:
+                values[name] = seen_plate_adapter(name).validate_python(raw)
+            except ValidationError:
+                errors.append(f"plates[{i}].{name}: invalid value {_short(raw)}")
+                continue
+            spans[name] = span
+            if name != "plate" and values[name] not in (None, UNKNOWN) and probs is not None:
+                confidence = _span_probability(span, probs)
+                if confidence is None or confidence < confidence_min:
+                    errors.append(f"plates[{i}].{name}: {values[name]!r} not sure enough, taken as unknown")
+                    values[name] = None if name == "rows" else UNKNOWN
+        ends = [s.end for s in spans.values() if s is not None]
+        after = max(ends, default=after)
+        reading, reading_errors = _plate(values, spans.get("plate"), text, tokens, probs)
+        errors += [f"plates[{i}].{e}" for e in reading_errors]
+        readings.append(reading)
+    others = [r for r in readings if not (plate.text and r.text == plate.text)]
+    return (*main, *others)
 
 
 def _person(values: dict[str, Any], errors: list[str]) -> PersonJudgment:

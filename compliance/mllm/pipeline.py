@@ -67,6 +67,7 @@ class MllmPipeline:
                     person=parsed.person,
                     vehicle=parsed.vehicle,
                     plate=parsed.plate,
+                    plates=parsed.plates,
                     face=parsed.face,
                     quality=quality,
                     provenance=Provenance(

@@ -55,11 +55,21 @@ class PlateLocator(Protocol):
     def locate(self, image: Image) -> list[PlateCandidate]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PlateFindings:
+    """Every plate read in a photo, and the one the verdict rests on (in ``plates`` when it has text)."""
+
+    plate: PlateReading
+    plates: tuple[PlateReading, ...]
+
+
 @runtime_checkable
 class PlateReader(Protocol):
     name: str
 
     def read(self, image: Image, candidates: list[PlateCandidate]) -> PlateReading: ...
+
+    def read_each(self, image: Image, candidates: list[PlateCandidate]) -> list[PlateReading]: ...
 
 
 @runtime_checkable

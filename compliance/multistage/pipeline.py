@@ -16,7 +16,7 @@ from compliance.judgments import (
     Provenance,
     VehicleJudgment,
 )
-from compliance.multistage.base import Detection, Detector, FaceMatcher, Image
+from compliance.multistage.base import Detection, Detector, FaceMatcher, Image, PlateFindings
 from compliance.multistage.detectors import PERSON_COCO_ID, VEHICLE_KINDS
 from compliance.photos import measure_quality
 from compliance.settings import Thresholds
@@ -26,12 +26,12 @@ MOUNTED_PLATE_MAX_SHARE = 0.25
 
 
 class PlateReadingStage(Protocol):
-    """Finds and reads the plate; composed of locators and a reader (see plate_stage.py)."""
+    """Finds and reads every plate; composed of locators and a reader (see plate_stage.py)."""
 
     @property
     def models(self) -> dict[str, str]: ...
 
-    def read(self, image: Image) -> PlateReading: ...
+    def read_all(self, image: Image) -> PlateFindings: ...
 
 
 class MultistagePipeline:
@@ -48,7 +48,8 @@ class MultistagePipeline:
         with _timed(latency, "detect"):
             detections = [d for d in self.detector.detect(scene) if d.score >= self.score_min]
         with _timed(latency, "plate"):
-            plate = self.plates.read(scene)
+            found = self.plates.read_all(scene)
+        plate = found.plate
         with _timed(latency, "face"):
             face = self.faces.match(scene, licence, thresholds)
         with _timed(latency, "quality"):
@@ -57,6 +58,7 @@ class MultistagePipeline:
             person=_people(detections),
             vehicle=_vehicles(detections, plate, scene.shape[0] * scene.shape[1]),
             plate=plate,
+            plates=found.plates,
             face=face,
             quality=quality,
             provenance=Provenance(pipeline=self.name, models=self.models, latency_ms=latency),

@@ -276,6 +276,20 @@ class OcrPlateReader:
                 break
         return best[1] if best is not None else PlateReading()
 
+    def read_each(self, image: Image, candidates: list[PlateCandidate]) -> list[PlateReading]:
+        """Every candidate's best reading (none for one that reads as nothing), in the candidates' order:
+        for photos with more than one plate in view."""
+        found: list[PlateReading] = []
+        for candidate in candidates:
+            width, height = quad_size(candidate.corners)
+            if width < 4 or height < 4:
+                continue
+            tight = rectify(image, candidate.corners, self.crop_height)
+            attempt = self._best_attempt(image, candidate, self.colors.classify(tight))
+            if attempt is not None:
+                found.append(self._reading(tight, candidate, attempt))
+        return found
+
     def _sure(self, attempt: _Attempt) -> bool:
         return attempt.valid and attempt.color_consistent and attempt.confidence >= self.sure_confidence
 

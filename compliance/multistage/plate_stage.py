@@ -1,18 +1,22 @@
 """The plate stage: locators tried in turn, fastest first, each one's candidates read by one reader.
 
-It stops at the first locator whose best reading fits the plate grammar with enough confidence,
-so a clear plate costs one detector pass and one recogniser pass; harder photos fall through to
-slower or cruder locators.
+Every candidate a locator offers is read (two vehicles in a frame: two plates), and the cascade stops
+after the first locator that gave a reading fitting the plate grammar with enough confidence, so a
+clear plate costs one detector pass and one recogniser pass per plate in view; harder photos fall
+through to slower or cruder locators. Readings of one plate found twice are kept once.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from compliance import plates
 from compliance.judgments import Answer, PlateColor, PlateReading
-from compliance.multistage.base import Image, PlateLocator, PlateReader
+from compliance.multistage.base import Image, PlateFindings, PlateLocator, PlateReader
 from compliance.multistage.plate_locators import (
     DEFAULT_THREADS,
     ClpDetLocator,
@@ -37,6 +41,12 @@ class StepTrace:
 class StageTrace:
     reading: PlateReading
     steps: tuple[StepTrace, ...]
+    # Every distinct plate read, ``reading`` first when it has text.
+    readings: tuple[PlateReading, ...] = ()
+
+    @property
+    def findings(self) -> PlateFindings:
+        return PlateFindings(plate=self.reading, plates=self.readings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,9 @@ class PlateStage:
     # An off-grammar reading is reported only when it is as long as a plate and read with care.
     invalid_min_length: int = 6
     invalid_min_confidence: float = 0.5
+    # Width/height of a located quad worth reading: single-row plates rectify to about 3:1-5:1,
+    # double-row and motorcycle ones to 1.5:1-2.6:1; a camera's date-and-time line is 8:1 or wider.
+    aspect_range: tuple[float, float] = (1.3, 6.5)
 
     @classmethod
     def default(cls, threads: int = DEFAULT_THREADS) -> PlateStage:
@@ -98,38 +111,80 @@ class PlateStage:
     def read(self, image: Image) -> PlateReading:
         return self.trace(image).reading
 
+    def read_all(self, image: Image) -> PlateFindings:
+        return self.trace(image).findings
+
     def trace(self, image: Image) -> StageTrace:
-        """The reading, with what each locator tried on the way (for benches and debugging)."""
-        best: PlateReading | None = None
+        """The readings, with what each locator tried on the way (for benches and debugging)."""
+        found: list[PlateReading] = []
         tried: list[StepTrace] = []
         for step in self.steps:
             start = time.perf_counter()
-            # The locator's best few, read largest first: when several plates are in view, the
-            # nearest vehicle's (the subject's) is the largest, and a sure reading of it ends the search.
+            # The locator's best few, largest first: when several plates are in view, the nearest
+            # vehicle's (the subject's) is the largest, and its sure reading is the one the verdict rests on.
+            located = step.locator.locate(image)[: step.max_candidates]
             candidates = sorted(
-                step.locator.locate(image)[: step.max_candidates], key=lambda c: -quad_size(c.corners)[1]
+                (c for c in located if self._plate_shaped(c.corners)), key=lambda c: -quad_size(c.corners)[1]
             )
-            reading = self.reader.read(image, candidates) if candidates else PlateReading()
+            readings = self.reader.read_each(image, candidates) if candidates else []
+            kept = [r for r in readings if self._acceptable(r, step)]
             ms = (time.perf_counter() - start) * 1000
-            tried.append(StepTrace(step.locator.name, len(candidates), reading.text, reading.confidence, ms))
-            if not self._acceptable(reading, step):
-                continue
-            if best is None or _rank(reading) > _rank(best):
-                best = reading
-            if _valid(best) and _color_consistent(best) and (best.confidence or 0.0) >= self.stop_confidence:
+            top = max(kept, key=_rank, default=PlateReading())
+            tried.append(StepTrace(step.locator.name, len(candidates), top.text, top.confidence, ms))
+            for reading in kept:
+                found = _merged(found, reading, self._sure)
+            if any(self._sure(r) for r in found):
                 break
-        return StageTrace(best if best is not None else PlateReading(), tuple(tried))
+        # The first sure reading (locator order, then size), else the most likely one: as before
+        # every plate was read, so that readers of ``plate`` see the same reading.
+        best = next((r for r in found if self._sure(r)), None) or max(found, key=_rank, default=PlateReading())
+        others = sorted((r for r in found if r is not best), key=_rank, reverse=True)
+        return StageTrace(best, tuple(tried), tuple([best, *others] if found else others))
+
+    def _sure(self, reading: PlateReading) -> bool:
+        return _valid(reading) and _color_consistent(reading) and (reading.confidence or 0.0) >= self.stop_confidence
+
+    def _plate_shaped(self, corners: np.ndarray) -> bool:
+        width, height = quad_size(corners)
+        return height > 0 and self.aspect_range[0] <= width / height <= self.aspect_range[1]
 
     def _acceptable(self, reading: PlateReading, step: Step) -> bool:
         if not reading.text:
             return False
         if _valid(reading):
             return True
+        # Off-grammar text is worth reporting only from a locator that looks for plates, as long as
+        # a plate, and shaped like one: never a date stamp or a phone number read as digits.
         return (
             step.plate_specific
             and len(reading.text) >= self.invalid_min_length
             and (reading.confidence or 0.0) >= self.invalid_min_confidence
+            and plates.plate_like(reading.text)
         )
+
+
+def _merged(
+    found: list[PlateReading], reading: PlateReading, sure: Callable[[PlateReading], bool]
+) -> list[PlateReading]:
+    """``found`` with ``reading`` added, or put in place of an earlier reading of the same plate
+    (same text, or boxes that mostly overlap) when it is the better one."""
+    for i, seen in enumerate(found):
+        if seen.text == reading.text or _same_place(seen, reading):
+            if (sure(reading), *_rank(reading)) > (sure(seen), *_rank(seen)):
+                return [*found[:i], reading, *found[i + 1 :]]
+            return found
+    return [*found, reading]
+
+
+def _same_place(a: PlateReading, b: PlateReading, overlap_min: float = 0.5) -> bool:
+    """Boxes that share at least ``overlap_min`` of the smaller one: a plate and its text line, or
+    one plate found by two locators."""
+    if a.box is None or b.box is None:
+        return False
+    ix = max(0.0, min(a.box.x2, b.box.x2) - max(a.box.x1, b.box.x1))
+    iy = max(0.0, min(a.box.y2, b.box.y2) - max(a.box.y1, b.box.y1))
+    smaller = min(a.box.area, b.box.area)
+    return smaller > 0 and ix * iy >= overlap_min * smaller
 
 
 def _valid(reading: PlateReading) -> bool:

@@ -277,6 +277,8 @@ def test_answers_parse_to_judgments(case: Case, tokenise: Tokenise) -> None:
     assert len(parsed.errors) == len(case.errors), parsed.errors
     for prefix in case.errors:
         assert any(e.startswith(prefix) for e in parsed.errors), (prefix, parsed.errors)
+    # Answers without the list of plates (written before it) list the one plate read, if any.
+    assert parsed.plates == ((parsed.plate,) if parsed.plate.text else ())
     if parsed.plate.text is not None:
         # Confident tokens give confident characters, one per character of the reading.
         assert parsed.plate.char_confidences is not None
@@ -385,3 +387,47 @@ def test_extract_object_ignores_non_objects() -> None:
     assert extract_object("[1, 2, 3]") is None
     assert extract_object("") is None
     assert extract_object('{"person": "yes"}') == {"person": "yes"}
+
+
+def test_every_listed_plate_is_read_through_the_grammar(tokenise: Tokenise) -> None:
+    text = _answer(
+        plate="京A12345",
+        plates=[
+            {"plate": "京A12345", "color": "blue", "rows": 1},
+            {"plate": "粤B·D12345", "color": "绿牌", "rows": 1},
+            {"plate": "8812345", "color": "white", "rows": 1},  # digits: no repair makes them a plate
+            {"plate": "京A1234?", "color": "purple", "rows": 3},
+            {"plate": None, "color": "yellow", "rows": 2},
+        ],
+    )
+    parsed = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text, low={"D": 0.5}))
+    main, green, digits, bad, unreadable = parsed.plates
+    assert main is parsed.plate and main.text == "京A12345"  # the main plate first, listed once
+    assert green.text == "粤BD12345" and green.plate_type == "new_energy_small" and green.color is PlateColor.GREEN
+    assert green.char_confidences is not None and len(green.char_confidences) == 8
+    assert green.confidence == pytest.approx(0.5)  # its own tokens, not the main plate's
+    assert digits.text == "8812345" and digits.known_format is Answer.NO
+    # Invalid values are unknown, never invented; each is an error.
+    assert bad.text is None and bad.raw_text == "京A1234?" and bad.color is PlateColor.UNKNOWN and bad.rows is None
+    assert unreadable.text is None and unreadable.color is PlateColor.YELLOW and unreadable.rows == 2
+    assert sorted(e.split(":")[0] for e in parsed.errors) == ["plates[3].color", "plates[3].plate", "plates[3].rows"]
+
+
+def test_the_main_plate_is_listed_even_when_the_list_forgets_it(tokenise: Tokenise) -> None:
+    text = _answer(plate="京A12345", plates=[{"plate": "沪AF71017", "color": "green", "rows": 1}])
+    parsed = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text))
+    assert [p.text for p in parsed.plates] == ["京A12345", "沪AF71017"]
+    assert parsed.errors == ()
+
+
+def test_an_empty_list_and_no_plate_read_nothing(tokenise: Tokenise) -> None:
+    text = _answer(plate=None, color="unknown", rows=None, plates=[])
+    parsed = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text))
+    assert parsed.plates == () and parsed.errors == ()
+
+
+def test_a_list_that_is_not_a_list_is_an_error(tokenise: Tokenise) -> None:
+    text = _answer(plates="京A12345")
+    parsed = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text))
+    assert parsed.plates == (parsed.plate,)
+    assert [e.split(":")[0] for e in parsed.errors] == ["plates"]

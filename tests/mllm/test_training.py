@@ -149,6 +149,7 @@ def test_sft_records_hold_the_production_prompt_photos_and_corrected_answer(
         "plate": "皖AUJ299",
         "color": "blue",
         "rows": 1,
+        "plates": [{"plate": "皖AUJ299", "color": "blue", "rows": 1}],
         "face": "yes",
         "licence_face": "yes",
         "same": "yes",

@@ -27,6 +27,7 @@ def test_the_compliant_sample_is_judged_fully(pipeline: Pipeline) -> None:
     assert j.person.present is Answer.YES and j.person.count and j.person.count >= 1
     assert j.vehicle.present is Answer.YES
     assert j.plate.text == "皖AUJ299" and j.plate.known_format is Answer.YES
+    assert j.plates == (j.plate,)  # every plate read, the verdict's one among them
     assert j.face.same_person is Answer.YES
     assert j.provenance.pipeline == "multistage"
     assert {"detect", "plate", "face", "quality"} <= j.provenance.latency_ms.keys()
@@ -45,6 +46,7 @@ def test_people_without_a_vehicle(pipeline: Pipeline, dev_dir: Path) -> None:
     assert j.person.present is Answer.YES and (j.person.count or 0) >= 2
     assert j.vehicle.present is Answer.NO
     assert j.plate.text is None
+    assert j.plates == ()
 
 
 def test_a_close_up_plate_counts_as_a_vehicle_but_a_plate_crop_does_not(pipeline: Pipeline, dev_dir: Path) -> None:

@@ -185,3 +185,104 @@ def test_models_are_named_with_file_digests(stage: PlateStage) -> None:
     models = stage.models
     assert {"clp_det", "ppocr_det", "ppocr_v4_rec"} <= set(models)
     assert all("sha256:" in version for version in models.values())
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two photos in one frame, the right one scaled to the left one's height."""
+    h = left.shape[0]
+    right = cv2.resize(right, (round(right.shape[1] * h / right.shape[0]), h), interpolation=cv2.INTER_AREA)
+    return np.hstack([left, right])
+
+
+def date_stamp(image: np.ndarray, text: str = "2026-11-05 08:23:17", height_share: float = 0.03) -> np.ndarray:
+    """A camera's date-and-time stamp: orange digits in the bottom-right corner, ``height_share`` of the
+    image's height tall."""
+    stamped = image.copy()
+    h, w = image.shape[:2]
+    scale = height_share * h / 22  # FONT_HERSHEY_SIMPLEX is about 22 px tall at scale 1
+    thickness = max(1, round(scale * 2))
+    (text_w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    origin = (w - text_w - round(0.02 * w), h - round(0.03 * h))
+    cv2.putText(stamped, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 165, 255), thickness, cv2.LINE_AA)
+    return stamped
+
+
+def assert_no_digit_text(readings: tuple[PlateReading, ...]) -> None:
+    for reading in readings:
+        assert reading.text is not None and not reading.text.isdigit(), reading.text
+        assert "20261105" not in reading.text and "082317" not in reading.text
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        ("plates/zhiju_ccpd_06.jpg", "plates/we_single_yellow.jpg"),
+        ("plates/we_single_green.jpg", "plates/ccpd_demo_3.jpg"),
+    ],
+)
+def test_two_vehicles_in_one_frame_give_both_plates(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], left: str, right: str
+) -> None:
+    trace = stage.trace(side_by_side(load(dev_dir, left), load(dev_dir, right)))
+    texts = [r.text for r in trace.readings]
+    assert labels[left]["plate_text"] in texts and labels[right]["plate_text"] in texts
+    assert len(texts) == len(set(texts))  # each plate once
+    assert trace.reading == trace.readings[0] and trace.reading.known_format is Answer.YES
+    for reading in trace.readings:
+        assert reading.box is not None and reading.char_confidences is not None
+        assert len(reading.char_confidences) == len(reading.text or "")
+
+
+def test_one_plate_is_reported_once(stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]]) -> None:
+    file = "plates/zhiju_ccpd_06.jpg"
+    trace = stage.trace(load(dev_dir, file))
+    assert [r.text for r in trace.readings] == [labels[file]["plate_text"]]
+
+
+@pytest.mark.parametrize(
+    "file",
+    [
+        "plates/ccpd_demo_0.jpg",
+        "plates/zhiju_ccpd_09.jpg",
+        "plates/we_single_yellow.jpg",
+        "plates/we_single_green.jpg",
+        "plates/we_q180919.png",
+        "plates/we_police.jpg",
+    ],
+)
+def test_date_stamp_is_never_a_plate(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str
+) -> None:
+    trace = stage.trace(date_stamp(load(dev_dir, file)))
+    assert trace.reading.text == labels[file]["plate_text"]
+    assert_no_digit_text(trace.readings)
+
+
+@pytest.mark.parametrize("text", ["2026-11-05 08:23:17", "2026/11/05", "08:23:17", "13812345678"])
+@pytest.mark.parametrize("height_share", [0.03, 0.05])
+@pytest.mark.parametrize("file", ["scenes/sam_truck.jpg", "scenes/yolov5_bus.jpg"])
+def test_stamp_beside_a_vehicle_without_a_visible_plate_reads_nothing(
+    stage: PlateStage, dev_dir: Path, file: str, text: str, height_share: float
+) -> None:
+    # The bus's 5 % "08:23:17" was reported as an off-grammar plate reading before readings
+    # with digits where a plate has its province or letters were refused.
+    trace = stage.trace(date_stamp(load(dev_dir, file), text, height_share))
+    assert trace.reading.text is None
+    assert trace.readings == ()
+
+
+def degraded(image: np.ndarray, how: str) -> np.ndarray:
+    if how == "jpeg40":
+        return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+    scale = float(how.removeprefix("scale"))
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("how", ["scale0.5", "scale0.35", "jpeg40"])
+@pytest.mark.parametrize("file", ["plates/we_single_green.jpg", "scenes/we_cpt_re.jpg"])
+def test_green_plates_keep_eight_characters_and_their_colour_when_degraded(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str, how: str
+) -> None:
+    reading = stage.read(degraded(load(dev_dir, file), how))
+    assert reading.text == labels[file]["plate_text"] and len(reading.text) == 8
+    assert reading.color is PlateColor.GREEN

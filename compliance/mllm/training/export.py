@@ -33,7 +33,7 @@ import cv2
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from compliance.judgments import Answer, Judgments
+from compliance.judgments import Answer, Judgments, PlateReading
 from compliance.mllm.answer import compact_json, field_adapter
 from compliance.mllm.backends.base import MllmRequest
 from compliance.mllm.backends.transformers import chat_messages
@@ -168,11 +168,25 @@ def answer_json(judgments: Judgments, task: Task) -> str:
         "plate": plate.text,
         "color": plate.color.value,
         "rows": plate.rows,
+        "plates": [{"plate": p.text, "color": p.color.value, "rows": p.rows} for p in _listed_plates(judgments)],
         "face": seen.value,
         "licence_face": on_licence.value,
         "same": same.value,
     }
-    return compact_json({name: field_adapter(name).validate_python(values[name]) for name in task.fields})
+    checked = {name: field_adapter(name).validate_python(values[name]) for name in task.fields}
+    if "plates" in checked:
+        checked["plates"] = [p.model_dump() for p in checked["plates"]]
+    return compact_json(checked)
+
+
+def _listed_plates(judgments: Judgments) -> tuple[PlateReading, ...]:
+    """Every plate to teach: the list as read when it holds the plate the verdict rests on; the plate
+    alone when it was corrected (the list may hold the uncorrected reading) or the judgments predate
+    the list."""
+    plate = judgments.plate
+    if plate in judgments.plates:
+        return judgments.plates
+    return (plate,) if plate.text else ()
 
 
 def _assistant(text: str) -> dict[str, Any]:

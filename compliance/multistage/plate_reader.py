@@ -10,7 +10,7 @@ opinion, consulted only when no reading from the primary fits the grammar.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import product
@@ -262,16 +262,9 @@ class OcrPlateReader:
 
     def read(self, image: Image, candidates: list[PlateCandidate]) -> PlateReading:
         best: tuple[tuple[bool, bool, float], PlateReading] | None = None
-        for candidate in candidates:
-            width, height = quad_size(candidate.corners)
-            if width < 4 or height < 4:
-                continue
-            tight = rectify(image, candidate.corners, self.crop_height)
-            attempt = self._best_attempt(image, candidate, self.colors.classify(tight))
-            if attempt is None:
-                continue
+        for attempt, reading in self._attempts_by_candidate(image, candidates):
             if best is None or attempt.rank() > best[0]:
-                best = (attempt.rank(), self._reading(tight, candidate, attempt))
+                best = (attempt.rank(), reading)
             if self._sure(attempt):
                 break
         return best[1] if best is not None else PlateReading()
@@ -279,7 +272,12 @@ class OcrPlateReader:
     def read_each(self, image: Image, candidates: list[PlateCandidate]) -> list[PlateReading]:
         """Every candidate's best reading (none for one that reads as nothing), in the candidates' order:
         for photos with more than one plate in view."""
-        found: list[PlateReading] = []
+        return [reading for _, reading in self._attempts_by_candidate(image, candidates)]
+
+    def _attempts_by_candidate(
+        self, image: Image, candidates: list[PlateCandidate]
+    ) -> Iterator[tuple[_Attempt, PlateReading]]:
+        """Each readable candidate's best attempt and its reading, lazily: a caller may stop early."""
         for candidate in candidates:
             width, height = quad_size(candidate.corners)
             if width < 4 or height < 4:
@@ -287,8 +285,7 @@ class OcrPlateReader:
             tight = rectify(image, candidate.corners, self.crop_height)
             attempt = self._best_attempt(image, candidate, self.colors.classify(tight))
             if attempt is not None:
-                found.append(self._reading(tight, candidate, attempt))
-        return found
+                yield attempt, self._reading(tight, candidate, attempt)
 
     def _sure(self, attempt: _Attempt) -> bool:
         return attempt.valid and attempt.color_consistent and attempt.confidence >= self.sure_confidence

@@ -8,6 +8,8 @@ Decisions, by cosine similarity ``s`` against ``Thresholds``:
 A "different" is only trusted from two faces that were detected confidently and are at least
 ``RELIABLE_FACE_PX`` tall: a weak detection may be no face at all, and on smaller faces SFace
 scores the same person low (dev faces shrunk to 32 px: 0.30 at worst, 40 px: 0.39), so those give unknown.
+Below ``face_small_px`` (the smaller face) a different person needs ``s < face_small_uncertain_min``:
+small grey JPEG licence faces of the same person score lower still (0.27 at 44-48 px).
 
 Licence photos are small (120 px: a 60 px face), grey and heavily compressed, and often cropped
 tight around the head. So every face is embedded grey: the scene's colour is information the
@@ -53,9 +55,12 @@ _NMS_IOU: Final = 0.3
 # A face smaller than this in the detector's input is detected again, larger, for its landmarks.
 _REFINE_BELOW_PX: Final = 64
 _REFINE_FACE_PX: Final = 128
-# A photo with no face scoring _SCORE_MIN is searched again with this much border (a fraction of
-# its longest side) on every side: a head filling a tight licence crop is then found.
-_PAD_FRACTION: Final = 0.25
+# A photo with no face scoring _SCORE_MIN is searched again with this much plain grey border (a
+# fraction of its longest side) on every side: a head filling a tight licence crop is then found.
+# Measured on the tightest dev licence crop at 72-180 px: a grey half-side border scored the face
+# 0.85-0.91, a quarter-side one or a copied edge 0.58-0.90.
+_PAD_FRACTION: Final = 0.5
+_PAD_GREY: Final = (127, 127, 127)
 # Bigger faces are shrunk (with area averaging) before the 112 px alignment, to avoid aliasing.
 _ALIGN_MAX_FACE_PX: Final = 224
 RELIABLE_FACE_PX: Final = 36
@@ -169,7 +174,8 @@ class SFaceMatcher(LazyModel[_Networks]):
         # Nothing confident: perhaps a face filling the photo. Look again with a border around it,
         # at the coarse scale only (a face filling the photo is not small).
         pad = max(1, round(_PAD_FRACTION * max(image.shape[:2])))
-        padded = self._search(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), fine=False)
+        bordered = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=_PAD_GREY)
+        padded = self._search(bordered, fine=False)
         if padded is None or (face is not None and padded[14] <= face[14]):
             return face
         return _moved(padded, -pad, -pad)
@@ -276,9 +282,13 @@ class SFaceMatcher(LazyModel[_Networks]):
                 licence_box=licence.box if licence else None,
             )
         similarity = self.similarity(scene, licence)
+        smaller = min(scene.box.height, licence.box.height)
+        different_below = (
+            limits.face_small_uncertain_min if smaller < limits.face_small_px else limits.face_uncertain_min
+        )
         if similarity >= limits.face_same_min:
             same = Answer.YES
-        elif similarity < limits.face_uncertain_min and scene.reliable and licence.reliable:
+        elif similarity < different_below and scene.reliable and licence.reliable:
             same = Answer.NO
         else:
             same = Answer.UNKNOWN

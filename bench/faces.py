@@ -1,11 +1,14 @@
 """Face matcher accuracy and speed on the dev face pairs.
 
-    PYTHONPATH=. .venv/bin/python bench/faces.py [--repeat 3] [--licence-px 40 48]
+    PYTHONPATH=. .venv/bin/python bench/faces.py [--repeat 3] [--licence-px 180 120 90] [--face-px 40 48]
 
 Embeds every face once (timed ``--repeat`` times; the median is printed) and prints, for the
-operating threshold in ``Thresholds``: TAR and FAR, the decisions with the uncertain band, the
-TAR at FAR 1% and 0.1%, and the similarity distributions. ``--licence-px`` repeats the pairs with
-the second photo shrunk until its face is that many pixels tall, as on a small ID photo.
+operating threshold in ``Thresholds``: TAR and FAR, the decisions with the uncertain band (same
+and different pairs counted apart), the TAR at FAR 1% and 0.1%, and the similarity distributions.
+``--licence-px`` repeats the pairs with the second photo made into a licence photo that many
+pixels tall as the product meets it (``licence_jpeg``: head-and-shoulders, grey, JPEG q35 unless
+``--colour`` / ``--jpeg-quality``); ``--face-px`` with the second photo merely shrunk until its
+face is that many pixels tall. A summary table per size ends the output.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from compliance.evaluation.licence import LicenceLook, licence_jpeg
 from compliance.judgments import Answer
 from compliance.multistage.faces import FaceEmbedding, SFaceMatcher
 from compliance.settings import Thresholds
@@ -69,6 +73,22 @@ def shrunk(image: np.ndarray, embedding: FaceEmbedding, face_px: int) -> np.ndar
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def as_licence(image: np.ndarray, look: LicenceLook) -> np.ndarray:
+    encoded = licence_jpeg(image, look)
+    return cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+
+
+@dataclass(frozen=True)
+class Row:
+    title: str
+    tar: float
+    far: float
+    same_undecided: float
+    different_undecided: float
+    same_no: int
+    missing: int
+
+
 def report(
     title: str,
     matcher: SFaceMatcher,
@@ -76,14 +96,16 @@ def report(
     first: dict[str, FaceEmbedding | None],
     second: dict[str, FaceEmbedding | None],
     thresholds: Thresholds,
-) -> None:
+) -> Row:
     print(f"\n## {title}")
     genuine, impostor, missing = [], [], 0
     decisions: dict[bool, Counter[Answer]] = {True: Counter(), False: Counter()}
     for pair in pairs:
         a, b = first[pair.file_a], second[pair.file_b]
         if a is None or b is None:
+            # No face found is no decision: a person looks at it.
             missing += 1
+            decisions[pair.same][Answer.UNKNOWN] += 1
             continue
         result = matcher.match_embeddings(a, b, thresholds)
         assert result.similarity is not None
@@ -111,12 +133,38 @@ def report(
     print(distribution("same", g))
     print(distribution("different", i))
     print(f"margin (lowest same - highest different): {g.min() - i.max():+.3f}")
+    same, different = decisions[True], decisions[False]
+    return Row(
+        title=title,
+        tar=same[Answer.YES] / max(1, same.total()),
+        far=different[Answer.YES] / max(1, different.total()),
+        same_undecided=same[Answer.UNKNOWN] / max(1, same.total()),
+        different_undecided=different[Answer.UNKNOWN] / max(1, different.total()),
+        same_no=same[Answer.NO],
+        missing=missing,
+    )
+
+
+def summary(rows: list[Row]) -> None:
+    print("\n## summary at the operating threshold (undecided = UNKNOWN, a person reviews)")
+    print(
+        f"{'second photo':<40} {'TAR':>7} {'FAR':>7} {'undec same':>11} {'undec diff':>11}"
+        f" {'same NO':>8} {'no face':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r.title:<40} {r.tar:>7.1%} {r.far:>7.2%} {r.same_undecided:>11.1%} "
+            f"{r.different_undecided:>11.1%} {r.same_no:>8} {r.missing:>8}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--licence-px", type=int, nargs="*", default=[48, 40])
+    parser.add_argument("--licence-px", type=int, nargs="*", default=[180, 120, 90])
+    parser.add_argument("--colour", action="store_true", help="licence photos in colour, not grey")
+    parser.add_argument("--jpeg-quality", type=int, default=35)
+    parser.add_argument("--face-px", type=int, nargs="*", default=[])
     args = parser.parse_args()
 
     folder = eval_dir()
@@ -144,21 +192,33 @@ def main() -> int:
         f"ms per embedding (detect + align + embed; median of {args.repeat} runs per photo): "
         f"median {statistics.median(per_image):.1f}, max {max(per_image):.1f}"
     )
-    report("full photos", matcher, pairs, embeddings, embeddings, thresholds)
+    rows = [report("portrait (as is)", matcher, pairs, embeddings, embeddings, thresholds)]
 
-    for face_px in args.licence_px:
+    for px in args.licence_px:
+        look = LicenceLook(px=px, grey=not args.colour, jpeg_quality=args.jpeg_quality)
+        made = {name: as_licence(images[name], look) for name in files}
+        started = time.perf_counter()
+        licence = {name: matcher.embed(made[name]) for name in files}
+        each = (time.perf_counter() - started) * 1000 / len(files)
+        print(f"\nms per licence embedding at {look.label}: mean {each:.1f} (one run)")
+        rows.append(report(f"licence {look.label}", matcher, pairs, embeddings, licence, thresholds))
+
+    for face_px in args.face_px:
         small = {}
         for name in files:
             found = embeddings[name]
             small[name] = matcher.embed(shrunk(images[name], found, face_px)) if found else None
-        report(
-            f"second photo shrunk to a {face_px} px face (licence-sized)",
-            matcher,
-            pairs,
-            embeddings,
-            small,
-            thresholds,
+        rows.append(
+            report(
+                f"shrunk to a {face_px} px face",
+                matcher,
+                pairs,
+                embeddings,
+                small,
+                thresholds,
+            )
         )
+    summary(rows)
     return 0
 
 

@@ -18,10 +18,8 @@ VEHICLES = ("plates/ccpd_demo_0.jpg", "plates/ccpd_demo_1.jpg", "plates/zhiju_cc
 CASES = {"genuine": "PASS", "wrong_person": "FAIL", "wrong_plate": "FAIL", "near_plate": "FAIL", "no_person": "FAIL"}
 
 
-@pytest.fixture(scope="module")
-def labelled(dev_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def write_labelled(dev_dir: Path, folder: Path) -> Path:
     """Two people with two portraits each, and three parked cars, from the dev set."""
-    folder = tmp_path_factory.mktemp("labelled")
     with (dev_dir / "manifest.csv").open(encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         rows = [r for r in reader if r["file"] in PORTRAITS + VEHICLES]
@@ -34,6 +32,11 @@ def labelled(dev_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return manifest
+
+
+@pytest.fixture(scope="module")
+def labelled(dev_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_labelled(dev_dir, tmp_path_factory.mktemp("labelled"))
 
 
 @pytest.fixture(scope="module")

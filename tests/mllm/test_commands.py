@@ -155,6 +155,26 @@ def test_eval_with_both_reports_each_pipeline_and_their_agreement(
     assert "agreement: mllm vs multistage" in stdout
 
 
+def test_eval_of_whole_submissions_with_both_scores_each_and_noise_never_passes(
+    tiny_env: Path, tiny_model_dir: Path, dev_dir: Path, tmp_path: Path
+) -> None:
+    from compliance.evaluation.compose import compose
+    from compliance.evaluation.licence import LicenceLook
+    from tests.evaluation.test_submissions import write_labelled
+
+    made = compose(write_labelled(dev_dir, tmp_path), tmp_path / "composed", LicenceLook(), seed=0)
+    code, stdout, stderr = run(
+        "eval", str(made.manifest), "--pipeline", "both", "--mllm-model", str(tiny_model_dir), "--json"
+    )
+    assert code == 0, stderr
+    report = json.loads(stdout)["submissions"]
+    assert set(report) == {"mllm", "multistage", "both"}
+    for scores in report.values():
+        assert scores["n"] == made.rows and scores["false_pass"] == 0.0
+    # Random weights answer noise: it is never confident enough to pass anyone.
+    assert report["mllm"]["automation"] == 0.0 and report["both"]["automation"] == 0.0
+
+
 def test_models_pull_offline_fails_with_one_line(isolated_env: Path) -> None:
     # A repository that does not exist: offline it cannot connect, online it is not found; no
     # test ever downloads gigabytes.

@@ -672,7 +672,7 @@ def _judgments(scene: _Photo, story: str, plate: str, colour: str, rng: random.R
     """The baseline's judgments for the story: the sample photo's real boxes, and readings that
     tell the story."""
     # Copies of the parts that change; box lists are replaced, never changed, so they are shared.
-    data = {key: dict(value) for key, value in scene.judgments.items()}
+    data = {key: dict(value) for key, value in scene.judgments.items() if key != "plates"}
     person, vehicle, plate_j, face, quality = (
         data["person"],
         data["vehicle"],
@@ -721,6 +721,8 @@ def _judgments(scene: _Photo, story: str, plate: str, colour: str, rng: random.R
     elif story == "dark":
         quality["brightness"] = round(rng.uniform(12, 38), 1)
     latency = {"detect": rng.uniform(10, 30), "plate": rng.uniform(25, 80), "face": rng.uniform(40, 110)}
+    # The story's reading is the only plate in view.
+    data["plates"] = [plate_j] if plate_j.get("text") else []
     data["provenance"] = {
         "pipeline": "multistage",
         "models": {"demo-data": "synthetic"},
@@ -733,10 +735,11 @@ def _judgments(scene: _Photo, story: str, plate: str, colour: str, rng: random.R
 
 def _as_mllm(baseline: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """The MLLM seeing what the baseline saw; it answers in words: no boxes, no similarity."""
-    data = {key: dict(value) for key, value in baseline.items()}
+    data = {key: dict(value) for key, value in baseline.items() if key != "plates"}
     data["person"]["boxes"], data["vehicle"]["boxes"] = [], []
     text = data["plate"]["text"]
     data["plate"].update(box=None, corners=None, confidence=round(rng.uniform(0.8, 0.99), 3) if text else None)
+    data["plates"] = [data["plate"]] if text else []
     data["face"].update(scene_box=None, licence_box=None, similarity=None, threshold=None)
     data["provenance"].update(
         pipeline="mllm", latency_ms={"generate": round(rng.uniform(350, 900), 1)}, output_errors=[]

@@ -7,6 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from compliance.evaluation.metrics import OUTCOMES
 from compliance.evaluation.runner import Agreement, PipelineReport
 from compliance.evaluation.submissions import SubmissionReport
 from compliance.verdicts import Outcome, Verdict
@@ -54,6 +55,17 @@ def _pct(x: float | None) -> str:
 
 def _ms(x: float | None) -> str:
     return "—" if x is None else f"{x:.0f} ms"
+
+
+def _outcome_table(title: str, first: str, counts: dict[str, dict[str, int]]) -> Table:
+    """Rows of counts by outcome, PASS / REVIEW / FAIL."""
+    table = Table(title=title, header_style="bold")
+    table.add_column(first)
+    for outcome in OUTCOMES:
+        table.add_column(outcome.value, justify="right")
+    for label, cells in counts.items():
+        table.add_row(label, *[str(cells[o.value]) for o in OUTCOMES])
+    return table
 
 
 def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
@@ -109,13 +121,9 @@ def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
     console.print(provinces)
 
     for name in names:
-        matrix = Table(title=f"{name}: plate check, expected (rows) vs got", header_style="bold")
-        matrix.add_column("expected")
-        for got in ("PASS", "REVIEW", "FAIL"):
-            matrix.add_column(got, justify="right")
-        for expected, cells in r[name].plate_check_confusion.items():
-            matrix.add_row(expected, *[str(cells[g]) for g in ("PASS", "REVIEW", "FAIL")])
-        console.print(matrix)
+        console.print(
+            _outcome_table(f"{name}: plate check, expected (rows) vs got", "expected", r[name].plate_check_confusion)
+        )
         misses = [o for o in r[name].plates if not o.ok]
         if misses:
             table = Table(title=f"{name}: plates not read exactly", header_style="bold")
@@ -153,13 +161,7 @@ def print_submissions(console: Console, reports: dict[str, SubmissionReport]) ->
     )
     console.print(summary)
     for name in names:
-        cases = Table(title=f"{name}: case × outcome", header_style="bold")
-        cases.add_column("case")
-        for outcome in ("PASS", "REVIEW", "FAIL"):
-            cases.add_column(outcome, justify="right")
-        for case, cells in r[name].by_case.items():
-            cases.add_row(case, *[str(cells[o]) for o in ("PASS", "REVIEW", "FAIL")])
-        console.print(cases)
+        console.print(_outcome_table(f"{name}: case × outcome", "case", r[name].by_case))
         if r[name].blocking_reasons:
             blocking = Table(title=f"{name}: reasons that kept genuine rows from PASS", header_style="bold")
             blocking.add_column("reason")

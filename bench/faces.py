@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from compliance.evaluation.licence import LicenceLook, licence_jpeg
+from compliance.evaluation.licence import LicenceLook, licence_image
 from compliance.judgments import Answer
 from compliance.multistage.faces import FaceEmbedding, SFaceMatcher
 from compliance.settings import Thresholds
@@ -71,11 +71,6 @@ def shrunk(image: np.ndarray, embedding: FaceEmbedding, face_px: int) -> np.ndar
     height, width = image.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
-def as_licence(image: np.ndarray, look: LicenceLook) -> np.ndarray:
-    encoded = licence_jpeg(image, look)
-    return cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
 
 
 @dataclass(frozen=True)
@@ -196,7 +191,7 @@ def main() -> int:
 
     for px in args.licence_px:
         look = LicenceLook(px=px, grey=not args.colour, jpeg_quality=args.jpeg_quality)
-        made = {name: as_licence(images[name], look) for name in files}
+        made = {name: licence_image(images[name], look) for name in files}
         started = time.perf_counter()
         licence = {name: matcher.embed(made[name]) for name in files}
         each = (time.perf_counter() - started) * 1000 / len(files)

@@ -147,7 +147,8 @@ class Provenance(_Frozen):
 class Judgments(_Frozen):
     person: PersonJudgment = PersonJudgment()
     vehicle: VehicleJudgment = VehicleJudgment()
-    # The reading the verdict rests on: the one that matched a registered plate, else the most confident.
+    # The pipeline's main reading; in a verdict, the one the verdict rests on (the one that matched a
+    # registered plate, else the most favourable, the most confident among equals).
     plate: PlateReading = PlateReading()
     # Every plate read in the photo, each with its box (two vehicles in a frame: two readings).
     plates: tuple[PlateReading, ...] = ()

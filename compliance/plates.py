@@ -165,6 +165,9 @@ _CONFUSABLE: dict[str, frozenset[str]] = {
     for char in "".join(_CONFUSABLE_PAIRS)
 }
 
+# The Chinese characters a plate ends with (挂 学 警 领 港 澳 使): a date's 日 is none of them.
+_SUFFIXES = frozenset(s.classes[-1] for s in _SHAPES if len(s.classes[-1]) == 1 and not s.classes[-1].isascii())
+
 # Every character some plate can carry, for filtering a recogniser's alphabet.
 CHARSET = "".join(dict.fromkeys(PROVINCES + DIGITS + "".join(s for shape in _SHAPES for s in shape.classes)))
 
@@ -212,7 +215,7 @@ def plate_like(text: str) -> bool:
     reading with digits there and no such suffix (a date stamp, a clock, a phone number) is no plate.
     """
     norm = normalise(text)
-    return bool(norm) and (any(not c.isdigit() for c in norm[:2]) or not norm[-1].isascii())
+    return bool(norm) and (any(not c.isdigit() for c in norm[:2]) or norm[-1] in _SUFFIXES)
 
 
 def matching_types(text: str) -> tuple[PlateType, ...]:

@@ -33,6 +33,9 @@ class Thresholds(BaseModel):
     # A reading one character away from the registered plate is a FAIL only if the reader was at
     # least this sure of that character; below, a misread is as likely as another vehicle (REVIEW).
     plate_char_confidence_min: float = 0.95
+    # Two plates read: a registered one, and another read surely whose plate is this many times larger
+    # (nearer): the driver may stand by the other vehicle, so a person looks.
+    plate_nearer_area_ratio: float = 2.0
     blur_min: float = 30.0
     brightness_min: float = 40.0
     brightness_max: float = 235.0

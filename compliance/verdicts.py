@@ -35,6 +35,8 @@ class ReasonCode(StrEnum):
     PLATE_CONFUSABLE = "PLATE_CONFUSABLE"
     # One character differs from the registered plate, and the reader itself doubted that character.
     PLATE_UNCERTAIN_CHARACTER = "PLATE_UNCERTAIN_CHARACTER"
+    # A registered plate is read, but a markedly nearer vehicle's plate is surely another.
+    PLATE_MATCH_NOT_NEAREST = "PLATE_MATCH_NOT_NEAREST"
     PLATE_UNKNOWN_FORMAT = "PLATE_UNKNOWN_FORMAT"
     PLATE_NOT_REGISTERED = "PLATE_NOT_REGISTERED"
     FACE_MISMATCH = "FACE_MISMATCH"

@@ -309,6 +309,12 @@ def test_digits_are_never_repaired_into_a_plate(digits: str) -> None:
     assert not plates.plate_like(digits)
 
 
-@pytest.mark.parametrize("reading", ["B2V9L7", "皖A12", "SN13971", "123456使", "沪AF7IOI7"])
+@pytest.mark.parametrize("stamp", ["2026年11月05日", "2026-11-05 08:23", "11月05日08时", "08:23:17"])
+def test_chinese_and_numeric_date_stamps_are_no_plate(stamp: str) -> None:
+    # Watermark cameras write the date in Chinese; only a plate's own suffix (学 警 领 …) ends a plate.
+    assert not plates.plate_like(stamp)
+
+
+@pytest.mark.parametrize("reading", ["B2V9L7", "皖A12", "SN13971", "123456使", "沪AF7IOI7", "1234567学"])
 def test_misread_plates_still_look_like_plates(reading: str) -> None:
     assert plates.plate_like(reading)

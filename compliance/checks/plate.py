@@ -1,8 +1,10 @@
 """Does a plate in the photo match a registered plate?
 
 Every plate read in the photo is compared (a driver's photo often shows a second vehicle); the
-check passes when one of them is a registered plate, read surely. A reading that differs is a FAIL
-only when the reader was sure of it, character by character: a doubt anywhere is a REVIEW.
+check passes when one of them is a registered plate, read surely, unless a markedly nearer vehicle's
+plate is surely another (the registered truck parked behind the one the driver stands by: REVIEW).
+A reading that differs is a FAIL only when the reader was sure of it: a doubtful reading, or one
+character off that the reader doubted, is a REVIEW.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ _FAVOUR = {Outcome.PASS: 0, Outcome.REVIEW: 1, Outcome.FAIL: 2}
 
 
 def readings_of(judgments: Judgments) -> tuple[PlateReading, ...]:
-    """Every plate read, the main reading first (judgments from before ``plates`` hold only ``plate``)."""
-    found = [r for r in (judgments.plate, *judgments.plates) if r.text]
-    return tuple(dict.fromkeys(found))
+    """Every plate read, in the order the pipeline listed them (an MLLM: nearest first); judgments
+    from before ``plates`` hold only ``plate``."""
+    listed = [r for r in judgments.plates if r.text]
+    if judgments.plate.text and judgments.plate not in listed:
+        listed.insert(0, judgments.plate)
+    return tuple(dict.fromkeys(listed))
 
 
 def assess(reading: PlateReading, registered: Sequence[str], thresholds: Thresholds) -> CheckResult:
@@ -82,13 +87,32 @@ def best_reading(
     """The reading the verdict rests on, with its result: the one that matches, else the most
     favourable, the most confident among equals."""
     judged = [(r, assess(r, registered, thresholds)) for r in readings]
-    return min(judged, key=lambda rc: (_FAVOUR[rc[1].outcome], -(rc[0].confidence or 0.0)))
+    reading, result = min(judged, key=lambda rc: (_FAVOUR[rc[1].outcome], -(rc[0].confidence or 0.0)))
+    if result.outcome is Outcome.PASS:
+        nearer = [
+            r for r, other in judged if other.outcome is Outcome.FAIL and _nearer(r, reading, readings, thresholds)
+        ]
+        if nearer:
+            result = review(
+                NAME,
+                ReasonCode.PLATE_MATCH_NOT_NEAREST,
+                f"read {reading.text} (registered), but the nearer vehicle's plate reads {nearer[0].text}",
+            )
+    return reading, result
+
+
+def _nearer(a: PlateReading, b: PlateReading, readings: Sequence[PlateReading], thresholds: Thresholds) -> bool:
+    """Whether ``a`` is markedly nearer the camera than ``b``: a larger plate by area, or, without
+    boxes (an MLLM lists plates nearest first), earlier in the list."""
+    if a.box is not None and b.box is not None:
+        return a.box.area >= thresholds.plate_nearer_area_ratio * b.box.area
+    return readings.index(a) < readings.index(b)
 
 
 def resting_on_registered(judgments: Judgments, registered: Sequence[str], thresholds: Thresholds) -> Judgments:
     """The judgments with ``plate`` set to the reading a verdict against ``registered`` rests on."""
     readings = readings_of(judgments)
-    if not registered or len(readings) < 2:
+    if not registered or not readings:
         return judgments
     reading, _ = best_reading(readings, registered, thresholds)
     return judgments if reading == judgments.plate else judgments.model_copy(update={"plate": reading})

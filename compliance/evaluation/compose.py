@@ -82,6 +82,8 @@ def compose(labelled: Path, out_dir: Path, look: LicenceLook, seed: int = 0) -> 
     pairs = [(identity, a, b) for identity, paths in portraits.items() for a, b in combinations(paths, 2)]
     if not pairs:
         raise ManifestError(f"{labelled}: no identity has two portraits (kind 'face', column 'identity')")
+    if len(portraits) < 2:
+        raise ManifestError(f"{labelled}: portraits of at least two identities are needed (the wrong_person case)")
     if len({v.plate for v in vehicles}) < 2:
         raise ManifestError(f"{labelled}: fewer than two vehicle photos with a readable plate")
     named = [*(v.path for v in vehicles), *(p for ps in portraits.values() for p in ps)]
@@ -96,7 +98,8 @@ def compose(labelled: Path, out_dir: Path, look: LicenceLook, seed: int = 0) -> 
 
     def licence_of(portrait: Path) -> str:
         if portrait not in licences:
-            name = f"licences/{portrait.stem}_{look.px}px.jpg"
+            # Numbered: two portraits may share a file name in different folders.
+            name = f"licences/{len(licences):03d}_{portrait.stem}_{look.px}px.jpg"
             (out_dir / name).write_bytes(licence_jpeg(_bgr(portrait), look))
             licences[portrait] = name
         return licences[portrait]
@@ -105,7 +108,10 @@ def compose(labelled: Path, out_dir: Path, look: LicenceLook, seed: int = 0) -> 
     for n, (identity, scene_portrait, licence_portrait) in enumerate(pairs):
         vehicle = rng.choice(vehicles)
         impostor = rng.choice([p for other, ps in portraits.items() if other != identity for p in ps])
-        other_plate = rng.choice(sorted({v.plate for v in vehicles if _unrelated(v.plate, vehicle.plate)}))
+        others = sorted({v.plate for v in vehicles if _unrelated(v.plate, vehicle.plate)})
+        if not others:
+            raise ManifestError(f"{labelled}: no other vehicle's plate differs clearly from {vehicle.plate}")
+        other_plate = rng.choice(others)
         near = _near_plate(vehicle.plate, rng)
         start = _FIRST_JOB + n * timedelta(hours=3)
         window = {"job_start": start.isoformat(), "job_end": (start + _JOB_LENGTH).isoformat()}

@@ -92,3 +92,8 @@ def licence_jpeg(image: np.ndarray, look: LicenceLook) -> bytes:
     if not ok:
         raise ValueError("could not encode the licence photo")
     return encoded.tobytes()
+
+
+def licence_image(image: np.ndarray, look: LicenceLook) -> np.ndarray:
+    """The licence photo decoded again (BGR), as a reader of its JPEG bytes sees it."""
+    return cv2.imdecode(np.frombuffer(licence_jpeg(image, look), np.uint8), cv2.IMREAD_COLOR)

@@ -56,8 +56,15 @@ def _vehicle_present(cell: str) -> bool | None:
 def read_manifest(path: Path) -> list[ManifestRow]:
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
+    try:
+        return _read_manifest(path)
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from None
+
+
+def _read_manifest(path: Path) -> list[ManifestRow]:
     base = path.parent
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -85,7 +92,7 @@ def read_face_pairs(path: Path) -> list[FacePair]:
     if not path.is_file():
         raise ManifestError(f"{path}: no such face-pairs file")
     base = path.parent
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in ("file_a", "file_b", "same") if c not in (reader.fieldnames or [])]
         if missing:

@@ -8,16 +8,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from compliance import plates
 from compliance.checks.base import CheckContext
 from compliance.checks.plate import PlateMatchesRegistered
-from compliance.evaluation.licence import LicenceLook, licence_jpeg
+from compliance.evaluation.licence import LicenceLook, licence_image
 from compliance.evaluation.manifest import FacePair, ManifestRow
 from compliance.evaluation.metrics import confusion, grouped_rate, percentile, rate, tar_at_far
 from compliance.judgments import Answer, FaceMatch, Judgments
-from compliance.photos import Photo, load_photo, read_photo_file
+from compliance.photos import Photo, read_photo_file
 from compliance.pipelines import Pipeline
 from compliance.settings import Settings
 from compliance.verdicts import Outcome
@@ -148,14 +149,14 @@ def collect(
             (pair.same, pipeline.compare_faces(photo(pair.a).image, photo(pair.b).image, settings.thresholds))
         )
     for look in licence_looks:
-        licences: dict[Path, Photo] = {}
+        licences: dict[Path, np.ndarray] = {}
         matches = got.licence_faces.setdefault(look.label, [])
         for pair in pairs:
             tick(f"{pair.a.name} ~ {pair.b.name} ({look.label})")
             if pair.b not in licences:
-                licences[pair.b] = load_photo(licence_jpeg(photo(pair.b).image, look), **settings.photo_limits)
+                licences[pair.b] = licence_image(photo(pair.b).image, look)
             matches.append(
-                (pair.same, pipeline.compare_faces(photo(pair.a).image, licences[pair.b].image, settings.thresholds))
+                (pair.same, pipeline.compare_faces(photo(pair.a).image, licences[pair.b], settings.thresholds))
             )
     return got
 

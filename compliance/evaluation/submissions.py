@@ -38,15 +38,17 @@ Progress = Callable[[str], None]
 def is_submissions_manifest(path: Path) -> bool:
     """Told apart from a labelled manifest by its header."""
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError):
+        with path.open("rb") as fh:
+            first = fh.readline(64 * 1024).decode("utf-8-sig", errors="replace")
+        header = next(csv.reader([first]), [])
+    except (OSError, csv.Error):
         return False
     return all(c in header for c in SUBMISSION_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
 class SubmissionRow:
+    manifest: Path
     line: int  # in the CSV, the header being line 1
     photo: Path
     licence: Path | None
@@ -57,14 +59,24 @@ class SubmissionRow:
 
     @property
     def where(self) -> str:
-        return f"row {self.line} ({self.case}, {self.photo.name})"
+        return f"{self.manifest}: row {self.line} ({self.case}, {self.photo.name})"
 
 
 def read_submissions(path: Path) -> list[SubmissionRow]:
     """Every row, checked; the first bad one stops the reading with a line that names it."""
+    try:
+        return _read_submissions(path)
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from None
+    except csv.Error as exc:
+        raise ManifestError(f"{path}: not a readable CSV ({exc})") from None
+
+
+def _read_submissions(path: Path) -> list[SubmissionRow]:
     base = path.parent
     rows: list[SubmissionRow] = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    # utf-8-sig: Excel on a Chinese Windows saves a byte-order mark before the header.
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in SUBMISSION_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -82,6 +94,7 @@ def read_submissions(path: Path) -> list[SubmissionRow]:
                     raise ManifestError(f"{where}: no such file {named}")
             rows.append(
                 SubmissionRow(
+                    manifest=path,
                     line=line,
                     photo=photo,
                     licence=licence,

@@ -9,7 +9,7 @@ from compliance.verdicts import Outcome, ReasonCode
 from tests.checks.test_policy import good_judgments
 
 
-def reading(text: str, chars: tuple[float, ...] | None = None, x: float = 0.0) -> PlateReading:
+def reading(text: str, chars: tuple[float, ...] | None = None, x: float = 0.0, width: float = 100.0) -> PlateReading:
     confidences = chars if chars is not None else (0.99,) * len(text)
     return PlateReading(
         text=text,
@@ -17,7 +17,7 @@ def reading(text: str, chars: tuple[float, ...] | None = None, x: float = 0.0) -
         char_confidences=confidences,
         known_format=Answer.YES,
         plate_type="standard",
-        box=Box(x1=x, y1=0.0, x2=x + 100.0, y2=30.0),
+        box=Box(x1=x, y1=0.0, x2=x + width, y2=width * 0.3),
     )
 
 
@@ -82,3 +82,27 @@ def test_judgments_from_before_the_plates_list_are_checked_on_their_plate() -> N
     assert judgments.plates == ()
     verdict = decide(judgments, thresholds=Thresholds(), registered_plates=["皖A195K9"], licence_given=True)
     assert verdict.outcome is Outcome.PASS
+
+
+def test_a_registered_plate_far_behind_a_nearer_vehicle_surely_read_as_another_is_a_review() -> None:
+    # The registered truck parked far behind the one the driver stands by: not a PASS.
+    nearer, far = reading("苏E5YR23", width=200.0), reading("皖A195K9", x=600.0, width=40.0)
+    verdict = verdict_for((nearer, far))
+    assert verdict.outcome is Outcome.REVIEW
+    assert verdict.reasons == (ReasonCode.PLATE_MATCH_NOT_NEAREST,)
+
+
+def test_without_boxes_the_list_order_says_which_plate_is_nearer() -> None:
+    # An MLLM lists plates nearest first and gives no boxes.
+    nearer, far = (r.model_copy(update={"box": None}) for r in (reading("苏E5YR23"), reading("皖A195K9")))
+    assert verdict_for((nearer, far)).reasons == (ReasonCode.PLATE_MATCH_NOT_NEAREST,)
+    assert verdict_for((far, nearer)).outcome is Outcome.PASS
+
+
+def test_a_match_only_in_the_plates_list_is_what_the_verdict_rests_on() -> None:
+    # An answer whose main plate was unreadable, with the plate in its list of every plate seen.
+    own = reading("皖A195K9")
+    judgments = good_judgments(plate=PlateReading(), plates=(own,))
+    verdict = decide(judgments, thresholds=Thresholds(), registered_plates=["皖A195K9"], licence_given=True)
+    assert verdict.outcome is Outcome.PASS
+    assert verdict.judgments.plate == own

@@ -134,3 +134,39 @@ def test_a_bad_row_stops_the_run_naming_it(composed: Path, tmp_path: Path, chang
     assert result.returncode == 2, result.stdout
     assert "row 3" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_manifest_saved_by_excel_with_a_byte_order_mark_is_still_a_submissions_manifest(
+    composed: Path, tmp_path: Path
+) -> None:
+    rows = read_rows(composed)[:2]
+    for row in rows:
+        for column in ("photo", "licence"):
+            row[column] = str(composed.parent / row[column])
+    bom = tmp_path / "submissions.csv"
+    with bom.open("w", newline="", encoding="utf-8-sig") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = compliance("eval", str(bom), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["submissions"]["multistage"]["n"] == 2
+
+
+def test_a_manifest_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "submissions.csv"
+    bad.write_bytes("photo,licence,registered_plate,expected,case\n照片.jpg,,京A12345,PASS,x\n".encode("gbk"))
+    result = compliance("eval", str(bad))
+    assert result.returncode == 2 and "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compose_needs_two_identities(dev_dir: Path, tmp_path: Path) -> None:
+    labelled = write_labelled(dev_dir, tmp_path)
+    with labelled.open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if "biden" not in r["file"]]
+    with labelled.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = compliance("compose", str(labelled), str(tmp_path / "out"))
+    assert result.returncode == 2 and "two identities" in result.stderr and "Traceback" not in result.stderr

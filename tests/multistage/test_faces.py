@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from compliance.evaluation.licence import LicenceLook, licence_jpeg
+from compliance.evaluation.licence import LicenceLook, licence_image
 from compliance.judgments import Answer
 from compliance.multistage.base import FaceMatcher
 from compliance.multistage.faces import RELIABLE_FACE_PX, FaceEmbedding, SFaceMatcher
@@ -125,10 +125,6 @@ def test_licence_sized_faces_are_found_and_still_match(
     assert different.count(Answer.YES) / len(different) <= 0.01
 
 
-def as_licence(image: np.ndarray, look: LicenceLook) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(licence_jpeg(image, look), np.uint8), cv2.IMREAD_COLOR)
-
-
 def test_a_licence_photo_as_the_product_meets_it_matches_the_driver(
     matcher: SFaceMatcher,
     pairs: list[Pair],
@@ -140,7 +136,7 @@ def test_a_licence_photo_as_the_product_meets_it_matches_the_driver(
     look = LicenceLook(px=120, grey=True, jpeg_quality=35)
     licence = {}
     for name in embeddings:
-        found = matcher.embed(as_licence(images[name], look))
+        found = matcher.embed(licence_image(images[name], look))
         assert found is not None, f"no face on the {look.label} licence photo of {name}"
         licence[name] = found
     same, different = decide_all(matcher, pairs, embeddings, licence)
@@ -165,7 +161,7 @@ def test_a_small_licence_photo_never_fails_the_real_driver(
     look = LicenceLook(px=px, grey=True, jpeg_quality=35)
     licence = {}
     for name in embeddings:
-        found = matcher.embed(as_licence(images[name], look))
+        found = matcher.embed(licence_image(images[name], look))
         assert found is not None, f"no face on the {look.label} licence photo of {name}"
         licence[name] = found
     assert any(e.box.height < matcher.thresholds.face_small_px and e.reliable for e in licence.values())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import product
 from pathlib import Path
@@ -161,6 +161,8 @@ class _Attempt:
     text: str  # normalised and repaired
     parse: plates.PlateParse
     pixel_color: PlateColor  # the candidate's colour from its pixels alone
+    # Per character, what another recogniser that read the very same plate gave (see _confirmed).
+    confirmed: tuple[float, ...] | None = None
 
     @property
     def raw_text(self) -> str:
@@ -173,10 +175,13 @@ class _Attempt:
             return read
         alternatives = [a for r in self.rows for a in r.alternatives]
         # A repaired character is only as sure as the recogniser was of what it became.
-        return tuple(
+        own = tuple(
             p if c == r else alternatives[i].get(c, 0.0)
             for i, (c, r, p) in enumerate(zip(self.text, self.raw_text, read, strict=True))
         )
+        if self.confirmed is None or len(self.confirmed) != len(own):
+            return own
+        return tuple(max(a, b) for a, b in zip(own, self.confirmed, strict=True))
 
     @property
     def confidence(self) -> float:
@@ -305,10 +310,26 @@ class OcrPlateReader:
             attempts += self._attempts(self.recogniser, line_sets[-1:], pixel_color)
             if any(self._sure(a) for a in attempts):
                 break
-        if self.second_opinion is not None and not any(a.valid and a.color_consistent for a in attempts):
+        if self.second_opinion is None:
+            return _best(attempts)
+        if not any(a.valid and a.color_consistent for a in attempts):
             attempts += self._attempts(self.second_opinion, line_sets, pixel_color, mix_with=self.recogniser)
-        attempts = [a for a in attempts if a.text]
-        return max(attempts, key=_Attempt.rank) if attempts else None
+            return _best(attempts)
+        best = _best(attempts)
+        if best is None or self._sure(best):
+            return best
+        return self._confirmed(best, self._attempts(self.second_opinion, line_sets, pixel_color, self.recogniser))
+
+    @staticmethod
+    def _confirmed(best: _Attempt, others: list[_Attempt]) -> _Attempt:
+        """A valid but unsure reading, confirmed character by character by another recogniser (or a
+        row of it) that read the very same plate: each character is then as sure as the surer of the
+        two. A second reading of another plate changes nothing: agreement is evidence, a different
+        answer is not a better one."""
+        same = [a for a in others if a.valid and a.text == best.text and a.rows != best.rows]
+        if not same:
+            return best
+        return replace(best, confirmed=max(same, key=_Attempt.rank).char_confidences)
 
     def _line(self, image: Image, corners: np.ndarray, geometry: CropGeometry) -> list[Image]:
         quad = expand_quad(corners, geometry.margin_x, geometry.margin_y)
@@ -382,6 +403,11 @@ class OcrPlateReader:
             ),
             corners=tuple((float(x), float(y)) for x, y in corners),  # type: ignore[arg-type]
         )
+
+
+def _best(attempts: list[_Attempt]) -> _Attempt | None:
+    read = [a for a in attempts if a.text]
+    return max(read, key=_Attempt.rank) if read else None
 
 
 def _restretch(line: Image, height: int, stretch: float) -> Image:

@@ -14,6 +14,7 @@ from compliance.judgments import Answer, PlateColor, PlateReading
 from compliance.multistage.base import PlateLocator
 from compliance.multistage.plate_color import PlateColorClassifier
 from compliance.multistage.plate_locators import ClpDetLocator, HaarLocator, TextDetLocator, WholeImageLocator, rectify
+from compliance.multistage.plate_reader import OcrPlateReader
 from compliance.multistage.plate_stage import PlateStage
 
 
@@ -286,3 +287,37 @@ def test_green_plates_keep_eight_characters_and_their_colour_when_degraded(
     reading = stage.read(degraded(load(dev_dir, file), how))
     assert reading.text == labels[file]["plate_text"] and len(reading.text) == 8
     assert reading.color is PlateColor.GREEN
+
+
+@pytest.mark.parametrize("file", ["plates/we_double_yellow.jpg", "plates/we_moto.png"])
+def test_a_second_recogniser_that_reads_the_same_double_row_plate_confirms_it(
+    stage: PlateStage, dev_dir: Path, labels: dict[str, dict[str, str]], file: str
+) -> None:
+    """PP-OCR reads a double-row plate's small top row unsurely (京E at 0.72/0.44); the plate
+    recogniser reads the same characters surely. Agreement lifts the reading over
+    plate_confidence_min; the text is the same as without it."""
+    image = load(dev_dir, file)
+    alone = PlateStage(steps=stage.steps, reader=_without_second_opinion(stage)).read(image)
+    confirmed = stage.read(image)
+    truth = plates.normalise(labels[file]["plate_text"])
+    assert alone.text == confirmed.text == truth
+    assert (confirmed.confidence or 0.0) >= max(0.8, alone.confidence or 0.0)
+
+
+def test_a_second_recogniser_never_changes_what_was_read(stage: PlateStage, dev_dir: Path) -> None:
+    # The consulate plate's 领 is doubted by both recognisers (the plate recogniser reads 4): it stays unsure.
+    reading = stage.read(load(dev_dir, "plates/we_shi_lin_guan.jpg"))
+    assert reading.text == "沪A1707领"
+    assert (reading.confidence or 0.0) < 0.8
+
+
+def _without_second_opinion(stage: PlateStage) -> OcrPlateReader:
+    reader = stage.reader
+    assert isinstance(reader, OcrPlateReader)
+    return OcrPlateReader(
+        recogniser=reader.recogniser,
+        second_opinion=None,
+        row_finder=reader.row_finder,
+        colors=reader.colors,
+        geometries=reader.geometries,
+    )

@@ -28,6 +28,10 @@ class Thresholds(BaseModel):
     # 0.274 (44-48 px faces) and 0.283 (36-40 px), under face_uncertain_min, a wrong FAIL; at 56 px
     # and up never below 0.33. 0.24 keeps 0.03 below the lowest genuine score.
     face_small_px: int = 56
+    # On small faces impostors score higher: swept over licences of 64-192 px, different people reached
+    # 0.357 (44-48 px faces), 6 thousandths under face_same_min; the same people scored 0.406 and up at
+    # 100-120 px licences. 0.38 sits between the two.
+    face_small_same_min: float = 0.38
     face_small_uncertain_min: float = 0.24
     plate_confidence_min: float = 0.80
     # A reading one character away from the registered plate is a FAIL only if the reader was at

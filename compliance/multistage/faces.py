@@ -8,7 +8,8 @@ Decisions, by cosine similarity ``s`` against ``Thresholds``:
 A "different" is only trusted from two faces that were detected confidently and are at least
 ``RELIABLE_FACE_PX`` tall: a weak detection may be no face at all, and on smaller faces SFace
 scores the same person low (dev faces shrunk to 32 px: 0.30 at worst, 40 px: 0.39), so those give unknown.
-Below ``face_small_px`` (the smaller face) a different person needs ``s < face_small_uncertain_min``:
+Below ``face_small_px`` (the smaller face) the same person needs ``s >= face_small_same_min`` (impostors
+score higher on small faces) and a different person ``s < face_small_uncertain_min``:
 small grey JPEG licence faces of the same person score lower still (0.27 at 44-48 px).
 
 Licence photos are small (120 px: a 60 px face), grey and heavily compressed, and often cropped
@@ -289,11 +290,10 @@ class SFaceMatcher(LazyModel[_Networks]):
                 licence_box=licence.box if licence else None,
             )
         similarity = self.similarity(scene, licence)
-        smaller = min(scene.box.height, licence.box.height)
-        different_below = (
-            limits.face_small_uncertain_min if smaller < limits.face_small_px else limits.face_uncertain_min
-        )
-        if similarity >= limits.face_same_min:
+        small = min(scene.box.height, licence.box.height) < limits.face_small_px
+        same_from = limits.face_small_same_min if small else limits.face_same_min
+        different_below = limits.face_small_uncertain_min if small else limits.face_uncertain_min
+        if similarity >= same_from:
             same = Answer.YES
         elif similarity < different_below and scene.reliable and licence.reliable:
             same = Answer.NO
@@ -303,7 +303,7 @@ class SFaceMatcher(LazyModel[_Networks]):
             scene_face=Answer.YES,
             licence_face=Answer.YES,
             similarity=similarity,
-            threshold=limits.face_same_min,
+            threshold=same_from,
             same_person=same,
             scene_box=scene.box,
             licence_box=licence.box,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from compliance.evaluation.licence import LicenceLook, licence_image
-from compliance.judgments import Answer
+from compliance.judgments import Answer, Box
 from compliance.multistage.base import FaceMatcher
 from compliance.multistage.faces import RELIABLE_FACE_PX, FaceEmbedding, SFaceMatcher
 from compliance.settings import Thresholds
@@ -74,7 +74,10 @@ def decide_all(
     for pair in pairs:
         result = matcher.match_embeddings(first[pair.file_a], second[pair.file_b])
         assert result.scene_face is Answer.YES and result.licence_face is Answer.YES
-        assert result.similarity is not None and result.threshold == matcher.thresholds.face_same_min
+        small = min(first[pair.file_a].box.height, second[pair.file_b].box.height) < matcher.thresholds.face_small_px
+        t = matcher.thresholds
+        assert result.similarity is not None
+        assert result.threshold == (t.face_small_same_min if small else t.face_same_min)
         (same if pair.same else different).append(result.same_person)
     return same, different
 
@@ -250,3 +253,29 @@ def test_concurrent_embedding_gives_the_same_vectors(
     for name, result in zip(names, results, strict=True):
         assert result is not None
         assert np.allclose(result.vector, embeddings[name].vector, atol=1e-5), name
+
+
+def _embedding(matcher: SFaceMatcher, vector: np.ndarray, face_px: float) -> FaceEmbedding:
+    return FaceEmbedding(
+        vector=tuple(float(v) for v in vector),
+        box=Box(x1=0.0, y1=0.0, x2=face_px, y2=face_px, score=0.95, label="face"),
+        detector_score=0.95,
+        model=matcher.version,
+    )
+
+
+@pytest.mark.parametrize(("face_px", "expected"), [(80.0, Answer.YES), (44.0, Answer.UNKNOWN)])
+def test_on_small_faces_a_same_person_needs_a_higher_similarity(
+    matcher: SFaceMatcher, face_px: float, expected: Answer
+) -> None:
+    """0.37 is above face_same_min but below face_small_same_min: on small faces, where impostors
+    reached 0.357, it is for a person to decide."""
+    a = np.zeros(128, dtype=np.float32)
+    a[0] = 1.0
+    b = np.zeros(128, dtype=np.float32)
+    b[0], b[1] = 0.37, float(np.sqrt(1 - 0.37**2))
+    thresholds = Thresholds()
+    assert thresholds.face_same_min < 0.37 < thresholds.face_small_same_min
+    match = matcher.match_embeddings(_embedding(matcher, a, face_px), _embedding(matcher, b, face_px), thresholds)
+    assert match.similarity == pytest.approx(0.37, abs=1e-3)
+    assert match.same_person is expected

@@ -124,8 +124,14 @@ class CtcRecogniser(LazyModel[_CtcModel]):
     @staticmethod
     def _decode(probs: np.ndarray, model: _CtcModel) -> LineRead:
         """Greedy CTC decoding over plate characters only; a character's confidence is its peak
-        probability over the frames of its run."""
+        probability over the frames of its run, among what a plate can carry (its characters, the
+        separators and the blank). A general recogniser spreads its belief over thousands of
+        characters no plate carries (PP-OCR reads a consulate plate's red 领 as 要 0.37, 额 0.19,
+        锁 0.09, 领 0.08): a plate is read against a plate's alphabet. Measured with
+        bench/plate_chars.py, right characters gain (below 0.95: 4.5% -> 3.3%) and wrong ones do not
+        (a one-off misread scored at most 0.867 before, 0.869 after)."""
         masked = np.where(model.keep[None, :], probs, 0.0)
+        masked = masked / np.maximum(masked.sum(axis=1, keepdims=True), 1e-9)
         best = masked.argmax(axis=1)
         peak = masked.max(axis=1)
         chars: list[tuple[str, float, int]] = []  # character, peak probability, peak frame

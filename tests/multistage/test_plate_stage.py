@@ -321,3 +321,17 @@ def _without_second_opinion(stage: PlateStage) -> OcrPlateReader:
         colors=reader.colors,
         geometries=reader.geometries,
     )
+
+
+def test_a_character_is_read_against_a_plates_alphabet_not_the_whole_dictionary() -> None:
+    """One frame of a red 领 as PP-OCR sees it: most belief on look-alikes no plate carries."""
+    from compliance.multistage.plate_reader import CtcRecogniser, _CtcModel
+
+    alphabet = ("", "领", "要", "额", "7")
+    keep = np.array([True, True, False, False, True])
+    model = _CtcModel(session=None, input_name="x", alphabet=alphabet, keep=keep)  # type: ignore[arg-type]
+    probs = np.array([[0.05, 0.10, 0.55, 0.28, 0.02], [0.9, 0.03, 0.03, 0.02, 0.02]], dtype=np.float32)
+    read = CtcRecogniser._decode(probs, model)
+    assert read.text == "领"
+    # 0.10 among 领, 7 and the blank (0.17): the blank and 7 still count against it.
+    assert read.char_confidences[0] == pytest.approx(0.10 / 0.17, abs=1e-3)

@@ -3,8 +3,9 @@
     PYTHONPATH=. .venv/bin/python bench/plate_chars.py [--scales 1 0.5 0.35] [--quality 90 40]
 
 Reads every labelled plate photo of the dev set, as is and degraded (shrunk, JPEG-compressed), and
-prints the confidence the reader gave each character it read right and each it read wrong, for
-readings of the right length. ``plate_char_confidence_min`` is set from this: a one-character
+prints, per degradation, how many plates were read exactly, wrongly or not at all; then the
+confidence the reader gave each character it read right and each it read wrong, for readings of
+the right length. ``plate_char_confidence_min`` is set from this: a one-character
 difference read above it is a FAIL (another plate), below it a REVIEW (perhaps a misread). Wrong
 characters read above the threshold are false FAILs in waiting; right characters below it send
 a near-miss fraud (one character changed) to REVIEW instead of FAIL.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
@@ -49,6 +51,8 @@ def main() -> int:
     right: list[float] = []
     wrong: list[tuple[float, str]] = []
     one_off_sure: list[tuple[str, str, float, float]] = []
+    # Per degradation: plates read exactly (sure / unsure), read wrong, or not read at all.
+    outcomes: dict[tuple[float, int], Counter[str]] = defaultdict(Counter)
     for row in rows:
         image = read_photo_file(row.path, max_bytes=1 << 26, max_pixels=80_000_000).image
         truth = plates.normalise(row.plate_text or "")
@@ -56,6 +60,12 @@ def main() -> int:
             for quality in args.quality:
                 reading = stage.read(degraded(image, scale, quality))
                 text, confidences = reading.text or "", reading.char_confidences or ()
+                sure = (reading.confidence or 0.0) >= 0.8
+                outcome = "none" if not text else ("exact" if text == truth else "wrong")
+                how = "" if outcome == "none" else (" sure" if sure else " unsure")
+                outcomes[(scale, quality)][outcome + how] += 1
+                if outcome == "wrong" and sure:
+                    print(f"  sure but wrong: {row.file} at {scale}/q{quality}: read {text} for {truth}")
                 if len(text) != len(truth) or len(confidences) != len(text):
                     continue
                 for i, (got, want, p) in enumerate(zip(text, truth, confidences, strict=True)):
@@ -66,6 +76,9 @@ def main() -> int:
                 differ = [i for i in range(len(text)) if text[i] != truth[i]]
                 if len(differ) == 1 and (reading.confidence or 0.0) >= 0.8:
                     one_off_sure.append((row.file, text, reading.confidence or 0.0, confidences[differ[0]]))
+    print(f"plates by degradation ({len(rows)} photos; sure = confidence >= 0.80):")
+    for (scale, quality), counts in sorted(outcomes.items(), reverse=True):
+        print(f"  scale {scale:.2f}, JPEG q{quality}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     r = np.array(right)
     print(
         f"right characters: n={len(r)}  p1={np.percentile(r, 1):.3f} p5={np.percentile(r, 5):.3f} "

@@ -57,6 +57,15 @@ def _ms(x: float | None) -> str:
     return "—" if x is None else f"{x:.0f} ms"
 
 
+def _by_pipeline(title: str, names: list[str]) -> Table:
+    """A table of metrics, one column per pipeline."""
+    table = Table(title=title, header_style="bold")
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    return table
+
+
 def _outcome_table(title: str, first: str, counts: dict[str, dict[str, int]]) -> Table:
     """Rows of counts by outcome, PASS / REVIEW / FAIL."""
     table = Table(title=title, header_style="bold")
@@ -70,10 +79,7 @@ def _outcome_table(title: str, first: str, counts: dict[str, dict[str, int]]) ->
 
 def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
     names = list(reports)
-    summary = Table(title="compliance eval", header_style="bold")
-    summary.add_column("metric")
-    for name in names:
-        summary.add_column(name, justify="right")
+    summary = _by_pipeline("compliance eval", names)
 
     def row(label: str, values: list[str]) -> None:
         summary.add_row(label, *values)
@@ -147,10 +153,7 @@ def print_agreement(console: Console, agreement: Agreement) -> None:
 
 def print_submissions(console: Console, reports: dict[str, SubmissionReport]) -> None:
     names = list(reports)
-    summary = Table(title="compliance eval: whole submissions", header_style="bold")
-    summary.add_column("metric")
-    for name in names:
-        summary.add_column(name, justify="right")
+    summary = _by_pipeline("compliance eval: whole submissions", names)
     r = reports
     summary.add_row("automation (genuine → PASS)", *[_pct(r[n].automation) for n in names])
     summary.add_row("false FAIL (genuine → FAIL)", *[_pct(r[n].false_fail) for n in names])

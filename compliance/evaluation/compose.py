@@ -117,9 +117,10 @@ def compose(labelled: Path, out_dir: Path, look: LicenceLook, seed: int = 0) -> 
         window = {"job_start": start.isoformat(), "job_end": (start + _JOB_LENGTH).isoformat()}
         taken = start + _TAKEN_AFTER_START
         scene = f"scenes/{n:03d}_{identity}_{vehicle.path.stem}.jpg"
-        _write_photo(out_dir / scene, _side_by_side(_bgr(scene_portrait), _bgr(vehicle.path)), taken)
+        vehicle_photo = _bgr(vehicle.path)
+        _write_photo(out_dir / scene, _side_by_side(_bgr(scene_portrait), vehicle_photo), taken)
         alone = f"scenes/{n:03d}_no_person_{vehicle.path.stem}.jpg"
-        _write_photo(out_dir / alone, _bgr(vehicle.path), taken)
+        _write_photo(out_dir / alone, vehicle_photo, taken)
         own, theirs = licence_of(licence_portrait), licence_of(impostor)
         for case, photo, licence, registered, expected in (
             ("genuine", scene, own, vehicle.plate, "PASS"),

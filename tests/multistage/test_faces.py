@@ -128,6 +128,18 @@ def test_licence_sized_faces_are_found_and_still_match(
     assert different.count(Answer.YES) / len(different) <= 0.01
 
 
+def licence_embeddings(
+    matcher: SFaceMatcher, images: dict[str, np.ndarray], names: dict[str, FaceEmbedding], look: LicenceLook
+) -> dict[str, FaceEmbedding]:
+    """Every dev face embedded again from its licence photo; each must still be found."""
+    licence = {}
+    for name in names:
+        found = matcher.embed(licence_image(images[name], look))
+        assert found is not None, f"no face on the {look.label} licence photo of {name}"
+        licence[name] = found
+    return licence
+
+
 def test_a_licence_photo_as_the_product_meets_it_matches_the_driver(
     matcher: SFaceMatcher,
     pairs: list[Pair],
@@ -137,11 +149,7 @@ def test_a_licence_photo_as_the_product_meets_it_matches_the_driver(
     """120 px, grey, JPEG q35 (a 60 px face): every genuine pair accepted, no impostor accepted,
     and few pairs of either kind left to a person."""
     look = LicenceLook(px=120, grey=True, jpeg_quality=35)
-    licence = {}
-    for name in embeddings:
-        found = matcher.embed(licence_image(images[name], look))
-        assert found is not None, f"no face on the {look.label} licence photo of {name}"
-        licence[name] = found
+    licence = licence_embeddings(matcher, images, embeddings, look)
     same, different = decide_all(matcher, pairs, embeddings, licence)
     assert same.count(Answer.YES) == len(same), f"same-person decisions {same}"
     assert Answer.YES not in different
@@ -162,11 +170,7 @@ def test_a_small_licence_photo_never_fails_the_real_driver(
     """At 72-80 px (a 36-48 px face) one dev driver scored under face_uncertain_min against his
     own licence: below face_small_px the different-person threshold is lower, so that is REVIEW."""
     look = LicenceLook(px=px, grey=True, jpeg_quality=35)
-    licence = {}
-    for name in embeddings:
-        found = matcher.embed(licence_image(images[name], look))
-        assert found is not None, f"no face on the {look.label} licence photo of {name}"
-        licence[name] = found
+    licence = licence_embeddings(matcher, images, embeddings, look)
     assert any(e.box.height < matcher.thresholds.face_small_px and e.reliable for e in licence.values())
     same, different = decide_all(matcher, pairs, embeddings, licence)
     assert Answer.NO not in same

@@ -65,7 +65,7 @@ def main() -> None:
     import httpx
     import sqlalchemy as sa
 
-    from compliance.judging import Store
+    from compliance.store import Store
     from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
     from tests.service.stack import RedisServer, ServiceStack

@@ -36,9 +36,11 @@ sys.path.insert(0, str(REPO))  # tests.databases: the same scratch schemas the t
 
 from compliance.api.app import create_app  # noqa: E402
 from compliance.demo_data import generate  # noqa: E402
-from compliance.judging import Store  # noqa: E402
 from compliance.settings import Settings  # noqa: E402
-from compliance.store import users  # noqa: E402
+from compliance.store import (  # noqa: E402
+    Store,
+    users,
+)
 from compliance.store.models import Carrier, Role  # noqa: E402
 
 POSTGRES_URL = os.environ.get("COMPLIANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

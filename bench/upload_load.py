@@ -123,7 +123,7 @@ def main() -> None:
 
     import httpx
 
-    from compliance.judging import Store
+    from compliance.store import Store
     from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
     from tests.service.stack import RedisServer, ServiceStack

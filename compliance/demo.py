@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from compliance.judging import Store, accept, judge
 from compliance.photos import Photo, read_photo_file
 from compliance.pipelines import get_pipeline
+from compliance.service.intake import Upload, accept
+from compliance.service.verdicts import judge
 from compliance.settings import Settings
-from compliance.store import registry
+from compliance.store import Store, registry
 from compliance.store.models import SubmissionSource
 from compliance.terminal import OUTCOME_STYLE, verdict_panel
 from compliance.verdicts import Verdict
@@ -80,11 +81,9 @@ def run_demo(folder: Path, out: Console, err: Console) -> list[Verdict]:
             accepted = accept(
                 store,
                 photo(item.photo),
-                carrier=CARRIER,
-                driver=item.driver,
-                plate=item.plate,
-                source=SubmissionSource.DEMO,
-                actor="demo",
+                Upload(
+                    carrier=CARRIER, driver=item.driver, plate=item.plate, source=SubmissionSource.DEMO, actor="demo"
+                ),
             )
             verdict = judge(store, settings, accepted.submission_id, pipeline, actor="demo")
         verdicts.append(verdict)

@@ -68,3 +68,27 @@ class LazyModel(ABC, Generic[T]):
     def version(self) -> str:
         """A short identifier of the weights, recorded in each judgment's provenance."""
         return "unknown"
+
+
+def load_models(*parts: object, depth: int = 6) -> int:
+    """Load every ``LazyModel`` among ``parts`` and the objects they hold (a pipeline's stages, a
+    stage's recognisers), so that a worker's first task does not pay for it. Returns how many loaded."""
+    seen: set[int] = set()
+
+    def walk(obj: object, depth: int) -> int:
+        if depth < 0 or id(obj) in seen or isinstance(obj, (str, bytes, int, float, type)):
+            return 0
+        seen.add(id(obj))
+        count = 0
+        if isinstance(obj, LazyModel) and not obj.loaded:
+            obj.load()
+            count += 1
+        if isinstance(obj, (list, tuple)):
+            children: list[object] = list(obj)
+        elif hasattr(obj, "__dict__"):
+            children = list(vars(obj).values())
+        else:
+            children = [getattr(obj, slot, None) for slot in getattr(type(obj), "__slots__", ())]
+        return count + sum(walk(child, depth - 1) for child in children)
+
+    return sum(walk(part, depth) for part in parts)

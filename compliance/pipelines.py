@@ -1,44 +1,93 @@
-"""The pipelines a submission can be judged by, behind one Protocol, built once per process.
+"""The registry of pipelines: each one's name, how it is built from settings, which settings it
+reads, and whether GPU workers judge it in batches. Built once per process and per those settings.
 
-A submission is judged by ``multistage``, ``mllm`` or ``both`` (``CHOICES``). ``both`` is not a
-pipeline: it runs the two in ``BOTH`` (the first's values decide, the second is compared field by
-field; see ``compliance.inspection.decide``). With ``mllm_fallback`` the ``mllm`` pipeline is a
-``FallbackPipeline`` that hands an invalid or failed MLLM answer to the baseline and says so.
+A submission is judged by a registered pipeline or by ``both`` (``COMBINED``), which runs the two
+in ``BOTH``: the first's values decide, the second's are compared field by field (see
+``compliance.inspection.decide``). ``both`` is a combination of registered pipelines, not an entry.
+With ``mllm_fallback`` the ``mllm`` pipeline is a ``FallbackPipeline`` that hands an invalid or
+failed MLLM answer to the baseline and says so.
+
+Adding a pipeline: one class that satisfies ``compliance.pipeline.Pipeline``, and one line in
+``REGISTRY`` (``register`` does the same at run time).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from compliance.judgments import FaceMatch, Fallback, Judgments, Provenance
-from compliance.multistage.base import Image
+from compliance.mllm.backends.base import MllmError
+from compliance.mllm.pipeline import build_pipeline as build_mllm
+from compliance.multistage.pipeline import build_pipeline as build_multistage
+from compliance.pipeline import BOTH, COMBINED, Image, Pipeline, PipelineName
 from compliance.settings import Settings, Thresholds
 
 
-class Pipeline(Protocol):
-    name: str
-
-    def judge(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> Judgments: ...
-
-    def compare_faces(self, a: Image, b: Image, thresholds: Thresholds | None = None) -> FaceMatch: ...
-
-    @property
-    def models(self) -> dict[str, str]: ...
+@dataclass(frozen=True, slots=True)
+class Registered:
+    build: Callable[[Settings], Pipeline]
+    # The settings fields it reads: the cache key, so an unrelated change builds no second copy.
+    reads: Callable[[Settings], frozenset[str]]
+    batched: bool = False  # GPU workers gather its photos into one ``judge_batch`` call
 
 
-# With "both", the first pipeline's values are the verdict's; the second is the second opinion.
-BOTH = ("mllm", "multistage")
-CHOICES = ("multistage", "mllm", "both")
+def _fields(*prefixes: str) -> Callable[[Settings], frozenset[str]]:
+    return lambda settings: frozenset(n for n in type(settings).model_fields if n.startswith(prefixes))
+
+
+_MULTISTAGE_READS = _fields("detector", "yolo_", "thresholds")
+
+
+def _mllm_reads(settings: Settings) -> frozenset[str]:
+    own = _fields("mllm_", "thresholds")(settings)
+    return own | _MULTISTAGE_READS(settings) if settings.mllm_fallback else own
+
+
+def _build_mllm(settings: Settings) -> Pipeline:
+    mllm = build_mllm(settings)
+    if settings.mllm_fallback:
+        return FallbackPipeline(mllm, get_pipeline(PipelineName.MULTISTAGE, settings))
+    return mllm
+
+
+REGISTRY: dict[str, Registered] = {
+    PipelineName.MULTISTAGE: Registered(build_multistage, _MULTISTAGE_READS),
+    PipelineName.MLLM: Registered(_build_mllm, _mllm_reads, batched=True),
+}
+
+
+def register(name: str, entry: Registered) -> None:
+    """Add a pipeline at run time (a plug-in; a test)."""
+    if name in REGISTRY or name in (COMBINED, "all"):
+        raise ValueError(f"a pipeline named {name!r} is registered already")
+    REGISTRY[name] = entry
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+    with _lock:
+        for key in [k for k in _cache if k[0] == name]:
+            del _cache[key]
+
+
+def choices() -> tuple[str, ...]:
+    """What a submission or an audit may ask for: every registered pipeline, and ``both``."""
+    return (*REGISTRY, COMBINED)
 
 
 def pipeline_names(choice: str) -> tuple[str, ...]:
-    """The pipelines a choice runs: ``both`` (or ``all``) is every pipeline, in ``BOTH`` order."""
-    if choice in ("both", "all"):
+    """The pipelines a choice runs: ``both`` (or ``all``) is the two of ``BOTH``, in that order."""
+    if choice in (COMBINED, "all"):
         return BOTH
-    if choice not in BUILDERS:
-        raise ValueError(f"unknown pipeline {choice!r}; choose from {', '.join(CHOICES)}")
+    if choice not in REGISTRY:
+        raise ValueError(f"unknown pipeline {choice!r}; choose from {', '.join(choices())}")
     return (choice,)
+
+
+def is_batched(name: str) -> bool:
+    return REGISTRY[name].batched
 
 
 def get_pipelines(choice: str, settings: Settings) -> dict[str, Pipeline]:
@@ -56,28 +105,47 @@ class FallbackPipeline:
     MLLM's raw answer, ``provenance.models`` both pipelines' models, and the policy's
     ``FallbackDeclared`` check puts it in the verdict."""
 
-    name = "mllm"
+    name = PipelineName.MLLM.value
 
     def __init__(self, primary: Pipeline, fallback: Pipeline) -> None:
         self.primary = primary
         self.fallback = fallback
 
     def judge(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> Judgments:
-        from compliance.mllm.backends.base import MllmError
-
         try:
             first = self.primary.judge(scene, licence, thresholds)
         except MllmError as exc:
             return self._instead(scene, licence, thresholds, f"{type(exc).__name__}: {exc}", None)
+        return self._checked(first, scene, licence, thresholds)
+
+    def _checked(
+        self, first: Judgments, scene: Image, licence: Image | None, thresholds: Thresholds | None
+    ) -> Judgments:
         errors = first.provenance.output_errors
         if not errors:
             return first
         why = "invalid answer: " + "; ".join(errors)
         return self._instead(scene, licence, thresholds, why, first.provenance.raw_output)
 
-    def compare_faces(self, a: Image, b: Image, thresholds: Thresholds | None = None) -> FaceMatch:
-        from compliance.mllm.backends.base import MllmError
+    def judge_batch(
+        self, items: Sequence[tuple[Image, Image | None]], thresholds: Thresholds | None = None
+    ) -> list[Judgments]:
+        """The MLLM's batch; each invalid answer (or all, if the batch failed) judged by the baseline."""
+        try:
+            firsts = self.primary.judge_batch(items, thresholds)
+        except MllmError as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            return [self._instead(scene, licence, thresholds, why, None) for scene, licence in items]
+        return [
+            self._checked(first, scene, licence, thresholds)
+            for first, (scene, licence) in zip(firsts, items, strict=True)
+        ]
 
+    def load(self) -> None:
+        self.primary.load()
+        self.fallback.load()
+
+    def compare_faces(self, a: Image, b: Image, thresholds: Thresholds | None = None) -> FaceMatch:
         try:
             return self.primary.compare_faces(a, b, thresholds)
         except MllmError:
@@ -102,42 +170,18 @@ class FallbackPipeline:
         return judged.model_copy(update={"provenance": provenance})
 
 
-def _build_multistage(settings: Settings) -> Pipeline:
-    from compliance.multistage.detectors import build_detector
-    from compliance.multistage.faces import SFaceMatcher
-    from compliance.multistage.pipeline import MultistagePipeline
-    from compliance.multistage.plate_stage import PlateStage
-
-    return MultistagePipeline(
-        detector=build_detector(settings),
-        plates=PlateStage.default(),
-        faces=SFaceMatcher(thresholds=settings.thresholds),
-        score_min=settings.detector_score_min,
-    )
-
-
-def _build_mllm(settings: Settings) -> Pipeline:
-    from compliance.mllm.pipeline import build_pipeline
-
-    mllm = build_pipeline(settings)
-    if settings.mllm_fallback:
-        return FallbackPipeline(mllm, get_pipeline("multistage", settings))
-    return mllm
-
-
-BUILDERS = {"multistage": _build_multistage, "mllm": _build_mllm}
-
 _cache: dict[tuple[str, str], Pipeline] = {}
 # Re-entrant: the mllm builder asks for the (shared) multistage pipeline as its fallback.
 _lock = threading.RLock()
 
 
 def get_pipeline(name: str, settings: Settings) -> Pipeline:
-    """One instance per pipeline and settings in this process, so models load once."""
-    if name not in BUILDERS:
-        raise ValueError(f"unknown pipeline {name!r}; choose from {', '.join(sorted(BUILDERS))}")
-    key = (name, settings.model_dump_json())
+    """One instance per pipeline and per the settings it reads, in this process: models load once."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown pipeline {name!r}; choose from {', '.join(sorted(REGISTRY))}")
+    entry = REGISTRY[name]
+    key = (str(name), settings.model_dump_json(include=set(entry.reads(settings))))
     with _lock:
         if key not in _cache:
-            _cache[key] = BUILDERS[name](settings)
+            _cache[key] = entry.build(settings)
         return _cache[key]

@@ -175,9 +175,8 @@ def test_registry_submit_and_nothing_lost_on_bad_input(isolated_env: Path) -> No
     )
     assert_one_line_error(code, stderr, "京A00000")
 
-    from compliance.judging import Store
     from compliance.settings import get_settings
-    from compliance.store import submissions
+    from compliance.store import Store, submissions
 
     store = Store.open(get_settings())
     with store.sessions() as s:
@@ -202,7 +201,7 @@ def test_submit_checks_the_job_window(isolated_env: Path) -> None:
         "皖AUJ299",
     ]
     code, _, stderr = run(*args, "--job-start", "2026-11-25T10:00")
-    assert_one_line_error(code, stderr, "--job-end")
+    assert_one_line_error(code, stderr, "job_end")
     code, _, stderr = run(*args, "--job-start", "tomorrow", "--job-end", "2026-11-25T10:00")
     assert_one_line_error(code, stderr, "ISO 8601")
     code, stdout, stderr = run(*args, "--job-start", "2026-11-25T08:00", "--job-end", "2026-11-25T18:00", "--json")

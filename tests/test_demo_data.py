@@ -13,10 +13,9 @@ from typer.testing import CliRunner
 from compliance import agreement
 from compliance.cli import app
 from compliance.demo_data import generate
-from compliance.judging import Store
 from compliance.judgments import Judgments
 from compliance.settings import Settings
-from compliance.store import submissions
+from compliance.store import Store, submissions
 from compliance.store.models import (
     MACHINE,
     Carrier,

@@ -8,13 +8,14 @@ from typing import ClassVar
 import pytest
 
 from compliance.demo import samples_dir
-from compliance.judging import Store, accept, judge
 from compliance.judgments import FaceMatch, Judgments
 from compliance.multistage.base import Image
 from compliance.photos import Photo, read_photo_file
 from compliance.pipelines import get_pipeline
+from compliance.service.intake import Upload, accept
+from compliance.service.verdicts import judge
 from compliance.settings import Settings, Thresholds
-from compliance.store import registry, submissions
+from compliance.store import Store, registry, submissions
 from compliance.store.models import SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
 
@@ -45,7 +46,7 @@ def photo(name: str) -> Photo:
 
 def test_accept_then_judge_keeps_judgments_and_verdict(store: Store, settings: Settings) -> None:
     pipeline = get_pipeline("multistage", settings)
-    accepted = accept(store, photo("a_by_car_wanAUJ299.jpg"), carrier="ACME", driver="A-1", plate="皖AUJ299")
+    accepted = accept(store, photo("a_by_car_wanAUJ299.jpg"), Upload(carrier="ACME", driver="A-1", plate="皖AUJ299"))
     assert accepted.created
     verdict = judge(store, settings, accepted.submission_id, pipeline)
     assert verdict.outcome is Outcome.PASS, verdict.reasons
@@ -62,9 +63,9 @@ def test_accept_then_judge_keeps_judgments_and_verdict(store: Store, settings: S
 
 def test_the_same_photo_for_another_driver_is_a_duplicate(store: Store, settings: Settings) -> None:
     pipeline = get_pipeline("multistage", settings)
-    first = accept(store, photo("a_by_car_wanAUJ299.jpg"), carrier="ACME", driver="A-1", plate="皖AUJ299")
+    first = accept(store, photo("a_by_car_wanAUJ299.jpg"), Upload(carrier="ACME", driver="A-1", plate="皖AUJ299"))
     judge(store, settings, first.submission_id, pipeline)
-    second = accept(store, photo("a_by_car_wanAUJ299.jpg"), carrier="ACME", driver="B-2", plate="皖AUJ299")
+    second = accept(store, photo("a_by_car_wanAUJ299.jpg"), Upload(carrier="ACME", driver="B-2", plate="皖AUJ299"))
     verdict = judge(store, settings, second.submission_id, pipeline)
     assert verdict.outcome is Outcome.FAIL
     assert ReasonCode.DUPLICATE_PHOTO in verdict.reasons
@@ -75,7 +76,7 @@ def test_the_same_photo_for_another_driver_is_a_duplicate(store: Store, settings
 
 def test_without_a_claimed_plate_the_fleet_is_matched(store: Store, settings: Settings) -> None:
     pipeline = get_pipeline("multistage", settings)
-    accepted = accept(store, photo("a_by_car_wanAUJ299.jpg"), carrier="ACME", driver="A-1")
+    accepted = accept(store, photo("a_by_car_wanAUJ299.jpg"), Upload(carrier="ACME", driver="A-1"))
     verdict = judge(store, settings, accepted.submission_id, pipeline)
     plate = next(r for r in verdict.results if r.check == "plate")
     assert plate.outcome is Outcome.PASS
@@ -95,7 +96,7 @@ class _BrokenPipeline:
 
 
 def test_a_crashing_pipeline_leaves_the_submission_failed_not_lost(store: Store, settings: Settings) -> None:
-    accepted = accept(store, photo("street_taxi.jpg"), carrier="ACME", driver="A-1")
+    accepted = accept(store, photo("street_taxi.jpg"), Upload(carrier="ACME", driver="A-1"))
     with pytest.raises(RuntimeError, match="model crashed"):
         judge(store, settings, accepted.submission_id, _BrokenPipeline())
     with store.sessions() as s:

@@ -1,16 +1,23 @@
-"""The worker process's Celery app: ``celery -A workers.main worker -Q multistage`` works as well as
-``compliance worker --queue multistage`` (which also loads the queue's models before the first task).
+"""The worker process: the Celery app with the tasks registered, for the queues it serves.
+
+    python -m workers.main --queue multistage [--concurrency N] [--metrics-port P]
+
+``compliance worker`` runs this (``celery -A workers.main worker -Q …`` works too, without the
+models loaded ahead). Each process loads its queue's pipeline before its first task.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 from typing import Any
 
 from celery.signals import worker_process_init
 
+from compliance.pipelines import get_pipeline
+from compliance.queue.app import MLLM, MULTISTAGE, QUEUES, WEBHOOKS, make_celery
 from compliance.settings import get_settings
-from workers.app import MLLM, MULTISTAGE, make_celery
 from workers.tasks import register_tasks, reset_runtime
 
 settings = get_settings()
@@ -19,7 +26,7 @@ register_tasks(app, settings)
 
 log = logging.getLogger("compliance.workers")
 
-# Pipelines to load in each worker process before it takes a task; set by ``compliance worker``.
+# Pipelines to load in each worker process before it takes a task.
 PRELOAD: list[str] = []
 PIPELINE_OF_QUEUE = {MULTISTAGE: "multistage", MLLM: "mllm"}
 
@@ -31,35 +38,59 @@ def _process_started(**_: Any) -> None:
 
 
 def preload() -> None:
-    from compliance.pipelines import get_pipeline
-
     for name in PRELOAD:
         try:
-            loaded = load_models(get_pipeline(name, settings))
+            get_pipeline(name, settings).load()
         except Exception as exc:  # weights missing, no GPU: say so; its tasks fail (and retry) until fixed
             log.error("pipeline %s could not load its models: %s: %s", name, type(exc).__name__, exc)
         else:
-            log.info("pipeline %s ready (%d models loaded)", name, loaded)
+            log.info("pipeline %s ready", name)
 
 
-def load_models(obj: object, depth: int = 6, seen: set[int] | None = None) -> int:
-    """Load every lazy model reachable from ``obj`` (anything with ``load()`` and ``loaded``), so the
-    first task does not pay for it: minutes for an MLLM on a cold GPU."""
-    seen = seen if seen is not None else set()
-    if depth < 0 or id(obj) in seen or isinstance(obj, (str, bytes, int, float, type)):
-        return 0
-    seen.add(id(obj))
-    count = 0
-    if callable(getattr(obj, "load", None)) and hasattr(obj, "loaded"):
-        if not obj.loaded:  # type: ignore[attr-defined]
-            obj.load()  # type: ignore[attr-defined]
-            count += 1
-    if isinstance(obj, (list, tuple)):
-        children: list[object] = list(obj)
-    elif hasattr(obj, "__dict__"):
-        children = list(vars(obj).values())
-    else:
-        children = [getattr(obj, slot, None) for slot in getattr(type(obj), "__slots__", ())]
-    for child in children:
-        count += load_models(child, depth - 1, seen)
-    return count
+def serve_metrics(port: int) -> None:
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    start_http_server(port, registry=registry)
+
+
+def run(queues: list[str], concurrency: int | None, metrics_port: int | None, loglevel: str) -> None:
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
+    PRELOAD[:] = [PIPELINE_OF_QUEUE[q] for q in queues if q in PIPELINE_OF_QUEUE]
+    # A GPU worker holds a batch's worth of messages (unacked: a crash hands them all back).
+    prefetch = settings.mllm_batch_size if MLLM in queues else 1
+    io_only = set(queues) == {WEBHOOKS}
+    argv = [
+        "worker",
+        "--queues",
+        ",".join(queues),
+        "--loglevel",
+        loglevel,
+        "--prefetch-multiplier",
+        str(prefetch),
+        "--hostname",
+        f"{'+'.join(queues)}-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--pool",
+        "threads" if io_only else "prefork",
+        "--concurrency",
+        str(concurrency or (8 if io_only else 1)),
+    ]
+    app.worker_main(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers.main", description=__doc__.splitlines()[0])
+    parser.add_argument("--queue", action="append", required=True, choices=QUEUES)
+    parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--loglevel", default="info")
+    args = parser.parse_args(argv)
+    run(args.queue, args.concurrency, args.metrics_port, args.loglevel)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
-"""The tasks: thin wrappers over judging, audits and webhooks. Every task is idempotent: the
-database says what is already done, so a task delivered twice (a worker killed, the sweeper
-re-queueing) writes one judgment and one verdict per model version, and sends nothing twice.
+"""The tasks: thin wrappers over the use cases of ``compliance.service`` (verdicts, audits,
+webhooks). Every task is idempotent: the database says what is already done, so a task delivered
+twice (a worker killed, the sweeper re-queueing) writes one judgment and one verdict per model
+version, and sends nothing twice.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from celery import Celery
 from celery_batches import Batches, SimpleRequest
 
 from compliance import metrics
-from compliance.judging import Store, decide_from_stored, judge, judge_many, record_judgments
-from compliance.pipelines import Pipeline, get_pipelines, pipeline_names
+from compliance.pipeline import Pipeline
+from compliance.pipelines import get_pipelines, pipeline_names
+from compliance.queue.app import AUDIT_CHUNK, DELIVER_WEBHOOK, JUDGE, JUDGE_BATCH
+from compliance.queue.publisher import Publisher, published
 from compliance.service import audits
 from compliance.service import webhooks as webhook_service
 from compliance.service.transient import TRANSIENT_ERRORS
+from compliance.service.verdicts import announce, decide_from_stored, judge, judge_many, record_judgments
 from compliance.settings import Settings
-from compliance.store import submissions
+from compliance.store import Store, submissions
 from compliance.store.errors import UnknownSubmission
 from compliance.store.models import Submission, SubmissionStatus, utcnow
 from compliance.verdicts import Verdict
-from workers.app import AUDIT_CHUNK, DELIVER_WEBHOOK, JUDGE, JUDGE_BATCH
-from workers.publisher import BrokerUnavailable, Publisher
 
 log = logging.getLogger("compliance.workers")
 
@@ -128,11 +130,7 @@ def _triage(rt: Runtime, submission_id: str, part: str | None = None) -> Todo | 
 
 
 def _announce(rt: Runtime, submission_id: str) -> None:
-    for delivery_id in webhook_service.announce(rt.store, submission_id):
-        try:
-            rt.publisher.deliver(delivery_id)
-        except BrokerUnavailable:
-            log.warning("delivery %s stays pending: the sweeper will send it", delivery_id)
+    announce(rt.store, rt.publisher, submission_id)
 
 
 def _decided(rt: Runtime, todo: Todo, verdict: Verdict, seconds: float) -> None:
@@ -204,20 +202,15 @@ def judge_requests(settings: Settings, requests: list[tuple[str, str | None]]) -
 def _requeue_later(rt: Runtime, todo: Todo) -> None:
     # The batch task has no per-request retry; a delayed message does the same. If even that fails,
     # the submission is FAILED with attempts left, and the sweeper comes back to it.
-    try:
-        rt.publisher.judge_part(todo.submission_id, todo.part, countdown=30)
-    except BrokerUnavailable:
-        log.warning("submission %s left for the sweeper", todo.submission_id)
+    published(
+        lambda: rt.publisher.judge_part(todo.submission_id, todo.part, countdown=30),
+        f"submission {todo.submission_id}",
+    )
 
 
 def run_audit_chunk(settings: Settings, job_id: str) -> bool:
     rt = runtime(settings)
-    chunk = audits.run_chunk(rt.store, settings, job_id)
-    for submission_id in chunk.rejudged:
-        _announce(rt, submission_id)
-    if chunk.more:
-        rt.publisher.audit(job_id)
-    return chunk.more
+    return audits.advance(rt.store, rt.publisher, settings, job_id)
 
 
 def deliver(settings: Settings, delivery_id: int) -> str:
@@ -227,10 +220,10 @@ def deliver(settings: Settings, delivery_id: int) -> str:
         return "skipped"
     metrics.WEBHOOK_ATTEMPTS.labels(attempted.status.value).inc()
     if attempted.retry_in_s is not None:
-        try:
-            rt.publisher.deliver(delivery_id, countdown=attempted.retry_in_s)
-        except BrokerUnavailable:
-            log.warning("delivery %s retry left for the sweeper", delivery_id)
+        retry_in = attempted.retry_in_s
+        published(
+            lambda: rt.publisher.deliver(delivery_id, countdown=retry_in), f"webhook delivery {delivery_id} retry"
+        )
     return attempted.status.value
 
 

@@ -15,9 +15,9 @@ from compliance.api import audits, health, registry, submissions, webhooks
 from compliance.api.errors import error_body, install_error_handlers
 from compliance.api.limits import BodyLimit
 from compliance.dashboard import install as install_dashboard
-from compliance.judging import Store
+from compliance.queue.publisher import Publisher
 from compliance.settings import Settings, get_settings
-from workers.publisher import Publisher
+from compliance.store import Store
 
 # Room for the multipart envelope and the other fields around the largest photo allowed.
 _ENVELOPE_BYTES = 1024 * 1024

@@ -9,13 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep
-from compliance.api.errors import invalid, not_found, store_error
+from compliance.api.errors import not_found, store_error
 from compliance.api.schemas import AuditIn, AuditOut, ErrorResponse
-from compliance.pipelines import CHOICES
+from compliance.service.audits import start_audit
 from compliance.store import audit_jobs
 from compliance.store.errors import StoreError, UnknownAuditJob
-from compliance.store.models import AuditJobStatus
-from workers.publisher import BrokerUnavailable
 
 log = logging.getLogger("compliance.api")
 
@@ -34,30 +32,22 @@ def create_audit(
 ) -> AuditOut:
     """Re-judge the carrier's decided submissions in a date range (and of the drivers or vehicles
     named) with the current models. Runs on the audit queue; poll GET /v1/audits/{id}."""
-    pipeline = body.pipeline or settings.service_pipeline
-    if pipeline not in CHOICES:
-        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(CHOICES)}")
-    with store.sessions() as s, s.begin():
-        try:
-            job = audit_jobs.create_audit_job(
-                s,
-                caller.carrier_id,
-                pipeline=pipeline,
-                since=body.since,
-                until=body.until,
-                driver_ids=body.driver_ids,
-                vehicle_ids=body.vehicle_ids,
-                actor=caller.actor,
-            )
-        except StoreError as exc:
-            raise store_error(exc) from None
-        job_id, queued = job.id, job.status is AuditJobStatus.QUEUED
-    if queued:
-        try:
-            publisher.audit(job_id)
-        except BrokerUnavailable as exc:
-            log.warning("audit %s waits for the sweeper: %s", job_id, exc)
-    return _audit(store, caller.carrier_id, job_id)
+    try:
+        started = start_audit(
+            store,
+            publisher,
+            settings,
+            caller.carrier_id,
+            pipeline=body.pipeline,
+            since=body.since,
+            until=body.until,
+            driver_ids=body.driver_ids,
+            vehicle_ids=body.vehicle_ids,
+            actor=caller.actor,
+        )
+    except StoreError as exc:
+        raise store_error(exc) from None
+    return _audit(store, caller.carrier_id, started.job_id)
 
 
 def _audit(store: StoreDep, carrier_id: int, job_id: str) -> AuditOut:

@@ -9,11 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from compliance.api.errors import ApiError
-from compliance.judging import Store
+from compliance.queue.publisher import Publisher
 from compliance.settings import Settings
-from compliance.store import keys
+from compliance.store import Store, keys
 from compliance.store.errors import InvalidApiKey
-from workers.publisher import Publisher
 
 _bearer = HTTPBearer(auto_error=False, description="A carrier's API key: `Authorization: Bearer cmp_…`")
 

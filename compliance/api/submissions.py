@@ -20,15 +20,14 @@ from compliance.api.schemas import (
     SubmissionPageOut,
     SubmissionSummary,
 )
-from compliance.judging import accept
 from compliance.photos import PhotoRejected, receive_photo
-from compliance.pipelines import CHOICES
-from compliance.service import webhooks as webhook_service
-from compliance.store import backlog, submissions
+from compliance.service import intake
+from compliance.service.intake import InvalidUpload, Upload, check_upload
+from compliance.service.reviews import Review, record_review
+from compliance.store import submissions
 from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
 from compliance.store.models import SubmissionSource, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
-from workers.publisher import BrokerUnavailable
 
 log = logging.getLogger("compliance.api")
 
@@ -94,16 +93,25 @@ def create_submission(
         raise invalid("invalid_request", "give driver_id or driver_ref (one of them)")
     if (vehicle_id is None) == (plate is None):
         raise invalid("invalid_request", "give vehicle_id or plate (one of them)")
-    if (job_start is None) != (job_end is None):
-        raise invalid("invalid_request", "give both job_start and job_end, or neither")
-    window = _aware("job_start", job_start), _aware("job_end", job_end)
-    if window[0] is not None and window[1] is not None and window[1] < window[0]:
-        raise invalid("invalid_value", "job_end is before job_start")
-    if pipeline is not None and pipeline not in CHOICES:
-        raise invalid("invalid_value", f"unknown pipeline {pipeline!r}; choose from {', '.join(CHOICES)}")
-    chosen = pipeline or settings.service_pipeline
-
+    upload = Upload(
+        carrier=caller.carrier_id,
+        driver=driver_id if driver_id is not None else str(driver_ref),
+        plate=plate,
+        vehicle_id=vehicle_id,
+        job_id=job_id,
+        site=site,
+        job_start=job_start,
+        job_end=job_end,
+        idempotency_key=idempotency_key,
+        pipeline=pipeline,
+        source=SubmissionSource.API,
+        actor=caller.actor,
+    )
     with metrics.timed("accept.validate"):
+        try:
+            check_upload(upload)
+        except InvalidUpload as exc:
+            raise invalid(exc.code, str(exc)) from None
         data = photo.file.read(settings.max_upload_bytes + 1)
         try:
             scene = receive_photo(data, **settings.photo_limits)
@@ -112,47 +120,13 @@ def create_submission(
             raise photo_error(exc) from None
     with metrics.timed("accept.store"):
         try:
-            accepted = accept(
-                store,
-                scene,
-                carrier=caller.carrier_id,
-                driver=driver_id if driver_id is not None else str(driver_ref),
-                plate=plate,
-                vehicle_id=vehicle_id,
-                job_id=job_id,
-                site=site,
-                job_start=window[0],
-                job_end=window[1],
-                idempotency_key=idempotency_key,
-                pipeline=pipeline,
-                source=SubmissionSource.API,
-                actor=caller.actor,
-            )
+            accepted = intake.receive(store, publisher, settings, scene, upload)
         except StoreError as exc:
             metrics.UPLOADS.labels("rejected").inc()
             raise store_error(exc) from None
     response.headers["Location"] = f"/v1/submissions/{accepted.submission_id}"
-    if not accepted.created:
-        metrics.UPLOADS.labels("replayed").inc()
-        with store.sessions() as s:
-            current = submissions.get_submission(s, accepted.submission_id).status
-        return Accepted(id=accepted.submission_id, status=current, created=False)
-
-    with metrics.timed("accept.enqueue"):
-        current = SubmissionStatus.RECEIVED
-        try:
-            publisher.judge(accepted.submission_id, chosen)
-        except BrokerUnavailable as exc:
-            # Stored, not queued: the sweeper queues it once the broker is back. Never lost.
-            log.warning("submission %s stays received: %s", accepted.submission_id, exc)
-        else:
-            with store.sessions() as s, s.begin():
-                if backlog.mark_queued(s, [accepted.submission_id], actor=caller.actor):
-                    current = SubmissionStatus.QUEUED
-                else:
-                    current = submissions.get_submission(s, accepted.submission_id).status
-    metrics.UPLOADS.labels("accepted").inc()
-    return Accepted(id=accepted.submission_id, status=current, created=True)
+    metrics.UPLOADS.labels("accepted" if accepted.created else "replayed").inc()
+    return Accepted(id=accepted.submission_id, status=accepted.status, created=accepted.created)
 
 
 def _owned(store: StoreDep, caller: CallerDep, submission_id: str) -> SubmissionDetail:
@@ -224,20 +198,15 @@ def review_submission(
     submission_id: SubmissionId, review: ReviewIn, caller: CallerDep, store: StoreDep, publisher: PublisherDep
 ) -> SubmissionDetail:
     """A person's verdict over the machine's (with a note, and corrections of what the photo shows)."""
-    _owned(store, caller, submission_id)
-    with store.sessions() as s, s.begin():
-        submissions.record_review(
-            s,
+    try:
+        record_review(
+            store,
+            publisher,
             submission_id,
+            Review(review.outcome, review.note, review.reasons, review.corrections),
             reviewer=caller.actor,
-            outcome=review.outcome,
-            note=review.note,
-            reasons=review.reasons,
-            corrections=review.corrections,
+            carrier_ids=frozenset({caller.carrier_id}),
         )
-    for delivery_id in webhook_service.announce(store, submission_id):
-        try:
-            publisher.deliver(delivery_id)
-        except BrokerUnavailable:
-            pass  # pending in the database: the sweeper sends it
+    except UnknownSubmission:
+        raise not_found("submission", submission_id) from None
     return _owned(store, caller, submission_id)

@@ -23,13 +23,12 @@ from sqlalchemy.orm import Session, selectinload
 from compliance.dashboard.filters import find_driver_id, find_vehicle_id, parse_day
 from compliance.dashboard.security import Admin, NotFound, SignedIn, Viewer, check_csrf
 from compliance.dashboard.templating import render
-from compliance.pipelines import CHOICES
 from compliance.reports.period import ReportZone
+from compliance.service import audits as audit_service
 from compliance.store import audit_jobs
 from compliance.store.errors import StoreError, UnknownAuditJob
 from compliance.store.models import AuditJob, AuditJobStatus, Carrier, Driver, Role, Submission, Vehicle
 from compliance.store.registry import list_carriers
-from workers.publisher import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ def _list_page(
             "errors": errors or [],
             "may_start": viewer.may(Role.ADMIN),
             "carriers": list_carriers(s) if viewer.all_carriers else [],
-            "pipelines": CHOICES,
+            "pipelines": audit_service.pipeline_choices(),
             "listed": JOBS_LISTED,
         }
         return render(request, "audits.html", context, status_code=status_code)
@@ -151,8 +150,8 @@ def start_audit(
     until_day = parse_day(form.until, "until", errors) if form.until else None
     if since_day and until_day and until_day < since_day:
         errors.append("until is before since")
-    if form.pipeline not in CHOICES:
-        errors.append(f"pipeline: choose one of {', '.join(CHOICES)}")
+    if form.pipeline not in audit_service.pipeline_choices():
+        errors.append(f"pipeline: choose one of {', '.join(audit_service.pipeline_choices())}")
     with request.app.state.read_sessions() as s:
         carrier_id = viewer.carrier_id
         if carrier_id is None:
@@ -166,32 +165,27 @@ def start_audit(
     assert carrier_id is not None
 
     try:
-        with request.app.state.store.sessions() as s, s.begin():
-            job = audit_jobs.create_audit_job(
-                s,
-                carrier_id,
-                pipeline=form.pipeline,
-                since=zone.start_of(since_day) if since_day else None,
-                # The form's end day is included, as people read a range of days.
-                until=zone.start_of(until_day + timedelta(days=1)) if until_day else None,
-                driver_ids=[driver_id] if driver_id else [],
-                vehicle_ids=[vehicle_id] if vehicle_id else [],
-                actor=viewer.username,
-            )
-            job_id, queued = job.id, job.status is AuditJobStatus.QUEUED
+        started = audit_service.start_audit(
+            request.app.state.store,
+            request.app.state.publisher,
+            request.app.state.settings,
+            carrier_id,
+            pipeline=form.pipeline,
+            since=zone.start_of(since_day) if since_day else None,
+            # The form's end day is included, as people read a range of days.
+            until=zone.start_of(until_day + timedelta(days=1)) if until_day else None,
+            driver_ids=[driver_id] if driver_id else [],
+            vehicle_ids=[vehicle_id] if vehicle_id else [],
+            actor=viewer.username,
+        )
     except StoreError as exc:
         return _list_page(request, viewer, form, errors=[str(exc)], status_code=400)
-    if queued:
-        try:
-            request.app.state.publisher.audit(job_id)
-        except BrokerUnavailable as exc:
-            # Stored and queued in the database: the sweeper publishes it once the broker is back.
-            log.warning("audit %s waits for the sweeper: %s", job_id, exc)
-            request.session[_NOTICE] = {
-                "job": job_id,
-                "text": "The queue could not be reached: the audit is saved and starts when the sweeper finds it.",
-            }
-    return RedirectResponse(f"/dashboard/audits/{job_id}", status_code=303)
+    if started.total and not started.published:
+        request.session[_NOTICE] = {
+            "job": started.job_id,
+            "text": "The queue could not be reached: the audit is saved and starts when the sweeper finds it.",
+        }
+    return RedirectResponse(f"/dashboard/audits/{started.job_id}", status_code=303)
 
 
 @router.get("/audits/{job_id}")

@@ -21,8 +21,9 @@ from compliance.dashboard.submissions import detail_context, scoped_submission
 from compliance.dashboard.templating import render
 from compliance.judgments import Answer, Judgments
 from compliance.reports.queue import in_queue, next_in_queue, queue_size
+from compliance.service.reviews import Review, ReviewConflict, record_review
 from compliance.store.models import Carrier, Submission
-from compliance.store.submissions import SubmissionFilter, record_review
+from compliance.store.submissions import SubmissionFilter
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 
 router = APIRouter()
@@ -137,12 +138,10 @@ def decide(
     after: Annotated[str, Form()] = "",
     carrier: Annotated[str, Form()] = "",
 ) -> Response:
-    store = request.app.state.store
-    with store.sessions() as s, s.begin():
-        where = _scope(viewer, s, carrier)
-        submission = scoped_submission(s, viewer, submission_id)
-
-        def again(message: str) -> Response:
+    def again(message: str) -> Response:
+        with request.app.state.read_sessions() as s:
+            where = _scope(viewer, s, carrier)
+            submission = scoped_submission(s, viewer, submission_id)
             return _page(
                 request,
                 s,
@@ -155,6 +154,9 @@ def decide(
                 status_code=400,
             )
 
+    with request.app.state.read_sessions() as s:
+        _scope(viewer, s, carrier)
+        submission = scoped_submission(s, viewer, submission_id)
         current = submission.current_verdict
         if current is None or str(current.id) != verdict_id or not in_queue(s, submission.id):
             by = current.decided_by if current is not None else "nobody"
@@ -166,25 +168,28 @@ def decide(
             if reason not in ReasonCode.__members__:
                 return again("a rejection needs a reason code: pick one (keys 1-9) and press F again")
             reasons = [ReasonCode(reason)]
-        decided = _decided_judgments(submission)
         try:
-            corrections = _corrections(decided, plate_text, same_person)
+            corrections = _corrections(_decided_judgments(submission), plate_text, same_person)
         except (ValidationError, ValueError) as exc:
             message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             return again(f"correction refused: {message}")
-        outcome = Outcome.PASS if decision == "approve" else Outcome.FAIL
-        why = note.strip() or (
-            "approved in the review queue" if decision == "approve" else f"rejected in the review queue: {reason}"
-        )
+        seen = current.id
+    outcome = Outcome.PASS if decision == "approve" else Outcome.FAIL
+    why = note.strip() or (
+        "approved in the review queue" if decision == "approve" else f"rejected in the review queue: {reason}"
+    )
+    try:
+        # The API's use case too: kept as the current verdict, and announced to the carrier's webhooks.
         record_review(
-            s,
-            submission.id,
+            request.app.state.store,
+            request.app.state.publisher,
+            submission_id,
+            Review(outcome, why, reasons, corrections),
             reviewer=viewer.username,
-            outcome=outcome,
-            note=why,
-            reasons=reasons,
-            corrections=corrections,
+            over_verdict=seen,
         )
+    except ReviewConflict as exc:
+        return again(str(exc))
     return RedirectResponse(_queue_url(carrier, after or None), status_code=303)
 
 

@@ -19,7 +19,7 @@ from compliance.evaluation.manifest import FacePair, ManifestRow
 from compliance.evaluation.metrics import confusion, grouped_rate, percentile, rate, tar_at_far
 from compliance.judgments import Answer, FaceMatch, Judgments
 from compliance.photos import Photo, read_photo_file
-from compliance.pipelines import Pipeline
+from compliance.pipeline import Pipeline
 from compliance.settings import Settings
 from compliance.verdicts import Outcome
 

@@ -27,7 +27,7 @@ from compliance.evaluation.metrics import rate
 from compliance.inspection import BOTH, decide
 from compliance.judgments import Judgments
 from compliance.photos import Photo, PhotoRejected, read_photo_file
-from compliance.pipelines import Pipeline
+from compliance.pipeline import Pipeline
 from compliance.settings import Settings
 from compliance.verdicts import Outcome, Verdict
 

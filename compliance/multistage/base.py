@@ -12,9 +12,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from compliance.judgments import Box, FaceMatch, PlateReading
+from compliance.pipeline import Image
 from compliance.settings import Thresholds
-
-Image = np.ndarray  # HxWx3 uint8, BGR
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -16,10 +16,11 @@ from compliance.judgments import (
     Provenance,
     VehicleJudgment,
 )
+from compliance.lazy import load_models
 from compliance.multistage.base import Detection, Detector, FaceMatcher, Image, PlateFindings
 from compliance.multistage.detectors import PERSON_COCO_ID, VEHICLE_KINDS
 from compliance.photos import measure_quality
-from compliance.settings import Thresholds
+from compliance.settings import Settings, Thresholds
 
 # A plate filling more of the frame than this is a plate photo, not a vehicle photo.
 MOUNTED_PLATE_MAX_SHARE = 0.25
@@ -64,6 +65,15 @@ class MultistagePipeline:
             provenance=Provenance(pipeline=self.name, models=self.models, latency_ms=latency),
         )
 
+    def judge_batch(
+        self, items: Sequence[tuple[Image, Image | None]], thresholds: Thresholds | None = None
+    ) -> list[Judgments]:
+        """One photo after another: the CPU models gain nothing from a batch."""
+        return [self.judge(scene, licence, thresholds) for scene, licence in items]
+
+    def load(self) -> None:
+        load_models(self.detector, self.plates, self.faces)
+
     def compare_faces(self, a: Image, b: Image, thresholds: Thresholds | None = None) -> FaceMatch:
         return self.faces.match(a, b, thresholds)
 
@@ -102,3 +112,17 @@ def _timed(latency: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     latency[stage] = round((time.perf_counter() - start) * 1000.0, 2)
+
+
+def build_pipeline(settings: Settings) -> MultistagePipeline:
+    """For the registry, ``compliance.pipelines``: the default stages, from settings."""
+    from compliance.multistage.detectors import build_detector
+    from compliance.multistage.faces import SFaceMatcher
+    from compliance.multistage.plate_stage import PlateStage
+
+    return MultistagePipeline(
+        detector=build_detector(settings),
+        plates=PlateStage.default(),
+        faces=SFaceMatcher(thresholds=settings.thresholds),
+        score_min=settings.detector_score_min,
+    )

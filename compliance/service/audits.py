@@ -1,16 +1,97 @@
-"""Batch audits run in chunks: each chunk re-judges a few pending items of a job and keeps their
-verdicts before and after. The audit queue's task and ``compliance audit --inline`` both call it."""
+"""Batch audits: re-judge a carrier's stored photos with the current models, and diff the verdicts.
+
+``start_audit`` is what the API, the dashboard and the CLI call; the job then advances chunk by
+chunk (``advance``: the audit queue's task, or ``compliance audit --inline``), each chunk
+re-judging a few pending items, keeping their verdicts before and after, announcing the verdicts
+that changed and queueing the next chunk. The diff is read from the store (``audit_jobs.progress``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from compliance.judging import Store, rejudge
-from compliance.pipelines import get_pipelines
+from compliance.pipelines import choices, get_pipelines, pipeline_names
+from compliance.queue.publisher import Publisher, published
 from compliance.service.transient import TRANSIENT_ERRORS
+from compliance.service.verdicts import announce, rejudge
 from compliance.settings import Settings
-from compliance.store import audit_jobs
+from compliance.store import Store, audit_jobs, registry
+from compliance.store.errors import InvalidAuditJob
+from compliance.store.models import AuditJobStatus
+
+
+def pipeline_choices() -> tuple[str, ...]:
+    """What an audit may be run with: every registered pipeline, and ``both``."""
+    return tuple(str(c) for c in choices())
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    job_id: str
+    total: int  # submissions to re-judge (0: done at once)
+    published: bool  # False: the broker was down; the sweeper starts it
+
+
+def start_audit(
+    store: Store,
+    publisher: Publisher,
+    settings: Settings,
+    carrier: int | str,
+    *,
+    pipeline: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    driver_ids: Sequence[int] = (),
+    vehicle_ids: Sequence[int] = (),
+    actor: str,
+    queue: bool = True,
+) -> Started:
+    """Create the job over the carrier's decided submissions and queue its first chunk (unless
+    ``queue`` is False: the caller runs it inline). ``pipeline`` None is the deployment's default."""
+    chosen = pipeline or settings.service_pipeline
+    try:
+        pipeline_names(chosen)
+    except ValueError:
+        raise InvalidAuditJob(f"unknown pipeline {chosen!r}; choose from {', '.join(choices())}") from None
+    with store.sessions() as s, s.begin():
+        found = registry.get_carrier(s, carrier)
+        job = audit_jobs.create_audit_job(
+            s,
+            found.id,
+            pipeline=chosen,
+            since=since,
+            until=until,
+            driver_ids=driver_ids,
+            vehicle_ids=vehicle_ids,
+            actor=actor,
+        )
+        started = Started(job.id, job.total, published=False)
+        waiting = job.status is AuditJobStatus.QUEUED
+    if waiting and queue:
+        sent = published(lambda: publisher.audit(started.job_id), f"audit {started.job_id}")
+        return Started(started.job_id, started.total, sent)
+    return started
+
+
+def advance(
+    store: Store,
+    publisher: Publisher,
+    settings: Settings,
+    job_id: str,
+    *,
+    queue_next: bool = True,
+    on_item: Callable[[str], None] | None = None,
+) -> bool:
+    """One chunk: re-judge, announce the verdicts that are new, queue the next chunk while items
+    remain. Returns whether items remain."""
+    chunk = run_chunk(store, settings, job_id, on_item=on_item)
+    for submission_id in chunk.rejudged:
+        announce(store, publisher, submission_id)
+    if chunk.more and queue_next:
+        publisher.audit(job_id)  # a broker that is down fails the task, which retries
+    return chunk.more
 
 
 @dataclass

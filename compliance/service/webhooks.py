@@ -19,9 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from compliance.judging import Store
 from compliance.settings import Settings
-from compliance.store import submissions, webhooks
+from compliance.store import Store, submissions, webhooks
 from compliance.store.models import DeliveryStatus, Submission, VerdictRecord, utcnow
 
 EVENT = "verdict.decided"

@@ -8,3 +8,30 @@
 - ``audit``: the append-only audit trail.
 - ``errors``: the domain errors (lookups are ``LookupError``, bad input ``ValueError``).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from compliance.settings import Settings
+from compliance.store.blobs import BlobStore
+from compliance.store.db import make_engine, session_factory, upgrade
+
+
+@dataclass(frozen=True)
+class Store:
+    """The database (source of truth) and the photos: what every use case reads and writes."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate: bool = True) -> Store:
+        if migrate:
+            upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        return cls(engine=engine, sessions=session_factory(engine), blobs=BlobStore(settings.blob_dir))

@@ -14,14 +14,15 @@ from fastapi import FastAPI
 
 from compliance.api.app import create_app
 from compliance.demo import samples_dir
-from compliance.judging import Store, accept, judge
 from compliance.judgments import Judgments, Provenance
 from compliance.mllm.parse import parse_answer
 from compliance.mllm.prompt import Task
 from compliance.photos import Photo, read_photo_file
 from compliance.pipelines import get_pipeline
+from compliance.service.intake import Upload, accept
+from compliance.service.verdicts import judge
 from compliance.settings import Settings
-from compliance.store import registry, submissions, users
+from compliance.store import Store, registry, submissions, users
 from compliance.store.models import Role
 
 SAMPLES = samples_dir()
@@ -118,7 +119,7 @@ def seed(settings: Settings) -> tuple[Store, dict[str, str], dict[str, int]]:
         ("review_confusable", "ACME", "A-001", "皖AUJZ99", "a_by_car_wanAUJ299.jpg"),
         ("other_review", "OTHER", "C-001", "皖AUJZ99", "a_by_car_wanAUJ299.jpg"),
     ):
-        accepted = accept(store, photo(picture), carrier=code, driver=driver, plate=plate, site="Hefei depot")
+        accepted = accept(store, photo(picture), Upload(carrier=code, driver=driver, plate=plate, site="Hefei depot"))
         judge(store, settings, accepted.submission_id, pipeline)
         ids[name] = accepted.submission_id
     with store.sessions() as s, s.begin():

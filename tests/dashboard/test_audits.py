@@ -24,17 +24,17 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from compliance.api.app import create_app
-from compliance.judging import Store, accept
+from compliance.queue.publisher import Publisher
 from compliance.service.audits import run_chunk
+from compliance.service.intake import Upload, accept
+from compliance.service.sweeper import sweep_once
 from compliance.settings import Settings
-from compliance.store import audit_jobs, registry, submissions, users
+from compliance.store import Store, audit_jobs, registry, submissions, users
 from compliance.store.models import AuditJob, AuditJobStatus, Role, Submission, utcnow
 from compliance.verdicts import Outcome, ReasonCode, Verdict
 from tests.dashboard.site import Site, photo, serve
 from tests.service.stack import RedisServer, wait_for
 from tests.store.samples import judgments, verdict
-from workers.publisher import Publisher
-from workers.sweeper import sweep_once
 
 pytestmark = pytest.mark.timeout(300)
 PASSWORD = "correct horse battery"
@@ -292,7 +292,9 @@ def site(database_url: str, tmp_path: Path, broker: RedisServer) -> Iterator[Sit
 
 def decided_last_year(site: Site, picture: str, driver: str, plate: str, old: Verdict) -> str:
     """An ACME photo decided by last year's models (and never by the current ones)."""
-    accepted = accept(site.store, photo(picture), carrier="ACME", driver=driver, plate=plate, site="Hefei depot")
+    accepted = accept(
+        site.store, photo(picture), Upload(carrier="ACME", driver=driver, plate=plate, site="Hefei depot")
+    )
     with site.store.sessions() as s, s.begin():
         submissions.record_verdict(s, accepted.submission_id, old)
     return accepted.submission_id

@@ -7,9 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from compliance.cli import app
-from compliance.judging import Store
 from compliance.settings import get_settings
-from compliance.store import users
+from compliance.store import Store, users
 
 runner = CliRunner()
 

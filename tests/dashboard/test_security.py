@@ -21,9 +21,8 @@ from compliance.api.app import create_app
 from compliance.dashboard.overview import script_json
 from compliance.dashboard.security import session_secret
 from compliance.dashboard.templating import plotly_js
-from compliance.judging import Store
 from compliance.settings import Settings
-from compliance.store import registry, submissions, users
+from compliance.store import Store, registry, submissions, users
 from compliance.store.models import MACHINE, Role
 from compliance.verdicts import Outcome, ReasonCode
 from tests.store.samples import verdict

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from compliance.demo import samples_dir
-from compliance.judging import Store
 from compliance.mllm.backends.transformers import TransformersBackend
 from compliance.mllm.pipeline import MllmPipeline
 from compliance.mllm.tiny import build_tiny_checkpoint
 from compliance.photos import Photo, read_photo_file
-from compliance.pipelines import Pipeline, get_pipeline
+from compliance.pipeline import Pipeline
+from compliance.pipelines import get_pipeline
 from compliance.settings import Settings
-from compliance.store import registry
+from compliance.store import Store, registry
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,8 @@ import pytest
 from compliance.inspection import decide
 from compliance.judgments import Judgments
 from compliance.mllm.pipeline import MllmPipeline
-from compliance.pipelines import FallbackPipeline, Pipeline, get_pipeline, get_pipelines
+from compliance.pipeline import Pipeline
+from compliance.pipelines import FallbackPipeline, get_pipeline, get_pipelines
 from compliance.settings import Settings
 from compliance.verdicts import Outcome, ReasonCode, Verdict
 from tests.mllm.conftest import sample

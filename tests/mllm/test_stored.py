@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import threading
 
-from compliance.judging import Store, accept, decide_from_stored, judge, judge_both, record_judgments, rejudge
 from compliance.mllm.pipeline import MllmPipeline
-from compliance.pipelines import Pipeline
+from compliance.pipeline import Pipeline
+from compliance.service.intake import Upload, accept
+from compliance.service.verdicts import decide_from_stored, judge, judge_both, record_judgments, rejudge
 from compliance.settings import Settings
-from compliance.store import audit, submissions
+from compliance.store import Store, audit, submissions
 from compliance.store.models import MACHINE, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
 from tests.mllm.conftest import sample
 
 
 def submit(store: Store) -> str:
-    return accept(store, sample("a_by_car_wanAUJ299.jpg"), carrier="ACME", driver="A-1", plate="皖AUJ299").submission_id
+    return accept(
+        store, sample("a_by_car_wanAUJ299.jpg"), Upload(carrier="ACME", driver="A-1", plate="皖AUJ299")
+    ).submission_id
 
 
 def test_stored_mllm_judgment_of_noise_is_kept_and_reviewed(

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from compliance.cli import app
 from compliance.inspection import decide
-from compliance.judging import Store, accept, judge
 from compliance.judgments import (
     Answer,
     FaceMatch,
@@ -35,9 +34,12 @@ from compliance.mllm.parse import parse_answer
 from compliance.mllm.pipeline import MllmPipeline
 from compliance.mllm.prompt import Task, submission_request
 from compliance.mllm.training.export import answer_json, export_dpo, export_sft
-from compliance.pipelines import FallbackPipeline, Pipeline
+from compliance.pipeline import Pipeline
+from compliance.pipelines import FallbackPipeline
+from compliance.service.intake import Upload, accept
+from compliance.service.verdicts import judge
 from compliance.settings import Settings
-from compliance.store import registry, submissions
+from compliance.store import Store, registry, submissions
 from compliance.verdicts import Corrections, Outcome
 from tests.mllm.conftest import sample
 
@@ -74,7 +76,7 @@ def review(store: Store, sid: str, corrections: Corrections | None, outcome: Out
 @pytest.fixture()
 def reviewed(store: Store, store_settings: Settings, tiny_mllm: MllmPipeline, multistage: Pipeline) -> Reviewed:
     def submit(photo: str, carrier: str = "ACME") -> str:
-        return accept(store, sample(photo), carrier=carrier, driver="A-1").submission_id
+        return accept(store, sample(photo), Upload(carrier=carrier, driver="A-1")).submission_id
 
     raw: dict[str, str] = {}
     mllm = submit("a_by_car_wanAUJ299.jpg")

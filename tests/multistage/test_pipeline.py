@@ -9,7 +9,8 @@ import pytest
 
 from compliance.demo import samples_dir
 from compliance.judgments import Answer, VehicleKind
-from compliance.pipelines import Pipeline, get_pipeline
+from compliance.pipeline import Pipeline
+from compliance.pipelines import get_pipeline
 from compliance.settings import Settings
 
 SAMPLES = samples_dir()

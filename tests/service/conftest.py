@@ -17,9 +17,8 @@ from PIL import Image
 
 from compliance.api.app import create_app
 from compliance.demo import samples_dir
-from compliance.judging import Store
 from compliance.settings import Settings
-from compliance.store import keys, registry
+from compliance.store import Store, keys, registry
 from tests.service.stack import RedisServer
 
 SAMPLES = samples_dir()

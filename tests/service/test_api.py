@@ -321,7 +321,7 @@ def test_health_readiness_and_metrics(api: Api) -> None:
 
 
 def test_an_upload_while_the_broker_is_down_stays_received(api: Api, redis_server: object) -> None:
-    from workers.publisher import Publisher
+    from compliance.queue.publisher import Publisher
 
     down = api.settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     api.client.app.state.publisher = Publisher(down)

@@ -24,10 +24,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from compliance.api.app import create_app
-from compliance.judging import Store
 from compliance.judgments import Answer, Judgments, PersonJudgment, Provenance
 from compliance.service.webhooks import SIGNATURE_HEADER, verify_signature
-from compliance.store import submissions
+from compliance.store import Store, submissions
 from compliance.store.models import AuditEvent, JudgmentRecord, Submission, VerdictRecord
 from compliance.verdicts import CheckResult, Outcome, ReasonCode, Verdict
 from tests.conftest import POSTGRES_URL, postgres_unavailable

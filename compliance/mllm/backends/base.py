@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import cv2
-import numpy as np
 from PIL import Image as PILImage
 
-Image = np.ndarray  # HxWx3 uint8, BGR
+from compliance.pipeline import Image
 
 
 class MllmError(RuntimeError):
@@ -66,6 +65,13 @@ class MllmBackend(Protocol):
 
     @property
     def version(self) -> str: ...
+
+    @property
+    def loaded(self) -> bool: ...
+
+    def load(self) -> object:
+        """Load an in-process model now; a server backend has nothing to load."""
+        ...
 
     def generate(self, requests: Sequence[MllmRequest]) -> list[MllmOutput]: ...
 

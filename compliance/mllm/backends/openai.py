@@ -59,6 +59,12 @@ class OpenAIBackend:
         """What the server said it ran (its model name and fingerprint); unknown before the first answer."""
         return self._served or "unknown"
 
+    # The server holds the model: nothing to load here.
+    loaded = True
+
+    def load(self) -> None:
+        return None
+
     def close(self) -> None:
         self._client.close()
 

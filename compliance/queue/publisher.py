@@ -6,23 +6,40 @@ submission stays RECEIVED) and the sweeper publishes it later.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from functools import cached_property
 
 import redis
 from celery import Celery
 
+from compliance.queue.app import AUDIT, AUDIT_CHUNK, DELIVER_WEBHOOK, QUEUES, WEBHOOKS, make_celery
+from compliance.queue.routing import routes
 from compliance.settings import Settings
-from workers.app import AUDIT, AUDIT_CHUNK, DELIVER_WEBHOOK, QUEUES, WEBHOOKS, make_celery
-from workers.routing import routes
 
 # Lives in the broker beside the queues, so it vanishes exactly when they do (a restart of a Redis
 # that keeps nothing on disk, a FLUSHALL): its absence tells the sweeper that queued work was lost.
 BROKER_MARKER = "compliance:broker-marker"
 
 
+log = logging.getLogger("compliance.queue")
+
+
 class BrokerUnavailable(RuntimeError):
     pass
+
+
+def published(send: Callable[[], None], what: str) -> bool:
+    """Publish, tolerating a broker that is down: the work is already in the database (a submission
+    RECEIVED, an audit QUEUED, a delivery PENDING), so the sweeper publishes it once the broker is
+    back. The one place that rule lives; False when it was left for the sweeper."""
+    try:
+        send()
+    except BrokerUnavailable as exc:
+        log.warning("%s left for the sweeper: %s", what, exc)
+        return False
+    return True
 
 
 class Publisher:

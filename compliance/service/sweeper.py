@@ -25,13 +25,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from compliance import metrics
-from compliance.judging import Store
+from compliance.queue.publisher import BrokerUnavailable, Publisher
+from compliance.queue.routing import routes
 from compliance.settings import Settings
-from compliance.store import audit_jobs, backlog, webhooks
+from compliance.store import Store, audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
 from compliance.store.models import SubmissionStatus, utcnow
-from workers.publisher import BrokerUnavailable, Publisher
-from workers.routing import routes
 
 log = logging.getLogger("compliance.sweeper")
 

@@ -1,32 +1,30 @@
-"""``compliance users …`` (people who sign in to the dashboard) and ``compliance demo-data``.
-
-The CLI's console and error handling are imported when a command runs (compliance.cli imports
-this module to register the commands).
-"""
+"""``compliance users``: people who sign in to the dashboard."""
 
 from __future__ import annotations
 
 import secrets
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from compliance.cli.console import (
+    UserError,
+    open_store,
+    out,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    pass
 
 users_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
 
 ROLES = ("viewer", "reviewer", "admin")
 
 
-def _store():
-    from compliance.judging import Store
-    from compliance.settings import get_settings
-
-    return Store.open(get_settings())
-
-
 def _password(from_stdin: bool, generate: bool, *, confirm: bool = True) -> tuple[str, bool]:
     """The password to set, and whether it was made here (and must be shown once)."""
-    from compliance.cli import UserError
 
     if from_stdin and generate:
         raise UserError("give --password-stdin or --generate-password, not both")
@@ -52,7 +50,6 @@ def add_user(
     ] = False,
 ) -> None:
     """Add a person who signs in to the dashboard (argon2id-hashed password)."""
-    from compliance.cli import UserError, out, user_errors
     from compliance.store import registry, users
 
     with user_errors():
@@ -62,7 +59,7 @@ def add_user(
             raise UserError("give the user's carrier (--carrier CODE) or --all-carriers")
         users.normalise_username(username)  # a bad name fails before the password is asked for
         password, made = _password(password_stdin, generate_password)
-        store = _store()
+        store = open_store()
         with store.sessions() as s, s.begin():
             carrier_id = registry.get_carrier(s, carrier).id if carrier else None
             user = users.add_user(
@@ -84,11 +81,10 @@ def list_users() -> None:
     """List the dashboard's users."""
     from rich.table import Table
 
-    from compliance.cli import UserError, out, user_errors
     from compliance.store import users
 
     with user_errors():
-        store = _store()
+        store = open_store()
         with store.sessions() as s:
             found = users.list_users(s)
             if not found:
@@ -117,11 +113,10 @@ def set_password(
     ] = False,
 ) -> None:
     """Give a user a new password; their open sessions end."""
-    from compliance.cli import out, user_errors
     from compliance.store import users
 
     with user_errors():
-        store = _store()
+        store = open_store()
         with store.sessions() as s:
             users.find_user(s, username)
         password, made = _password(password_stdin, generate_password)
@@ -133,11 +128,10 @@ def set_password(
 
 
 def _set_active(username: str, active: bool) -> None:
-    from compliance.cli import out, user_errors
     from compliance.store import users
 
     with user_errors():
-        store = _store()
+        store = open_store()
         with store.sessions() as s, s.begin():
             users.set_active(s, username, active, actor="cli")
         out.print(f"{username} {'enabled' if active else 'disabled; their sessions have ended'}")
@@ -152,31 +146,3 @@ def disable(username: Annotated[str, typer.Argument()]) -> None:
 @users_app.command("enable")
 def enable(username: Annotated[str, typer.Argument()]) -> None:
     """Let a disabled user sign in again."""
-    _set_active(username, True)
-
-
-def demo_data(
-    submissions: Annotated[int, typer.Option(help="how many synthetic submissions", min=1, max=2_000_000)] = 100_000,
-    days: Annotated[int, typer.Option(help="spread over this many days up to now", min=1, max=3650)] = 180,
-    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same history")] = 7,
-) -> None:
-    """Fill the database with SYNTHETIC history (carriers, drivers, vehicles, verdicts over months)
-    so that the dashboard can be tried and timed at scale."""
-    from compliance.cli import UserError, err, out, user_errors
-    from compliance.demo_data import generate
-    from compliance.settings import get_settings
-
-    settings = get_settings()
-    err.print(
-        f"[bold yellow]SYNTHETIC DATA:[/] {submissions:,} made-up submissions go into {settings.database_url}. "
-        "Every carrier, driver, vehicle and verdict here is invented (carrier codes start with SYN-); "
-        "the photos are the bundled samples.",
-        highlight=False,
-        soft_wrap=True,
-    )
-    with user_errors():
-        try:
-            summary = generate(_store(), settings, submissions=submissions, days=days, seed=seed, console=err)
-        except ValueError as exc:  # e.g. the synthetic carriers are there already
-            raise UserError(str(exc)) from None
-    out.print(summary.describe(), highlight=False, soft_wrap=True)

@@ -1,79 +1,29 @@
-"""``compliance models pull``, ``compliance export sft|dpo`` and ``compliance train lora``, and the
-``--mllm-model`` option that ``check``, ``eval`` and ``submit`` share.
-
-Pulling weights is the one step that downloads: judging reads weights from disk only. The CLI's
-helpers (settings, store, one-line errors) are imported when a command runs, since ``compliance.cli``
-imports this module to register the commands.
-"""
+"""``compliance export sft|dpo`` and ``compliance train lora``: training data from reviewers'
+corrections, and fine-tuning the MLLM on it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-MllmModel = Annotated[
-    str | None,
-    typer.Option("--mllm-model", help="MLLM checkpoint folder or hub id (overrides COMPLIANCE_MLLM_MODEL)"),
-]
+from compliance.cli.console import (
+    MllmModel,
+    UserError,
+    err,
+    open_store,
+    out,
+    parse_when,
+    settings_for,
+    user_errors,
+)
 
-models_app = typer.Typer(help="Model weights: fetch them once, before judging.", no_args_is_help=True)
+if TYPE_CHECKING:
+    pass
+
 export_app = typer.Typer(help="Training data from reviewers' corrections.", no_args_is_help=True)
 train_app = typer.Typer(help="Fine-tune the MLLM on exported training data.", no_args_is_help=True)
-
-
-@models_app.command("pull")
-def pull(mllm_model: MllmModel = None) -> None:
-    """Download the MLLM (COMPLIANCE_MLLM_MODEL) into the Hugging Face cache, and the ultralytics
-    YOLO weights when COMPLIANCE_DETECTOR=ultralytics. Needs the network; judging never does."""
-    from compliance.cli import _settings, err, out, spinner, user_errors
-
-    settings = _settings(mllm_model)
-    with user_errors():
-        if settings.mllm_backend == "openai":
-            err.print(f"mllm: served by {settings.mllm_base_url}; nothing to fetch here")
-        else:
-            path = spinner(f"fetching {settings.mllm_model}", lambda: _pull_mllm(settings.mllm_model))
-            out.print(f"mllm: {settings.mllm_model} at {path}")
-        if settings.detector == "ultralytics":
-            path = spinner(f"fetching {settings.yolo_weights}", lambda: _pull_yolo(settings.yolo_weights))
-            out.print(f"detector: {settings.yolo_weights} at {path}")
-
-
-def _pull_mllm(model: str) -> Path:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from compliance.cli import UserError
-    from compliance.mllm.backends.transformers import pull as pull_weights
-    from compliance.settings import Settings
-
-    try:
-        return pull_weights(Settings(mllm_model=model))
-    except (OSError, HfHubHTTPError, ValueError) as exc:
-        cause = exc.__cause__ or exc.__context__
-        why = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}"
-        raise UserError(
-            f"could not download {model} from the Hugging Face Hub ({why}); check the network (HF_ENDPOINT for a "
-            "mirror), or copy the model folder to this machine and set COMPLIANCE_MLLM_MODEL to it"
-        ) from None
-
-
-def _pull_yolo(weights: str) -> Path:
-    path = Path(weights)
-    if path.is_file():
-        return path
-    from ultralytics.utils.downloads import attempt_download_asset
-
-    from compliance.cli import UserError
-
-    try:
-        fetched = Path(attempt_download_asset(path))
-    except Exception as exc:  # ultralytics raises several kinds on a failed download
-        raise UserError(f"could not download {weights} ({type(exc).__name__}: {exc})") from None
-    if not fetched.is_file():
-        raise UserError(f"could not download {weights}: not a file ultralytics publishes, or no network")
-    return fetched
 
 
 Carrier = Annotated[str | None, typer.Option("--carrier", help="only this carrier's submissions (code)")]
@@ -83,7 +33,6 @@ OutDir = Annotated[Path, typer.Argument(help="folder for the JSONL file and its 
 
 
 def _export(kind: str, out_dir: Path, carrier: str | None, since: str | None, until: str | None) -> None:
-    from compliance.cli import UserError, _store, err, out, parse_when, user_errors
     from compliance.mllm.training.export import export_dpo, export_sft
     from compliance.store import registry
 
@@ -93,7 +42,7 @@ def _export(kind: str, out_dir: Path, carrier: str | None, since: str | None, un
             raise UserError("--since is not before --until")
         if out_dir.exists() and not out_dir.is_dir():
             raise UserError(f"{out_dir} is not a folder")
-        store = _store()
+        store = open_store()
         with store.sessions() as s:
             carrier_id = registry.get_carrier(s, carrier).id if carrier else None
             export = export_sft if kind == "sft" else export_dpo
@@ -129,10 +78,9 @@ def train_lora_command(
     gradient_accumulation: Annotated[int, typer.Option(help="device steps per optimiser step")] = 4,
 ) -> None:
     """LoRA fine-tune of the MLLM (peft + TRL) on an SFT file; set COMPLIANCE_MLLM_ADAPTER to the result."""
-    from compliance.cli import UserError, _settings, out, user_errors
     from compliance.mllm.training.lora import LoraOptions, TrainingDataError, train_lora
 
-    settings = _settings(mllm_model)
+    settings = settings_for(mllm_model)
     if min(epochs, learning_rate, rank, batch_size, gradient_accumulation) <= 0 or (max_steps or 1) <= 0:
         raise typer.BadParameter("epochs, steps, learning rate, rank and batch sizes must be positive")
     options = LoraOptions(

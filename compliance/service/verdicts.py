@@ -1,9 +1,10 @@
-"""Stored submissions: accept a photo (blob first, then the row), then judge it and keep the verdict.
+"""Verdicts: judge a stored submission, decide, keep the verdict, and announce it to the carrier's
+webhooks.
 
-The CLI calls both steps in turn; the service's API calls ``accept`` and its workers ``judge`` (one
-pipeline), ``judge_many`` (a GPU batch), or ``record_judgments`` per pipeline and then
-``decide_from_stored`` (both pipelines, each on its own worker). Sessions are short: no transaction
-stays open while a model runs.
+Workers call ``judge`` (one pipeline), ``judge_many`` (a GPU batch), or ``record_judgments`` per
+pipeline and then ``decide_from_stored`` (both pipelines, each on its own worker); the CLI and the
+demo call them in-process; batch audits call ``rejudge``. Whoever keeps a verdict then calls
+``announce``. Sessions are short: no transaction stays open while a model runs.
 """
 
 from __future__ import annotations
@@ -11,111 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, cast
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from compliance import plates
 from compliance.checks import PriorPhoto
 from compliance.inspection import decide
 from compliance.judgments import Judgments
-from compliance.multistage.base import Image
-from compliance.photos import Photo, ReceivedPhoto, load_photo
-from compliance.pipelines import BOTH, Pipeline
+from compliance.photos import Photo, load_photo
+from compliance.pipeline import BOTH, Pipeline
+from compliance.queue.publisher import Publisher, published
+from compliance.service import webhooks
 from compliance.settings import Settings, Thresholds
-from compliance.store import registry, submissions
-from compliance.store.blobs import BlobStore
-from compliance.store.db import make_engine, session_factory, upgrade
-from compliance.store.errors import UnknownDriver, UnknownVehicle
-from compliance.store.models import Submission, SubmissionSource, SubmissionStatus
+from compliance.store import Store, registry, submissions
+from compliance.store.models import Submission, SubmissionStatus
 from compliance.verdicts import Verdict
-
-
-@dataclass(frozen=True)
-class Store:
-    engine: Engine
-    sessions: sessionmaker[Session]
-    blobs: BlobStore
-
-    @classmethod
-    def open(cls, settings: Settings, *, migrate: bool = True) -> Store:
-        if migrate:
-            upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        return cls(engine=engine, sessions=session_factory(engine), blobs=BlobStore(settings.blob_dir))
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    submission_id: str
-    created: bool  # False when an idempotency key matched an earlier upload
-
-
-def accept(
-    store: Store,
-    photo: Photo | ReceivedPhoto,
-    *,
-    carrier: str | int,
-    driver: str | int,
-    plate: str | None = None,
-    vehicle_id: int | None = None,
-    job_id: str | None = None,
-    site: str | None = None,
-    job_start: datetime | None = None,
-    job_end: datetime | None = None,
-    idempotency_key: str | None = None,
-    pipeline: str | None = None,
-    source: SubmissionSource = SubmissionSource.CLI,
-    actor: str = "cli",
-) -> Accepted:
-    """Keep the photo and record the submission. ``driver`` is the driver's reference or id; the
-    vehicle is named by ``plate`` or ``vehicle_id``; ``pipeline`` is the one asked for (None: the
-    deployment's default)."""
-    with store.sessions() as s, s.begin():
-        found = registry.get_carrier(s, carrier)
-        if idempotency_key is not None:
-            # A replay answers from the row, and a conflict is refused, before any byte is written.
-            earlier = submissions.find_by_idempotency_key(s, found.id, idempotency_key, photo.sha256)
-            if earlier is not None:
-                return Accepted(earlier.id, False)
-        the_driver = (
-            registry.get_driver(s, driver, carrier_id=found.id)
-            if isinstance(driver, int)
-            else registry.find_driver(s, found.id, driver)
-        )
-        if the_driver is None:
-            raise UnknownDriver(driver, found.id)
-        vehicle = None
-        if vehicle_id is not None:
-            vehicle = registry.get_vehicle(s, vehicle_id, carrier_id=found.id)
-        elif plate:
-            vehicle = registry.find_vehicle(s, found.id, plate)
-            if vehicle is None:
-                raise UnknownVehicle(plates.normalise(plate), found.id)
-        # The blob goes first, once the request is known good: a row never points at a photo that
-        # is not there, and a refused request leaves nothing behind. One transaction throughout, so
-        # the registry rows read above are the ones the submission refers to.
-        store.blobs.put(photo.data)
-        created = submissions.create_submission(
-            s,
-            carrier_id=found.id,
-            driver_id=the_driver.id,
-            photo_sha256=photo.sha256,
-            photo_phash=photo.phash,
-            source=source,
-            vehicle_id=vehicle.id if vehicle else None,
-            claimed_plate=vehicle.registered_plate if vehicle else None,
-            capture_time=photo.capture_time,
-            job_id=job_id,
-            site=site,
-            job_start=job_start,
-            job_end=job_end,
-            idempotency_key=idempotency_key,
-            pipeline=pipeline,
-            actor=actor,
-        )
-        return Accepted(created.submission.id, created.created)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,14 +149,6 @@ def judge(store: Store, settings: Settings, submission_id: str, pipeline: Pipeli
     return conclude(store, ctx, _run(store, settings, ctx, pipeline, actor), actor=actor)
 
 
-class BatchPipeline(Protocol):
-    """A pipeline that judges many photos in one call (the MLLM: one ``generate`` per batch)."""
-
-    def judge_batch(
-        self, items: Sequence[tuple[Image, Image | None]], thresholds: Thresholds | None = None
-    ) -> list[Judgments]: ...
-
-
 def judge_many(
     store: Store,
     settings: Settings,
@@ -281,14 +183,8 @@ def judge_many(
     if ready:
         items = [(scene.image, licence.image if licence else None) for _, _, scene, licence in ready]
         try:
-            if hasattr(pipeline, "judge_batch"):
-                # Thresholds do not change what a model sees; the checks apply each carrier's own.
-                all_judgments = cast(BatchPipeline, pipeline).judge_batch(items, ready[0][1].thresholds)
-            else:
-                all_judgments = [
-                    pipeline.judge(scene, lic, ctx.thresholds)
-                    for (scene, lic), (_, ctx, _, _) in zip(items, ready, strict=True)
-                ]
+            # Thresholds do not change what a model sees; the checks apply each carrier's own.
+            all_judgments = pipeline.judge_batch(items, ready[0][1].thresholds)
         except Exception as exc:
             for i, ctx, _, _ in ready:
                 mark_failed(store, ctx.submission_id, exc, actor=actor)
@@ -384,3 +280,13 @@ def judge_both(
 
 def _stored_photo(store: Store, settings: Settings, sha256: str) -> Photo:
     return load_photo(store.blobs.get(sha256), **settings.photo_limits)
+
+
+def announce(store: Store, publisher: Publisher, submission_id: str) -> list[int]:
+    """Queue the submission's current verdict for each of the carrier's webhooks (once per verdict:
+    a second call for the same verdict queues nothing) and publish the deliveries; a broker that is
+    down leaves them pending for the sweeper. Returns the deliveries' ids."""
+    deliveries = webhooks.announce(store, submission_id)
+    for delivery_id in deliveries:
+        published(lambda d=delivery_id: publisher.deliver(d), f"webhook delivery {delivery_id}")
+    return deliveries

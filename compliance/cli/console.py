@@ -1,0 +1,112 @@
+"""What every command shares: the consoles, one-line errors, progress, settings and the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from compliance.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from compliance.store import Store
+
+MllmModel = Annotated[
+    str | None,
+    typer.Option("--mllm-model", help="MLLM checkpoint folder or hub id (overrides COMPLIANCE_MLLM_MODEL)"),
+]
+
+
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+PIPELINE_HELP = "multistage, mllm or both (each pipeline, and one verdict from the two compared)"
+
+
+class UserError(Exception):
+    """Anything the user can fix: printed as one line, exit code 2."""
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the domain's boundary errors into one-line messages instead of tracebacks."""
+    from compliance.evaluation.manifest import ManifestError
+    from compliance.mllm.backends.base import MllmError
+    from compliance.photos import PhotoRejected
+    from compliance.service.intake import InvalidUpload
+
+    try:
+        yield
+    except (UserError, PhotoRejected, ManifestError, FileNotFoundError, MllmError, InvalidUpload) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # domain errors from the store carry their own message
+        if type(exc).__module__.startswith("compliance.store") and isinstance(exc, (LookupError, ValueError)):
+            raise fail(str(exc)) from None
+        raise
+
+
+def spinner(label: str, work: Callable[[], T]) -> T:
+    with err.status(label):
+        return work()
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[item]}", style="dim"),
+        console=err,
+        transient=False,
+    )
+
+
+def settings_for(mllm_model: str | None = None) -> Settings:
+    settings = get_settings()
+    if mllm_model is not None:
+        settings = settings.model_copy(update={"mllm_model": mllm_model})
+    return settings
+
+
+def pipeline_choice(choice: str) -> tuple[str, ...]:
+    from compliance.pipelines import pipeline_names
+
+    try:
+        return pipeline_names(choice)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def open_store() -> Store:
+    from compliance.store import Store
+
+    return Store.open(settings_for())
+
+
+def parse_when(text: str | None) -> datetime | None:
+    """ISO 8601; a time without an offset is read in the configured local time zone."""
+    if text is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not an ISO 8601 time such as 2026-11-25T08:00+08:00") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(settings_for().thresholds.local_timezone))
+    return value

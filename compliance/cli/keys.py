@@ -1,0 +1,68 @@
+"""``compliance keys``: carriers' API keys for the upload API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from compliance.cli.console import (
+    err,
+    out,
+    user_errors,
+)
+from compliance.settings import get_settings
+
+if TYPE_CHECKING:
+    pass
+
+keys_app = typer.Typer(help="Carriers' API keys for the upload API.", no_args_is_help=True)
+
+
+@keys_app.command("create")
+def keys_create(
+    carrier: Annotated[str, typer.Argument(help="carrier code")],
+    name: Annotated[str, typer.Option(help="what uses the key, e.g. 'driver app'")] = "api",
+) -> None:
+    """Make a key; it is printed once (only its hash is kept)."""
+    from compliance.store import Store, keys, registry
+
+    with user_errors():
+        store = Store.open(get_settings())
+        with store.sessions() as s, s.begin():
+            found = registry.get_carrier(s, carrier)
+            key, token = keys.create_key(s, found.id, name=name, actor="cli")
+            err.print(f"key {key.key_id} for {found.code} ({key.name}); keep it now, it is not shown again:")
+    print(token)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (cmp_<id>_…)")]) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    from compliance.store import Store, keys
+
+    with user_errors():
+        store = Store.open(get_settings())
+        with store.sessions() as s, s.begin():
+            key = keys.revoke_key(s, key_id.removeprefix("cmp_").split("_")[0], actor="cli")
+            out.print(f"key {key.key_id} revoked at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@keys_app.command("list")
+def keys_list(carrier: Annotated[str, typer.Argument(help="carrier code")]) -> None:
+    """A carrier's keys (ids and names; the secrets are not kept)."""
+    from rich.table import Table
+
+    from compliance.store import Store, keys, registry
+
+    with user_errors():
+        store = Store.open(get_settings())
+        with store.sessions() as s:
+            found = registry.get_carrier(s, carrier)
+            table = Table(title=f"API keys of {found.code}", header_style="bold")
+            for col in ("key id", "name", "created", "revoked"):
+                table.add_column(col)
+            for k in keys.list_keys(s, found.id):
+                revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else ""
+                table.add_row(k.key_id, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", revoked)
+            out.print(table)

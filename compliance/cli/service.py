@@ -1,0 +1,145 @@
+"""The service's processes: ``api``, ``worker``, ``sweeper`` and ``serve`` (all of them, supervised).
+
+Imports stay inside the commands so that ``compliance --help`` loads neither the web stack nor Celery.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from compliance.cli.console import (
+    err,
+    fail,
+    user_errors,
+)
+from compliance.settings import get_settings
+
+if TYPE_CHECKING:
+    pass
+
+
+def api(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    workers: Annotated[int, typer.Option(help="API processes (set PROMETHEUS_MULTIPROC_DIR with more than 1)")] = 1,
+) -> None:
+    """Serve the upload API (OpenAPI at /docs)."""
+    import uvicorn
+
+    if workers > 1:
+        _metrics_dir()
+    uvicorn.run(
+        "compliance.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _metrics_dir() -> str:
+    """The multiprocess metrics folder, made if none is set: must precede any prometheus import."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="compliance-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def worker(
+    queue: Annotated[list[str], typer.Option(help="multistage, mllm, audit or webhooks; repeat for several")],
+    concurrency: Annotated[int | None, typer.Option(help="processes (threads for webhooks); default 1 (8)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="serve this worker's /metrics on this port")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "info",
+) -> None:
+    """Start a Celery worker on the given queues; it loads the queue's models before its first task."""
+    from compliance.queue.app import QUEUES
+
+    unknown = [q for q in queue if q not in QUEUES]
+    if unknown:
+        raise fail(f"unknown queue {unknown[0]!r}; choose from {', '.join(QUEUES)}")
+    argv = [a for q in queue for a in ("--queue", q)] + ["--loglevel", loglevel]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    if metrics_port is not None:
+        _metrics_dir()
+        argv += ["--metrics-port", str(metrics_port)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The worker is its own process entry point (workers/main.py): the library never imports it.
+    os.execv(sys.executable, [sys.executable, "-m", "workers.main", *argv])
+
+
+def sweeper(
+    once: Annotated[bool, typer.Option("--once", help="sweep once and exit (for cron)")] = False,
+) -> None:
+    """Re-queue submissions, webhook deliveries and audits whose task the broker lost."""
+    import logging
+
+    from compliance.service.sweeper import run_sweeper
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_sweeper(get_settings(), once=once)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="API address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port")] = 8080,
+    mllm: Annotated[bool, typer.Option(help="start a worker for the mllm queue (loads the MLLM)")] = True,
+) -> None:
+    """Start the API, one worker per queue and the sweeper, and keep them running (Ctrl-C stops all)."""
+    from compliance.store.db import upgrade
+
+    settings = get_settings()
+    with user_errors():
+        upgrade(settings.database_url)  # once, before the processes race to do it
+    folder = _metrics_dir()
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()  # counters of an earlier run
+    me = [sys.executable, "-c", "from compliance.cli import main; main()"]
+    commands = {
+        "api": [*me, "api", "--host", host, "--port", str(port)],
+        "worker-multistage": [*me, "worker", "--queue", "multistage"],
+        "worker-audit": [*me, "worker", "--queue", "audit"],
+        "worker-webhooks": [*me, "worker", "--queue", "webhooks"],
+        "sweeper": [*me, "sweeper"],
+    }
+    if mllm:
+        commands["worker-mllm"] = [*me, "worker", "--queue", "mllm"]
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, command in commands.items():
+        running[name] = subprocess.Popen(command)
+    err.print(f"serving: API on http://{host}:{port} (docs at /docs), {', '.join(commands)}; metrics in {folder}")
+    while not stopping:
+        time.sleep(1.0)
+        for name, process in list(running.items()):
+            if process.poll() is not None and not stopping:
+                err.print(f"[yellow]{name} exited ({process.returncode}); restarting it[/]")
+                running[name] = subprocess.Popen(commands[name])
+    for process in running.values():
+        process.terminate()
+    for process in running.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,140 @@
+"""Accepting an upload: the photo and what the uploader says about it, validated, stored, queued.
+
+The API, the CLI, the demo and the benches all come through here, so each rule lives once: the job
+window, the pipeline asked for, idempotency (a replay answers from the row; a key reused with
+another photo is refused before any byte is written), the driver and vehicle being the carrier's,
+and "a broker that is down leaves the submission RECEIVED for the sweeper". Nothing accepted is
+lost: the photo is on disk before the row that points at it is committed, and a refused request
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from compliance import plates
+from compliance.photos import Photo, ReceivedPhoto
+from compliance.pipelines import choices, pipeline_names
+from compliance.queue.publisher import Publisher, published
+from compliance.settings import Settings
+from compliance.store import Store, backlog, registry, submissions
+from compliance.store.errors import UnknownDriver, UnknownVehicle
+from compliance.store.models import SubmissionSource, SubmissionStatus
+
+
+class InvalidUpload(ValueError):
+    """The upload's fields break a rule; ``code`` is the API's error code."""
+
+    def __init__(self, message: str, code: str = "invalid_value") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What the uploader says about the photo. ``driver`` is the driver's id or the carrier's own
+    reference; the vehicle is named by ``plate`` or ``vehicle_id``; ``pipeline`` None is the
+    deployment's default."""
+
+    carrier: str | int
+    driver: str | int
+    plate: str | None = None
+    vehicle_id: int | None = None
+    job_id: str | None = None
+    site: str | None = None
+    job_start: datetime | None = None
+    job_end: datetime | None = None
+    idempotency_key: str | None = None
+    pipeline: str | None = None
+    source: SubmissionSource = SubmissionSource.CLI
+    actor: str = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    submission_id: str
+    created: bool  # False when an idempotency key matched an earlier upload
+    status: SubmissionStatus
+
+
+def check_upload(upload: Upload) -> None:
+    """The rules on the fields alone, before anything is read or written."""
+    start, end = upload.job_start, upload.job_end
+    if (start is None) != (end is None):
+        raise InvalidUpload("give both the job's start and end (job_start, job_end), or neither", "invalid_request")
+    for name, when in (("job_start", start), ("job_end", end)):
+        if when is not None and when.utcoffset() is None:
+            raise InvalidUpload(f"{name} needs a UTC offset, e.g. 2026-11-25T08:00:00+08:00")
+    if start is not None and end is not None and end < start:
+        raise InvalidUpload("job_end is before job_start")
+    if upload.pipeline is not None:
+        try:
+            pipeline_names(upload.pipeline)
+        except ValueError:
+            raise InvalidUpload(f"unknown pipeline {upload.pipeline!r}; choose from {', '.join(choices())}") from None
+
+
+def accept(store: Store, photo: Photo | ReceivedPhoto, upload: Upload) -> Accepted:
+    """Keep the photo and record the submission, RECEIVED (the CLI then judges it in-process)."""
+    check_upload(upload)
+    with store.sessions() as s, s.begin():
+        carrier = registry.get_carrier(s, upload.carrier)
+        if upload.idempotency_key is not None:
+            earlier = submissions.find_by_idempotency_key(s, carrier.id, upload.idempotency_key, photo.sha256)
+            if earlier is not None:
+                return Accepted(earlier.id, False, earlier.status)
+        driver = (
+            registry.get_driver(s, upload.driver, carrier_id=carrier.id)
+            if isinstance(upload.driver, int)
+            else registry.find_driver(s, carrier.id, upload.driver)
+        )
+        if driver is None:
+            raise UnknownDriver(upload.driver, carrier.id)
+        vehicle = None
+        if upload.vehicle_id is not None:
+            vehicle = registry.get_vehicle(s, upload.vehicle_id, carrier_id=carrier.id)
+        elif upload.plate:
+            vehicle = registry.find_vehicle(s, carrier.id, upload.plate)
+            if vehicle is None:
+                raise UnknownVehicle(plates.normalise(upload.plate), carrier.id)
+        # The blob goes first, once the request is known good: a row never points at a photo that
+        # is not there. One transaction throughout, so the rows read above are the ones referred to.
+        store.blobs.put(photo.data)
+        created = submissions.create_submission(
+            s,
+            carrier_id=carrier.id,
+            driver_id=driver.id,
+            photo_sha256=photo.sha256,
+            photo_phash=photo.phash,
+            source=upload.source,
+            vehicle_id=vehicle.id if vehicle else None,
+            claimed_plate=vehicle.registered_plate if vehicle else None,
+            capture_time=photo.capture_time,
+            job_id=upload.job_id,
+            site=upload.site,
+            job_start=upload.job_start,
+            job_end=upload.job_end,
+            idempotency_key=upload.idempotency_key,
+            pipeline=upload.pipeline,
+            actor=upload.actor,
+        )
+        return Accepted(created.submission.id, created.created, created.submission.status)
+
+
+def receive(
+    store: Store, publisher: Publisher, settings: Settings, photo: Photo | ReceivedPhoto, upload: Upload
+) -> Accepted:
+    """Accept, then queue for judging: QUEUED, or RECEIVED while the broker is down (the sweeper
+    queues it later). A replay of an idempotency key answers the earlier submission as it stands."""
+    accepted = accept(store, photo, upload)
+    if not accepted.created:
+        return accepted
+    chosen = upload.pipeline or settings.service_pipeline
+    sent = published(lambda: publisher.judge(accepted.submission_id, chosen), f"submission {accepted.submission_id}")
+    if not sent:
+        return accepted
+    with store.sessions() as s, s.begin():
+        if backlog.mark_queued(s, [accepted.submission_id], actor=upload.actor):
+            return Accepted(accepted.submission_id, True, SubmissionStatus.QUEUED)
+        return Accepted(accepted.submission_id, True, submissions.get_submission(s, accepted.submission_id).status)

@@ -33,8 +33,8 @@ OutDir = Annotated[Path, typer.Argument(help="folder for the JSONL file and its 
 
 
 def _export(kind: str, out_dir: Path, carrier: str | None, since: str | None, until: str | None) -> None:
-    from compliance.mllm.training.export import export_dpo, export_sft
     from compliance.store import registry
+    from compliance.training.export import export_dpo, export_sft
 
     with user_errors():
         start, end = parse_when(since), parse_when(until)
@@ -78,7 +78,7 @@ def train_lora_command(
     gradient_accumulation: Annotated[int, typer.Option(help="device steps per optimiser step")] = 4,
 ) -> None:
     """LoRA fine-tune of the MLLM (peft + TRL) on an SFT file; set COMPLIANCE_MLLM_ADAPTER to the result."""
-    from compliance.mllm.training.lora import LoraOptions, TrainingDataError, train_lora
+    from compliance.training.lora import LoraOptions, TrainingDataError, train_lora
 
     settings = settings_for(mllm_model)
     if min(epochs, learning_rate, rank, batch_size, gradient_accumulation) <= 0 or (max_steps or 1) <= 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 import zipfile
@@ -20,20 +19,12 @@ from compliance.reports import exports
 from compliance.store.models import Role, SubmissionStatus
 from compliance.store.registry import list_carriers
 from compliance.store.submissions import count_submissions
+from compliance.training import export as training
 from compliance.verdicts import Outcome
 
 router = APIRouter()
 
 TRAINING_KINDS = ("sft", "dpo")
-_TRAINING_MODULE = "compliance.mllm.training.export"
-
-
-def training_export_available() -> bool:
-    try:
-        importlib.import_module(_TRAINING_MODULE)
-    except ImportError:
-        return False
-    return True
 
 
 def _filters(request: Request, viewer: Viewer) -> tuple[Filters, list[object]]:
@@ -64,8 +55,7 @@ def exports_page(request: Request, viewer: SignedIn) -> Response:
             "statuses": [x.value for x in SubmissionStatus],
             "outcomes": [o.value for o in Outcome],
             "reasons": reason_codes(),
-            "training": training_export_available() and viewer.may(Role.REVIEWER),
-            "training_available": training_export_available(),
+            "training": viewer.may(Role.REVIEWER),
         },
         status_code=400 if filters.errors else 200,
     )
@@ -123,9 +113,6 @@ def training_zip(request: Request, kind: str, viewer: Reviewer) -> Response:
     """The SFT or DPO file with its images, from reviewed submissions of the viewer's scope."""
     if kind not in TRAINING_KINDS:
         raise NotFound("training export")
-    if not training_export_available():
-        raise NotFound("training export (it comes with compliance.mllm.training)")
-    training = importlib.import_module(_TRAINING_MODULE)
     filters = _checked(request, viewer)
     store = request.app.state.store
     folder = _temporary_folder()

@@ -33,13 +33,13 @@ from compliance.mllm.backends.transformers import TransformersBackend, chat_mess
 from compliance.mllm.parse import parse_answer
 from compliance.mllm.pipeline import MllmPipeline
 from compliance.mllm.prompt import Task, submission_request
-from compliance.mllm.training.export import answer_json, export_dpo, export_sft
 from compliance.pipeline import Pipeline
 from compliance.pipelines import FallbackPipeline
 from compliance.service.intake import Upload, accept
 from compliance.service.verdicts import judge
 from compliance.settings import Settings
 from compliance.store import Store, registry, submissions
+from compliance.training.export import answer_json, export_dpo, export_sft
 from compliance.verdicts import Corrections, Outcome
 from tests.mllm.conftest import sample
 

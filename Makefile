@@ -35,6 +35,7 @@ demo: $(STAMP)
 	@echo "  then open http://127.0.0.1:8000/dashboard/"
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 eval: $(STAMP)
@@ -53,6 +54,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check compliance workers migrations tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .yolo data compliance.db

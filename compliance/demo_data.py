@@ -46,7 +46,7 @@ from compliance.store.models import (
     VerdictRecord,
     utcnow,
 )
-from compliance.store.submissions import models_version, plate_review_row
+from compliance.store.verdicts import models_version, plate_review_row
 from compliance.verdicts import ReasonCode
 
 ACTOR = "demo-data"

@@ -24,7 +24,7 @@ from compliance.judging import accept
 from compliance.photos import PhotoRejected, receive_photo
 from compliance.pipelines import CHOICES
 from compliance.service import webhooks as webhook_service
-from compliance.store import backlog, submissions
+from compliance.store import backlog, pages, submissions, verdicts
 from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
 from compliance.store.models import SubmissionSource, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
@@ -192,7 +192,7 @@ def list_submissions(
     count: Annotated[bool, Query(description="also count every match (slower)")] = False,
 ) -> SubmissionPageOut:
     """The carrier's submissions, filtered, one page at a time (keyset cursor)."""
-    where = submissions.SubmissionFilter(
+    where = pages.SubmissionFilter(
         carrier_id=caller.carrier_id,
         status=status_ or None,
         outcome=verdict or None,
@@ -206,12 +206,10 @@ def list_submissions(
     )
     with store.sessions() as s:
         try:
-            page = submissions.page_submissions(
-                s, where, sort=sort, descending=order == "desc", cursor=cursor, limit=limit
-            )
+            page = pages.page_submissions(s, where, sort=sort, descending=order == "desc", cursor=cursor, limit=limit)
         except InvalidCursor as exc:
             raise invalid("invalid_cursor", str(exc)) from None
-        total = submissions.count_submissions(s, where) if count else None
+        total = pages.count_submissions(s, where) if count else None
         return SubmissionPageOut(
             items=[SubmissionSummary.of(sub) for sub in page.items], next_cursor=page.next_cursor, total=total
         )
@@ -226,7 +224,7 @@ def review_submission(
     """A person's verdict over the machine's (with a note, and corrections of what the photo shows)."""
     _owned(store, caller, submission_id)
     with store.sessions() as s, s.begin():
-        submissions.record_review(
+        verdicts.record_review(
             s,
             submission_id,
             reviewer=caller.actor,

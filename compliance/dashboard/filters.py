@@ -18,7 +18,7 @@ from compliance import plates
 from compliance.dashboard.security import Viewer
 from compliance.reports.period import ReportZone
 from compliance.store.models import Carrier, Driver, SubmissionStatus, Vehicle
-from compliance.store.submissions import SORT_KEYS, SubmissionFilter
+from compliance.store.pages import SORT_KEYS, SubmissionFilter
 from compliance.verdicts import Outcome, ReasonCode
 
 # The query-string names, in the order links carry them.

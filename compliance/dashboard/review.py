@@ -22,7 +22,8 @@ from compliance.dashboard.templating import render
 from compliance.judgments import Answer, Judgments
 from compliance.reports.queue import in_queue, next_in_queue, queue_size
 from compliance.store.models import Carrier, Submission
-from compliance.store.submissions import SubmissionFilter, record_review
+from compliance.store.pages import SubmissionFilter
+from compliance.store.verdicts import record_review
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 
 router = APIRouter()

@@ -24,14 +24,10 @@ from compliance.reports.side_by_side import judgment_rows
 from compliance.store import audit
 from compliance.store.errors import InvalidCursor, MissingBlob, UnknownSubmission
 from compliance.store.models import MACHINE, Carrier, Role, Submission, SubmissionReason, SubmissionStatus
+from compliance.store.pages import SORT_KEYS, count_submissions, page_submissions
 from compliance.store.registry import list_carriers
-from compliance.store.submissions import (
-    SORT_KEYS,
-    count_submissions,
-    get_submission,
-    latest_judgments,
-    page_submissions,
-)
+from compliance.store.submissions import get_submission
+from compliance.store.verdicts import latest_judgments
 from compliance.verdicts import Outcome
 
 router = APIRouter()

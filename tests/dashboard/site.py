@@ -21,7 +21,7 @@ from compliance.mllm.prompt import Task
 from compliance.photos import Photo, read_photo_file
 from compliance.pipelines import get_pipeline
 from compliance.settings import Settings
-from compliance.store import registry, submissions, users
+from compliance.store import registry, users, verdicts
 from compliance.store.models import Role
 
 SAMPLES = samples_dir()
@@ -123,7 +123,7 @@ def seed(settings: Settings) -> tuple[Store, dict[str, str], dict[str, int]]:
         ids[name] = accepted.submission_id
     with store.sessions() as s, s.begin():
         # A second opinion on the PASS: what an MLLM wrote, read by the MLLM pipeline's own parser.
-        submissions.record_judgment(s, ids["passed"], mllm_judgments(MLLM_ANSWER))
+        verdicts.record_judgment(s, ids["passed"], mllm_judgments(MLLM_ANSWER))
     return store, ids, carriers
 
 

@@ -37,7 +37,7 @@ from compliance.mllm.prompt import Task, submission_request
 from compliance.mllm.training.export import answer_json, export_dpo, export_sft
 from compliance.pipelines import FallbackPipeline, Pipeline
 from compliance.settings import Settings
-from compliance.store import registry, submissions
+from compliance.store import registry, verdicts
 from compliance.verdicts import Corrections, Outcome
 from tests.mllm.conftest import sample
 
@@ -66,7 +66,7 @@ class Reviewed:
 
 def review(store: Store, sid: str, corrections: Corrections | None, outcome: Outcome = Outcome.PASS) -> None:
     with store.sessions() as s, s.begin():
-        submissions.record_review(
+        verdicts.record_review(
             s, sid, reviewer="reviewer-1", outcome=outcome, note="looked at the photo", corrections=corrections
         )
 
@@ -99,7 +99,7 @@ def reviewed(store: Store, store_settings: Settings, tiny_mllm: MllmPipeline, mu
         verdict = decide(
             truth, thresholds=store_settings.thresholds, registered_plates=["皖AUJ299"], licence_given=True
         )
-        submissions.record_verdict(s, right, verdict)
+        verdicts.record_verdict(s, right, verdict)
     review(store, right, None, Outcome.REVIEW)
 
     fallback = submit("a_by_car_wanAUJ299.jpg")

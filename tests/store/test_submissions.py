@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.judgments import Answer, Judgments
-from compliance.store import audit, db
+from compliance.store import audit, db, pages, verdicts
 from compliance.store import submissions as subs
 from compliance.store.errors import (
     IdempotencyConflict,
@@ -109,14 +109,14 @@ def test_idempotency_key_returns_the_first_submission(session: Session, fleet: F
     again = _submit(session, fleet, idempotency_key="req-1")
     session.commit()
     assert again.submission.id == first.submission.id and not again.created
-    assert len(subs.list_submissions(session, carrier_id=fleet.carrier_id)) == 1
+    assert len(pages.list_submissions(session, carrier_id=fleet.carrier_id)) == 1
     assert len(audit.list_events(session, action="submission.create")) == 1
     with pytest.raises(IdempotencyConflict):
         _submit(session, fleet, idempotency_key="req-1", photo_sha256="d" * 64)
     # Without a key, every call is a new submission.
     _submit(session, fleet)
     _submit(session, fleet)
-    assert len(subs.list_submissions(session, carrier_id=fleet.carrier_id)) == 3
+    assert len(pages.list_submissions(session, carrier_id=fleet.carrier_id)) == 3
 
 
 def test_create_refuses_what_does_not_belong(session: Session, fleet: Fleet) -> None:
@@ -167,9 +167,9 @@ def test_status_counts_attempts_and_keeps_the_error(session: Session, fleet: Fle
 def test_recording_a_judgment_twice_keeps_one(session: Session, fleet: Fleet) -> None:
     sid = _submit(session, fleet).submission.id
     given = judgments(persons=2)
-    first = subs.record_judgment(session, sid, given)
+    first = verdicts.record_judgment(session, sid, given)
     # The task ran again, with a different (later) answer from the same models: the first stays.
-    second = subs.record_judgment(session, sid, judgments(persons=3))
+    second = verdicts.record_judgment(session, sid, judgments(persons=3))
     session.commit()
     assert second.id == first.id
     assert _count(session, JudgmentRecord, submission_id=sid) == 1
@@ -177,21 +177,21 @@ def test_recording_a_judgment_twice_keeps_one(session: Session, fleet: Fleet) ->
     assert len(audit.list_events(session, subject_id=sid, action="judgment.record")) == 1
 
     # Another model version, or another pipeline, is another judgment.
-    subs.record_judgment(session, sid, judgments(models={"yolox": "nano-2"}))
-    subs.record_judgment(session, sid, judgments(pipeline="mllm", models={"qwen": "2.5-vl-3b"}))
-    subs.record_judgment(session, sid, given, model_version="explicit-v9")
+    verdicts.record_judgment(session, sid, judgments(models={"yolox": "nano-2"}))
+    verdicts.record_judgment(session, sid, judgments(pipeline="mllm", models={"qwen": "2.5-vl-3b"}))
+    verdicts.record_judgment(session, sid, given, model_version="explicit-v9")
     session.commit()
     assert _count(session, JudgmentRecord, submission_id=sid) == 4
     with pytest.raises(UnknownSubmission):
-        subs.record_judgment(session, "no-such-id", given)
+        verdicts.record_judgment(session, "no-such-id", given)
 
 
 def test_a_new_verdict_keeps_the_old_one(session: Session, fleet: Fleet) -> None:
     sid = _submit(session, fleet).submission.id
-    first = subs.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.FACE_UNCERTAIN,)))
+    first = verdicts.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.FACE_UNCERTAIN,)))
     session.commit()
     assert first.is_current
-    second = subs.record_verdict(session, sid, verdict(Outcome.PASS, policy_version="policy-2"))
+    second = verdicts.record_verdict(session, sid, verdict(Outcome.PASS, policy_version="policy-2"))
     session.commit()
     session.expire_all()
 
@@ -211,19 +211,19 @@ def test_a_new_verdict_keeps_the_old_one(session: Session, fleet: Fleet) -> None
 
 def test_deciding_the_same_machine_verdict_twice_keeps_one(session: Session, fleet: Fleet) -> None:
     sid = _submit(session, fleet).submission.id
-    first = subs.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
-    again = subs.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
+    first = verdicts.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
+    again = verdicts.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
     session.commit()
     assert again.id == first.id
     assert _count(session, VerdictRecord, submission_id=sid) == 1
     assert _count(session, JudgmentRecord, submission_id=sid) == 1
 
     # A reviewer overrides it; a late retry of the machine task must not take the decision back.
-    review = subs.record_review(
+    review = verdicts.record_review(
         session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note="plate is legible: 京A12345"
     )
     subs.set_status(session, sid, SubmissionStatus.PROCESSING, actor="worker-1")  # the task, re-delivered
-    retried = subs.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
+    retried = verdicts.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
     session.commit()
     session.expire_all()
     assert retried.id == first.id
@@ -238,14 +238,14 @@ def test_deciding_the_same_machine_verdict_twice_keeps_one(session: Session, fle
 def test_reviewers_must_say_why(session: Session, fleet: Fleet) -> None:
     sid = _submit(session, fleet).submission.id
     with pytest.raises(InvalidVerdict):
-        subs.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note=" ")
+        verdicts.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note=" ")
     with pytest.raises(InvalidVerdict):
-        subs.record_verdict(session, sid, verdict(), decided_by="reviewer-7")
+        verdicts.record_verdict(session, sid, verdict(), decided_by="reviewer-7")
     with pytest.raises(InvalidVerdict):
-        subs.record_review(session, sid, reviewer="machine", outcome=Outcome.PASS, note="I am a robot")
+        verdicts.record_review(session, sid, reviewer="machine", outcome=Outcome.PASS, note="I am a robot")
     # Two decisions by people are both history, even if identical.
-    subs.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.FAIL, note="not the driver")
-    subs.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.FAIL, note="not the driver")
+    verdicts.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.FAIL, note="not the driver")
+    verdicts.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.FAIL, note="not the driver")
     session.commit()
     assert _count(session, VerdictRecord, submission_id=sid) == 2
     assert _count(session, VerdictRecord, submission_id=sid, is_current=True) == 1
@@ -253,7 +253,7 @@ def test_reviewers_must_say_why(session: Session, fleet: Fleet) -> None:
 
 def test_the_database_allows_one_current_verdict(session: Session, fleet: Fleet) -> None:
     sid = _submit(session, fleet).submission.id
-    current = subs.record_verdict(session, sid, verdict())
+    current = verdicts.record_verdict(session, sid, verdict())
     session.commit()
     row = {
         c: getattr(current, c)
@@ -272,7 +272,7 @@ def test_concurrent_workers_record_one_verdict(engine: Engine, fleet: Fleet) -> 
 
     def decide(_: int) -> int:
         with factory() as session, session.begin():
-            return subs.record_verdict(session, sid, verdict(Outcome.PASS)).id
+            return verdicts.record_verdict(session, sid, verdict(Outcome.PASS)).id
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         ids = set(pool.map(decide, range(8)))
@@ -288,14 +288,14 @@ def test_list_filters(session: Session, fleet: Fleet) -> None:
     between = datetime.now(UTC)
     b = _submit(session, fleet, driver_id=fleet.other_driver_id).submission
     c = _submit(session, fleet, source="audit").submission
-    subs.record_verdict(session, a.id, verdict(Outcome.PASS))
-    subs.record_verdict(session, b.id, verdict(Outcome.FAIL, reasons=(ReasonCode.FACE_MISMATCH,)))
-    subs.record_verdict(session, b.id, verdict(Outcome.REVIEW, policy_version="policy-2"))
+    verdicts.record_verdict(session, a.id, verdict(Outcome.PASS))
+    verdicts.record_verdict(session, b.id, verdict(Outcome.FAIL, reasons=(ReasonCode.FACE_MISMATCH,)))
+    verdicts.record_verdict(session, b.id, verdict(Outcome.REVIEW, policy_version="policy-2"))
     subs.set_status(session, c.id, SubmissionStatus.QUEUED)
     session.commit()
 
     def ids(**filters: object) -> list[str]:
-        return [s.id for s in subs.list_submissions(session, **filters)]  # type: ignore[arg-type]
+        return [s.id for s in pages.list_submissions(session, **filters)]  # type: ignore[arg-type]
 
     assert ids(carrier_id=fleet.carrier_id) == [c.id, b.id, a.id]  # newest first
     assert ids(carrier_id=fleet.carrier_id, newest_first=False) == [a.id, b.id, c.id]
@@ -310,20 +310,20 @@ def test_list_filters(session: Session, fleet: Fleet) -> None:
     assert ids(until=between) == [a.id]
     assert ids(carrier_id=fleet.carrier_id, limit=1, offset=1) == [b.id]
     assert ids(carrier_id=fleet.carrier_id + 1) == []
-    listed = subs.list_submissions(session, driver_id=fleet.other_driver_id)[0]
+    listed = pages.list_submissions(session, driver_id=fleet.other_driver_id)[0]
     assert listed.current_verdict.outcome is Outcome.REVIEW
 
 
 def test_naive_timestamps_are_refused(session: Session, fleet: Fleet) -> None:
     with pytest.raises(Exception, match="naive datetime"):
-        subs.list_submissions(session, since=datetime(2026, 1, 1))
+        pages.list_submissions(session, since=datetime(2026, 1, 1))
 
 
 def test_a_review_keeps_the_reviewers_corrections_beside_the_machines_judgments(session: Session, fleet: Fleet) -> None:
     sid = _submit(session, fleet).submission.id
-    machine = subs.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.PLATE_UNREADABLE,)))
+    machine = verdicts.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.PLATE_UNREADABLE,)))
     fixed = Corrections(plate_text="京a·12345", same_person=Answer.YES)
-    review = subs.record_review(
+    review = verdicts.record_review(
         session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note="plate legible on zoom", corrections=fixed
     )
     session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -140,6 +141,20 @@ def page_submissions(
 
 def count_submissions(session: Session, where: SubmissionFilter = SubmissionFilter()) -> int:
     return session.execute(sa.select(sa.func.count()).select_from(Submission).where(*where.where())).scalar_one()
+
+
+def reasons_of(session: Session, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The current verdict's reason codes of each submission listed, sorted; none for a
+    submission without reasons (the dict is a ``defaultdict``)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    if ids:
+        for submission_id, reason in session.execute(
+            sa.select(SubmissionReason.submission_id, SubmissionReason.reason)
+            .where(SubmissionReason.submission_id.in_(ids))
+            .order_by(SubmissionReason.reason)
+        ):
+            found[submission_id].append(reason)
+    return found
 
 
 def _encode_cursor(sort: str, value: Any, created_at: datetime, submission_id: str) -> str:

@@ -270,3 +270,9 @@ def get_submission(session: Session, submission_id: str) -> Submission:
     if submission is None:
         raise UnknownSubmission(submission_id)
     return submission
+
+
+def submissions_by_id(session: Session, ids: Sequence[str]) -> dict[str, Submission]:
+    """The submissions with these ids (those that exist), by id, each with its driver loaded."""
+    query = sa.select(Submission).where(Submission.id.in_(ids)).options(selectinload(Submission.driver))
+    return {submission.id: submission for submission in session.scalars(query)}

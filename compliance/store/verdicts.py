@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -233,28 +233,20 @@ def _add_verdict(session: Session, submission: Submission, values: dict[str, Any
     session.flush()
     record = session.get_one(VerdictRecord, new_id, populate_existing=True)
     _copy_current_verdict(session, submission, record)
+    before, after = verdict_event(
+        _verdict_values(record),
+        status_before=status_before.value,
+        previous_id=previous.id if previous else None,
+        previous_outcome=previous.outcome if previous else None,
+    )
     record_event(
         session,
         actor=actor,
         action="verdict.record",
         subject_type="submission",
         subject_id=submission.id,
-        before={
-            "status": status_before.value,
-            "verdict_id": previous.id if previous else None,
-            "outcome": previous.outcome.value if previous else None,
-        },
-        after={
-            "status": submission.status.value,
-            "verdict_id": record.id,
-            "outcome": record.outcome.value,
-            "reasons": record.reasons,
-            "decided_by": record.decided_by,
-            "pipeline": record.pipeline,
-            "model_version": record.model_version,
-            "policy_version": record.policy_version,
-            "corrections": record.corrections,
-        },
+        before=before,
+        after=after,
         reason=record.note,
     )
     return record
@@ -262,52 +254,133 @@ def _add_verdict(session: Session, submission: Submission, values: dict[str, Any
 
 def _copy_current_verdict(session: Session, submission: Submission, record: VerdictRecord) -> None:
     """Keep the submission's copy of its current verdict (outcome, time, decider, reasons) in step."""
-    submission.outcome = record.outcome
-    submission.decided_at = record.created_at
-    submission.decided_by = record.decided_by
-    submission.verdict_seconds = max(0, int((record.created_at - submission.created_at).total_seconds()))
+    person = record.decided_by != MACHINE
+    vehicle = submission.vehicle if person else None
+    rows = current_verdict_rows(
+        _verdict_values(record),
+        carrier_id=submission.carrier_id,
+        submitted_at=submission.created_at,
+        judged_plate=_judged_plate(session, record) if person else None,
+        registered_plate=vehicle.registered_plate if vehicle is not None else None,
+        registered_colour=vehicle.plate_color if vehicle is not None else None,
+    )
+    for name, value in rows.submission.items():
+        setattr(submission, name, value)
     session.execute(sa.delete(SubmissionReason).where(SubmissionReason.submission_id == submission.id))
-    codes = sorted(set(record.reasons))
-    if codes:
-        session.execute(
-            sa.insert(SubmissionReason),
-            [
-                {
-                    "submission_id": submission.id,
-                    "reason": c,
-                    "carrier_id": submission.carrier_id,
-                    "created_at": submission.created_at,
-                }
-                for c in codes
-            ],
-        )
+    if rows.reasons:
+        session.execute(sa.insert(SubmissionReason), rows.reasons)
     session.execute(sa.delete(PlateReview).where(PlateReview.submission_id == submission.id))
-    if record.decided_by != MACHINE:
-        review = _plate_review(session, submission, record)
-        if review is not None:
-            session.execute(sa.insert(PlateReview).values(review))
+    if rows.plate_review is not None:
+        session.execute(sa.insert(PlateReview).values(rows.plate_review))
     session.flush()
     session.expire(submission, ["reasons"])
 
 
-def _plate_review(session: Session, submission: Submission, record: VerdictRecord) -> dict[str, Any] | None:
-    plate: dict[str, Any] = {}
-    if record.judgment_id is not None:
-        data = session.execute(
-            sa.select(JudgmentRecord.data).where(JudgmentRecord.id == record.judgment_id)
-        ).scalar_one()
-        plate = data.get("plate") or {}
-    vehicle = submission.vehicle
-    return plate_review_row(
-        submission_id=submission.id,
-        carrier_id=submission.carrier_id,
-        created_at=submission.created_at,
-        reading=plate.get("text"),
-        read_colour=plate.get("color"),
-        corrections=record.corrections,
-        registered_plate=vehicle.registered_plate if vehicle is not None else None,
-        registered_colour=vehicle.plate_color if vehicle is not None else None,
-    )
+def _verdict_values(record: VerdictRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _VERDICT_FIELDS}
+
+
+_VERDICT_FIELDS = (
+    "id",
+    "submission_id",
+    "outcome",
+    "reasons",
+    "decided_by",
+    "pipeline",
+    "model_version",
+    "policy_version",
+    "corrections",
+    "created_at",
+)
+
+
+def _judged_plate(session: Session, record: VerdictRecord) -> dict[str, Any] | None:
+    """The plate reading in the judgments the verdict was decided from."""
+    if record.judgment_id is None:
+        return None
+    data = session.execute(sa.select(JudgmentRecord.data).where(JudgmentRecord.id == record.judgment_id)).scalar_one()
+    return data.get("plate")
+
+
+class CurrentVerdictRows(NamedTuple):
+    """What making a verdict current writes besides the verdict row itself."""
+
+    # The submission's copy of its current verdict: outcome, decided_at, decided_by, verdict_seconds.
+    submission: dict[str, Any]
+    # submission_reasons rows: the verdict's reason codes, once each, sorted.
+    reasons: list[dict[str, Any]]
+    # The plate_reviews row: a person's verdict on a plate that is known; else None.
+    plate_review: dict[str, Any] | None
+
+
+def current_verdict_rows(
+    verdict: Mapping[str, Any],
+    *,
+    carrier_id: int,
+    submitted_at: datetime,
+    judged_plate: Mapping[str, Any] | None = None,
+    registered_plate: str | None = None,
+    registered_colour: str | None = None,
+) -> CurrentVerdictRows:
+    """The rows that make ``verdict`` (a verdicts row's values) its submission's current one.
+
+    The one place this bookkeeping is done: ``_add_verdict`` writes these rows for one verdict at
+    a time, ``compliance.demo_data`` for thousands at once. ``judged_plate`` is the plate reading
+    in the judgments the verdict was decided from; ``registered_*`` the claimed vehicle's plate.
+    """
+    submission_id = verdict["submission_id"]
+    decided_at: datetime = verdict["created_at"]
+    columns = {
+        "outcome": verdict["outcome"],
+        "decided_at": decided_at,
+        "decided_by": verdict["decided_by"],
+        "verdict_seconds": max(0, int((decided_at - submitted_at).total_seconds())),
+    }
+    reasons = [
+        {"submission_id": submission_id, "reason": code, "carrier_id": carrier_id, "created_at": submitted_at}
+        for code in sorted(set(verdict["reasons"]))
+    ]
+    review = None
+    if verdict["decided_by"] != MACHINE:
+        plate = judged_plate or {}
+        review = plate_review_row(
+            submission_id=submission_id,
+            carrier_id=carrier_id,
+            created_at=submitted_at,
+            reading=plate.get("text"),
+            read_colour=plate.get("color"),
+            corrections=verdict.get("corrections"),
+            registered_plate=registered_plate,
+            registered_colour=registered_colour,
+        )
+    return CurrentVerdictRows(columns, reasons, review)
+
+
+def verdict_event(
+    verdict: Mapping[str, Any],
+    *,
+    status_before: str,
+    previous_id: int | None,
+    previous_outcome: Outcome | str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The audit event's before and after for making ``verdict`` (a verdicts row's values) current."""
+    before = {
+        "status": status_before,
+        "verdict_id": previous_id,
+        "outcome": Outcome(previous_outcome).value if previous_outcome is not None else None,
+    }
+    after = {
+        "status": SubmissionStatus.DECIDED.value,
+        "verdict_id": verdict["id"],
+        "outcome": Outcome(verdict["outcome"]).value,
+        "reasons": verdict["reasons"],
+        "decided_by": verdict["decided_by"],
+        "pipeline": verdict["pipeline"],
+        "model_version": verdict["model_version"],
+        "policy_version": verdict["policy_version"],
+        "corrections": verdict["corrections"],
+    }
+    return before, after
 
 
 def plate_review_row(

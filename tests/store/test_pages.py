@@ -15,7 +15,7 @@ from compliance.store import submissions as subs
 from compliance.store.errors import InvalidCursor
 from compliance.store.models import Submission, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
-from tests.store.samples import Fleet, verdict
+from tests.store.samples import Fleet, submit, verdict
 
 PHASH = "8f3c0a5e91b2d476"
 SITES = ("north yard", "south depot", None)
@@ -127,3 +127,40 @@ def test_a_cursor_is_checked(session: Session, history: list[str]) -> None:
         pages.page_submissions(session, sort="status", cursor=page.next_cursor)
     with pytest.raises(ValueError, match="cannot sort"):
         pages.page_submissions(session, sort="driver_secret")
+
+
+def test_list_filters(session: Session, fleet: Fleet) -> None:
+    a = submit(session, fleet, vehicle_id=fleet.vehicle_id).submission
+    session.commit()
+    between = datetime.now(UTC)
+    b = submit(session, fleet, driver_id=fleet.other_driver_id).submission
+    c = submit(session, fleet, source="audit").submission
+    verdicts.record_verdict(session, a.id, verdict(Outcome.PASS))
+    verdicts.record_verdict(session, b.id, verdict(Outcome.FAIL, reasons=(ReasonCode.FACE_MISMATCH,)))
+    verdicts.record_verdict(session, b.id, verdict(Outcome.REVIEW, policy_version="policy-2"))
+    subs.set_status(session, c.id, SubmissionStatus.QUEUED)
+    session.commit()
+
+    def ids(**filters: object) -> list[str]:
+        return [s.id for s in pages.list_submissions(session, **filters)]  # type: ignore[arg-type]
+
+    assert ids(carrier_id=fleet.carrier_id) == [c.id, b.id, a.id]  # newest first
+    assert ids(carrier_id=fleet.carrier_id, newest_first=False) == [a.id, b.id, c.id]
+    assert ids(status="queued") == [c.id]
+    assert ids(status=[SubmissionStatus.DECIDED]) == [b.id, a.id]
+    assert ids(outcome="PASS") == [a.id]
+    assert ids(outcome=Outcome.FAIL) == []  # b's FAIL is history, its current verdict is REVIEW
+    assert ids(outcome=[Outcome.REVIEW, Outcome.PASS]) == [b.id, a.id]
+    assert ids(driver_id=fleet.other_driver_id) == [b.id]
+    assert ids(vehicle_id=fleet.vehicle_id) == [a.id]
+    assert ids(since=between) == [c.id, b.id]
+    assert ids(until=between) == [a.id]
+    assert ids(carrier_id=fleet.carrier_id, limit=1, offset=1) == [b.id]
+    assert ids(carrier_id=fleet.carrier_id + 1) == []
+    listed = pages.list_submissions(session, driver_id=fleet.other_driver_id)[0]
+    assert listed.current_verdict.outcome is Outcome.REVIEW
+
+
+def test_naive_timestamps_are_refused(session: Session, fleet: Fleet) -> None:
+    with pytest.raises(Exception, match="naive datetime"):
+        pages.list_submissions(session, since=datetime(2026, 1, 1))

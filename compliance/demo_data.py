@@ -7,8 +7,10 @@ on those samples; the readings, similarities and verdicts are made up to fit eac
 
 Registry rows go through the store's own functions. The history goes in as bulk inserts (tens of
 seconds for 100,000 submissions, not the hours one judged photo at a time would take), written
-the way the store writes it: the current verdict copied onto the submission, its reasons in
-``submission_reasons``, hash bands, one current verdict, the pipelines' agreement, audit events.
+the way the store writes it: hash bands, one current verdict, the pipelines' agreement. What
+making a verdict current writes (its copy on the submission, its reasons in ``submission_reasons``,
+the plate review) and the verdict's audit event come from the store's own
+``verdicts.current_verdict_rows`` and ``verdicts.verdict_event``, as rows to insert in bulk.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from compliance.store.models import (
     VerdictRecord,
     utcnow,
 )
-from compliance.store.submissions import models_version, plate_review_row
+from compliance.store.verdicts import current_verdict_rows, models_version, verdict_event
 from compliance.verdicts import ReasonCode
 
 ACTOR = "demo-data"
@@ -532,32 +534,29 @@ class _Writer:
                 "worker",
                 "verdict.record",
                 sid,
-                {"status": "processing", "verdict_id": None, "outcome": None},
-                {
-                    "status": "decided",
-                    "verdict_id": machine["id"],
-                    "outcome": outcome,
-                    "reasons": reasons_now,
-                    "decided_by": MACHINE,
-                },
+                *verdict_event(machine, status_before="processing", previous_id=None, previous_outcome=None),
             )
             current = machine
             needs_person = outcome == "REVIEW" or sub["pipelines_agree"] is False
             old_enough = self.now - created > REVIEW_BACKLOG
             if (needs_person and old_enough and rng.random() < 0.93) or (outcome == "FAIL" and rng.random() < 0.02):
-                current = self._review(sub, machine, records[decider], plate, colour, story)
+                current = self._review(sub, machine, records[decider], plate, story)
                 verdicts.append(current)
             elif needs_person:
                 self.counts["in_queue"] += 1
-            sub["outcome"] = current["outcome"]
-            sub["decided_at"] = current["created_at"]
-            sub["decided_by"] = current["decided_by"]
-            sub["verdict_seconds"] = int((current["created_at"] - created).total_seconds())
-            sub["updated_at"] = current["created_at"]
-            reasons += [
-                {"submission_id": sid, "reason": r, "carrier_id": fleet.carrier_id, "created_at": created}
-                for r in sorted(set(current["reasons"]))
-            ]
+            # What the store writes when a verdict becomes current, made by the store's own function.
+            rows = current_verdict_rows(
+                current,
+                carrier_id=fleet.carrier_id,
+                submitted_at=created,
+                judged_plate=records[decider]["plate"],
+                registered_plate=plate,
+                registered_colour=colour,
+            )
+            sub.update(rows.submission, updated_at=current["created_at"])
+            reasons += rows.reasons
+            if rows.plate_review is not None:
+                self.plate_reviews.append(rows.plate_review)
             self.counts["judgments"] += len(records)
 
         self.counts["verdicts"] += len(verdicts)
@@ -572,7 +571,7 @@ class _Writer:
         ]
 
     def _review(
-        self, sub: dict[str, Any], machine: dict[str, Any], seen: dict[str, Any], plate: str, colour: str, story: str
+        self, sub: dict[str, Any], machine: dict[str, Any], seen: dict[str, Any], plate: str, story: str
     ) -> dict[str, Any]:
         """A reviewer's decision on the machine's verdict, with corrections where the machine was wrong."""
         rng = self.rng
@@ -615,29 +614,11 @@ class _Writer:
             reviewer,
             "verdict.record",
             sub["id"],
-            {"status": "decided", "verdict_id": machine["id"], "outcome": machine["outcome"]},
-            {
-                "status": "decided",
-                "verdict_id": verdict["id"],
-                "outcome": verdict["outcome"],
-                "reasons": reasons,
-                "decided_by": reviewer,
-                "corrections": verdict["corrections"],
-            },
+            *verdict_event(
+                verdict, status_before="decided", previous_id=machine["id"], previous_outcome=machine["outcome"]
+            ),
             note,
         )
-        review = plate_review_row(
-            submission_id=sub["id"],
-            carrier_id=sub["carrier_id"],
-            created_at=sub["created_at"],
-            reading=reading,
-            read_colour=seen["plate"]["color"],
-            corrections=verdict["corrections"],
-            registered_plate=plate,
-            registered_colour=colour,
-        )
-        if review is not None:
-            self.plate_reviews.append(review)
         self.counts["reviews"] += 1
         return verdict
 

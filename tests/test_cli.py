@@ -176,11 +176,11 @@ def test_registry_submit_and_nothing_lost_on_bad_input(isolated_env: Path) -> No
     assert_one_line_error(code, stderr, "京A00000")
 
     from compliance.settings import get_settings
-    from compliance.store import Store, submissions
+    from compliance.store import Store, pages
 
     store = Store.open(get_settings())
     with store.sessions() as s:
-        rows = submissions.list_submissions(s)
+        rows = pages.list_submissions(s)
         assert [r.id for r in rows] == [first["submission"]]
         assert rows[0].current_verdict is not None and rows[0].current_verdict.outcome.value == "PASS"
         assert store.blobs.exists(rows[0].photo_sha256)

@@ -15,7 +15,7 @@ from compliance.cli import app
 from compliance.demo_data import generate
 from compliance.judgments import Judgments
 from compliance.settings import Settings
-from compliance.store import Store, submissions
+from compliance.store import Store, verdicts
 from compliance.store.models import (
     MACHINE,
     Carrier,
@@ -72,7 +72,7 @@ def test_the_history_keeps_the_stores_invariants(filled: tuple[Store, Settings])
             assert sub.verdict_seconds == int((sub.decided_at - sub.created_at).total_seconds())
             assert sorted(reasons[sub.id]) == sorted(set(verdict_now.reasons))
             assert (sub.id in reviewed_rows) == (sub.decided_by != MACHINE)
-            latest = submissions.latest_judgments(s, sub.id)
+            latest = verdicts.latest_judgments(s, sub.id)
             if all(p in latest for p in agreement.COMPARED):
                 compared = agreement.compare(*(Judgments.model_validate(latest[p].data) for p in agreement.COMPARED))
                 assert sub.pipelines_agree is compared.agree
@@ -88,7 +88,7 @@ def test_the_store_writes_on_after_it(filled: tuple[Store, Settings]) -> None:
     store, _ = filled
     with store.sessions() as s, s.begin():
         sub = s.scalars(sa.select(Submission).where(Submission.status == SubmissionStatus.DECIDED)).first()
-        record = submissions.record_verdict(s, sub.id, verdict(Outcome.PASS, policy_version="after-demo"))
+        record = verdicts.record_verdict(s, sub.id, verdict(Outcome.PASS, policy_version="after-demo"))
         assert record.is_current and sub.outcome is Outcome.PASS
 
 

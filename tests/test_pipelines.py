@@ -17,7 +17,7 @@ from compliance.queue.routing import routes
 from compliance.service.intake import InvalidUpload, Upload, accept, check_upload
 from compliance.service.verdicts import judge
 from compliance.settings import Settings, Thresholds
-from compliance.store import Store, registry, submissions
+from compliance.store import Store, registry, verdicts
 
 SAMPLES = samples_dir()
 
@@ -79,7 +79,7 @@ def test_a_registered_pipeline_is_accepted_routed_and_judges_stored_photos(
     verdict = judge(store, settings, accepted.submission_id, pipeline)
     assert verdict.outcome.value == "PASS", verdict.reasons
     with store.sessions() as s:
-        stored = submissions.latest_judgments(s, accepted.submission_id)
+        stored = verdicts.latest_judgments(s, accepted.submission_id)
     assert set(stored) == {second_look}
     store.engine.dispose()
 

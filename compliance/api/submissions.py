@@ -24,7 +24,7 @@ from compliance.photos import PhotoRejected, receive_photo
 from compliance.service import intake
 from compliance.service.intake import InvalidUpload, Upload, check_upload
 from compliance.service.reviews import Review, record_review
-from compliance.store import submissions
+from compliance.store import pages, submissions
 from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
 from compliance.store.models import SubmissionSource, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
@@ -166,7 +166,7 @@ def list_submissions(
     count: Annotated[bool, Query(description="also count every match (slower)")] = False,
 ) -> SubmissionPageOut:
     """The carrier's submissions, filtered, one page at a time (keyset cursor)."""
-    where = submissions.SubmissionFilter(
+    where = pages.SubmissionFilter(
         carrier_id=caller.carrier_id,
         status=status_ or None,
         outcome=verdict or None,
@@ -180,12 +180,10 @@ def list_submissions(
     )
     with store.sessions() as s:
         try:
-            page = submissions.page_submissions(
-                s, where, sort=sort, descending=order == "desc", cursor=cursor, limit=limit
-            )
+            page = pages.page_submissions(s, where, sort=sort, descending=order == "desc", cursor=cursor, limit=limit)
         except InvalidCursor as exc:
             raise invalid("invalid_cursor", str(exc)) from None
-        total = submissions.count_submissions(s, where) if count else None
+        total = pages.count_submissions(s, where) if count else None
         return SubmissionPageOut(
             items=[SubmissionSummary.of(sub) for sub in page.items], next_cursor=page.next_cursor, total=total
         )

@@ -2,7 +2,7 @@
 FastAPI app as the API. ``install(app)`` adds them; ``create_app`` calls it.
 
 Pages read through the store and ``compliance.reports`` and never judge; a reviewer's decision
-goes through ``compliance.store.submissions.record_review``. The package itself imports nothing
+goes through ``compliance.store.verdicts.record_review``. The package itself imports nothing
 heavy, so that the CLI's commands here (``users``, ``demo-data``) start quickly.
 """
 

@@ -15,20 +15,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from compliance.dashboard.filters import find_driver_id, find_vehicle_id, parse_day
 from compliance.dashboard.security import Admin, NotFound, SignedIn, Viewer, check_csrf
 from compliance.dashboard.templating import render
 from compliance.reports.period import ReportZone
 from compliance.service import audits as audit_service
-from compliance.store import audit_jobs
+from compliance.store import audit_jobs, registry
 from compliance.store.errors import StoreError, UnknownAuditJob
-from compliance.store.models import AuditJob, AuditJobStatus, Carrier, Driver, Role, Submission, Vehicle
+from compliance.store.models import AuditJob, AuditJobStatus, Role
 from compliance.store.registry import list_carriers
+from compliance.store.submissions import submissions_by_id
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _list_page(
     with request.app.state.read_sessions() as s:
         jobs = audit_jobs.list_audit_jobs(s, viewer.carrier_id, limit=JOBS_LISTED)
         counts = audit_jobs.item_counts(s, [job.id for job in jobs])
-        codes = dict(s.execute(sa.select(Carrier.id, Carrier.code)).all())
+        codes = registry.carrier_codes(s)
         rows = [JobRow(job, counts[job.id], codes[job.carrier_id], period_text(job.criteria, zone)) for job in jobs]
         context = {
             "rows": rows,
@@ -155,7 +155,8 @@ def start_audit(
     with request.app.state.read_sessions() as s:
         carrier_id = viewer.carrier_id
         if carrier_id is None:
-            carrier_id = s.scalar(sa.select(Carrier.id).where(Carrier.code == form.carrier)) if form.carrier else None
+            found = registry.find_carrier(s, form.carrier) if form.carrier else None
+            carrier_id = found.id if found is not None else None
             if carrier_id is None:
                 errors.append("carrier: choose the carrier whose photos to audit")
         driver_id = find_driver_id(form.driver, carrier_id, s, errors) if form.driver and carrier_id else None
@@ -202,20 +203,15 @@ def audit_page(request: Request, job_id: str, viewer: SignedIn) -> Response:
         changed = audit_jobs.changed_items(s, job.id, limit=CHANGED_SHOWN)
         failed = audit_jobs.failed_items(s, job.id, limit=FAILED_SHOWN)
         shown = [item.submission_id for item in (*changed, *failed)]
-        submissions = {
-            sub.id: sub
-            for sub in s.scalars(
-                sa.select(Submission).where(Submission.id.in_(shown)).options(selectinload(Submission.driver))
-            )
-        }
+        submissions = submissions_by_id(s, shown)
         criteria = job.criteria
         context = {
             "job": job,
             "done": job.status is AuditJobStatus.DONE,
-            "carrier_code": s.scalar(sa.select(Carrier.code).where(Carrier.id == job.carrier_id)),
+            "carrier_code": registry.get_carrier(s, job.carrier_id).code,
             "period": period_text(criteria, zone),
-            "drivers": list(s.scalars(sa.select(Driver).where(Driver.id.in_(criteria.get("driver_ids") or [])))),
-            "vehicles": list(s.scalars(sa.select(Vehicle).where(Vehicle.id.in_(criteria.get("vehicle_ids") or [])))),
+            "drivers": registry.drivers_by_id(s, criteria.get("driver_ids") or []),
+            "vehicles": registry.vehicles_by_id(s, criteria.get("vehicle_ids") or []),
             "p": progress,
             "finished": progress.done + progress.failed,
             "reasons": sorted(set(progress.reasons_added) | set(progress.reasons_removed)),

@@ -17,8 +17,8 @@ from compliance.dashboard.security import BadRequest, NotFound, Reviewer, Signed
 from compliance.dashboard.templating import render
 from compliance.reports import exports
 from compliance.store.models import Role, SubmissionStatus
+from compliance.store.pages import count_submissions
 from compliance.store.registry import list_carriers
-from compliance.store.submissions import count_submissions
 from compliance.training import export as training
 from compliance.verdicts import Outcome
 

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 
-from compliance import plates
 from compliance.dashboard.security import Viewer
 from compliance.reports.period import ReportZone
-from compliance.store.models import Carrier, Driver, SubmissionStatus, Vehicle
-from compliance.store.submissions import SORT_KEYS, SubmissionFilter
+from compliance.store import registry
+from compliance.store.models import SubmissionStatus
+from compliance.store.pages import SORT_KEYS, SubmissionFilter
 from compliance.verdicts import Outcome, ReasonCode
 
 # The query-string names, in the order links carry them.
@@ -86,7 +85,7 @@ def read_filters(
     carrier_id: int | None = None
     carrier_code: str | None = viewer.carrier_code
     if raw["carrier"] and viewer.all_carriers:
-        found = session.scalar(sa.select(Carrier).where(Carrier.code == raw["carrier"]))
+        found = registry.find_carrier(session, raw["carrier"])
         if found is None:
             errors.append(f"carrier: no carrier {raw['carrier']!r}")
         else:
@@ -149,16 +148,7 @@ def read_filters(
 
 def find_driver_id(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
     """A driver by id (``#12``, or digits) or by the carrier's reference, within the scope."""
-    query = sa.select(Driver.id)
-    if carrier_id is not None:
-        query = query.where(Driver.carrier_id == carrier_id)
-    by_id = text.removeprefix("#")
-    if by_id.isdigit():
-        found = session.scalars(query.where(Driver.id == int(by_id))).all()
-        if not found:
-            found = session.scalars(query.where(Driver.external_ref == text)).all()
-    else:
-        found = session.scalars(query.where(Driver.external_ref == text)).all()
+    found = registry.find_driver_ids(session, text, carrier_id)
     if len(found) == 1:
         return found[0]
     errors.append(
@@ -168,10 +158,7 @@ def find_driver_id(text: str, carrier_id: int | None, session: Session, errors: 
 
 
 def find_vehicle_id(text: str, carrier_id: int | None, session: Session, errors: list[str]) -> int | None:
-    query = sa.select(Vehicle.id).where(Vehicle.registered_plate == plates.normalise(text))
-    if carrier_id is not None:
-        query = query.where(Vehicle.carrier_id == carrier_id)
-    found = session.scalars(query).all()
+    found = registry.find_vehicle_ids(session, text, carrier_id)
     if len(found) == 1:
         return found[0]
     errors.append(

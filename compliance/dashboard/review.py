@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
@@ -22,8 +21,9 @@ from compliance.dashboard.templating import render
 from compliance.judgments import Answer, Judgments
 from compliance.reports.queue import in_queue, next_in_queue, queue_size
 from compliance.service.reviews import Review, ReviewConflict, record_review
-from compliance.store.models import Carrier, Submission
-from compliance.store.submissions import SubmissionFilter
+from compliance.store.models import Submission
+from compliance.store.pages import SubmissionFilter
+from compliance.store.registry import find_carrier
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 
 router = APIRouter()
@@ -50,10 +50,10 @@ def _reason_choices() -> list[str]:
 def _scope(viewer: Viewer, session: Session, carrier: str) -> SubmissionFilter:
     """The queue is the viewer's carrier's; the operator's staff may pick one carrier by code."""
     if viewer.all_carriers and carrier:
-        carrier_id = session.scalar(sa.select(Carrier.id).where(Carrier.code == carrier))
-        if carrier_id is None:
+        found = find_carrier(session, carrier)
+        if found is None:
             raise NotFound("carrier")
-        return SubmissionFilter(carrier_id=carrier_id)
+        return SubmissionFilter(carrier_id=found.id)
     return SubmissionFilter(carrier_id=viewer.carrier_id)
 
 

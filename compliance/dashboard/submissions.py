@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from PIL import Image, ImageOps
@@ -23,15 +21,11 @@ from compliance.reports.queue import in_queue
 from compliance.reports.side_by_side import judgment_rows
 from compliance.store import audit
 from compliance.store.errors import InvalidCursor, MissingBlob, UnknownSubmission
-from compliance.store.models import MACHINE, Carrier, Role, Submission, SubmissionReason, SubmissionStatus
-from compliance.store.registry import list_carriers
-from compliance.store.submissions import (
-    SORT_KEYS,
-    count_submissions,
-    get_submission,
-    latest_judgments,
-    page_submissions,
-)
+from compliance.store.models import MACHINE, Role, Submission, SubmissionStatus
+from compliance.store.pages import SORT_KEYS, count_submissions, page_submissions, reasons_of
+from compliance.store.registry import carrier_codes, list_carriers
+from compliance.store.submissions import get_submission
+from compliance.store.verdicts import latest_judgments
 from compliance.verdicts import Outcome
 
 router = APIRouter()
@@ -71,24 +65,12 @@ def submissions_page(request: Request, viewer: SignedIn, cursor: str | None = No
             return render(request, "submissions.html", context, status_code=400)
         context.update(
             rows=page.items,
-            reasons_of=_reasons_of(s, [x.id for x in page.items]),
-            carrier_codes=dict(s.execute(sa.select(Carrier.id, Carrier.code)).all()),
+            reasons_of=reasons_of(s, [x.id for x in page.items]),
+            carrier_codes=carrier_codes(s),
             total=count_submissions(s, filters.where),
             next_cursor=page.next_cursor,
         )
         return render(request, "submissions.html", context)
-
-
-def _reasons_of(session: Session, ids: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    if ids:
-        for submission_id, reason in session.execute(
-            sa.select(SubmissionReason.submission_id, SubmissionReason.reason)
-            .where(SubmissionReason.submission_id.in_(ids))
-            .order_by(SubmissionReason.reason)
-        ):
-            found[submission_id].append(reason)
-    return found
 
 
 def scoped_submission(session: Session, viewer: Viewer, submission_id: str) -> Submission:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from compliance.reports.period import ReportZone
 from compliance.store.models import Carrier, Driver, Submission, SubmissionReason, Vehicle
-from compliance.store.submissions import SubmissionFilter
+from compliance.store.pages import SubmissionFilter
 
 BATCH = 2000
 COLUMNS = (

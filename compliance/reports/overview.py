@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from compliance.agreement import FIELDS
 from compliance.reports.period import ReportZone
 from compliance.store.models import MACHINE, Carrier, Driver, PlateReview, Submission, SubmissionReason
-from compliance.store.submissions import SubmissionFilter
+from compliance.store.pages import SubmissionFilter
 from compliance.verdicts import Outcome
 
 TOP = 10

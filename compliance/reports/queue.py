@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from compliance.agreement import DISAGREE_REASON_PREFIX
 from compliance.store.models import MACHINE, Submission, SubmissionReason
-from compliance.store.submissions import SubmissionFilter
+from compliance.store.pages import SubmissionFilter
 from compliance.verdicts import Outcome
 
 _DISAGREE = sa.or_(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from compliance.queue.publisher import Publisher
 from compliance.service.verdicts import announce
-from compliance.store import Store, submissions
+from compliance.store import Store, submissions, verdicts
 from compliance.store.errors import UnknownSubmission
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 
@@ -48,7 +48,7 @@ def record_review(
         if over_verdict is not None and (current is None or current.id != over_verdict):
             by = current.decided_by if current is not None else "nobody"
             raise ReviewConflict(f"this submission was decided meanwhile (by {by}): nothing was recorded")
-        record = submissions.record_review(
+        record = verdicts.record_review(
             s,
             submission_id,
             reviewer=reviewer,

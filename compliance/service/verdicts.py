@@ -23,7 +23,7 @@ from compliance.pipeline import BOTH, Pipeline
 from compliance.queue.publisher import Publisher, published
 from compliance.service import webhooks
 from compliance.settings import Settings, Thresholds
-from compliance.store import Store, registry, submissions
+from compliance.store import Store, registry, similar, submissions, verdicts
 from compliance.store.models import Submission, SubmissionStatus
 from compliance.verdicts import Verdict
 
@@ -51,7 +51,7 @@ def _read_context(s: Session, settings: Settings, sub: Submission) -> JudgingCon
         plates_to_match = [sub.vehicle.registered_plate]
     else:
         plates_to_match = registry.registered_plates(s, carrier.id)
-    similar = submissions.find_similar_photos(
+    near = similar.find_similar_photos(
         s,
         carrier.id,
         sub.photo_phash,
@@ -63,9 +63,7 @@ def _read_context(s: Session, settings: Settings, sub: Submission) -> JudgingCon
         submission_id=sub.id,
         thresholds=thresholds,
         plates_to_match=plates_to_match,
-        prior=[
-            PriorPhoto(p.submission.id, p.submission.driver_id, p.submission.created_at, p.distance) for p in similar
-        ],
+        prior=[PriorPhoto(p.submission.id, p.submission.driver_id, p.submission.created_at, p.distance) for p in near],
         scene_sha256=sub.photo_sha256,
         licence_sha256=sub.driver.licence_sha256,
         driver_id=sub.driver_id,
@@ -121,7 +119,7 @@ def conclude(
     keep judgments and verdict (idempotent)."""
     verdict = _decide(ctx, judgments, second_opinion)
     with store.sessions() as s, s.begin():
-        submissions.record_verdict(s, ctx.submission_id, verdict, actor=actor)
+        verdicts.record_verdict(s, ctx.submission_id, verdict, actor=actor)
     return verdict
 
 
@@ -196,7 +194,7 @@ def judge_many(
                     results[i] = conclude(store, ctx, judgments, actor=actor)
                 else:
                     with store.sessions() as s, s.begin():
-                        submissions.record_judgment(s, ctx.submission_id, judgments, actor=actor)
+                        verdicts.record_judgment(s, ctx.submission_id, judgments, actor=actor)
                     results[i] = decide_from_stored(store, settings, ctx.submission_id, combine, actor=actor)
             except Exception as exc:
                 results[i] = exc
@@ -216,7 +214,7 @@ def rejudge(
         return conclude(store, ctx, judged[0], actor=actor)
     with store.sessions() as s, s.begin():
         for judgments in judged:
-            submissions.record_judgment(s, submission_id, judgments, actor=actor)
+            verdicts.record_judgment(s, submission_id, judgments, actor=actor)
     return conclude(store, ctx, judged[0], second_opinion=judged[1], actor=actor)
 
 
@@ -235,7 +233,7 @@ def record_judgments(
     ctx = begin(store, settings, submission_id, actor=actor)
     judgments = _run(store, settings, ctx, pipeline, actor)
     with store.sessions() as s, s.begin():
-        submissions.record_judgment(s, submission_id, judgments, actor=actor)
+        verdicts.record_judgment(s, submission_id, judgments, actor=actor)
     return judgments
 
 

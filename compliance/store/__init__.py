@@ -4,7 +4,10 @@
 - ``models``: the ORM.
 - ``blobs``: content-addressed photo files.
 - ``registry``: carriers, vehicles, drivers.
-- ``submissions``: submissions, judgments, verdict history, near-duplicate search.
+- ``submissions``: creating submissions and moving their status; one submission read back.
+- ``verdicts``: judgments, verdict history, reviewers' decisions and plate reviews.
+- ``pages``: submissions by filter: keyset pages, counts, offset lists.
+- ``similar``: near-duplicate photo search over the hash bands.
 - ``audit``: the append-only audit trail.
 - ``errors``: the domain errors (lookups are ``LookupError``, bad input ``ValueError``).
 """

@@ -28,8 +28,8 @@ from compliance.store.models import (
     SubmissionStatus,
     utcnow,
 )
+from compliance.store.pages import SubmissionFilter
 from compliance.store.registry import get_carrier, get_driver, get_vehicle
-from compliance.store.submissions import SubmissionFilter
 from compliance.verdicts import Outcome
 
 

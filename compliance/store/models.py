@@ -199,7 +199,7 @@ class Submission(Base):
     job_end: Mapped[datetime | None]
     source: Mapped[SubmissionSource] = mapped_column(_enum(SubmissionSource, "submission_source"))
     status: Mapped[SubmissionStatus] = mapped_column(_enum(SubmissionStatus, "submission_status"))
-    # The current verdict, copied here when it changes (see submissions._add_verdict) so that lists
+    # The current verdict, copied here when it changes (see verdicts._add_verdict) so that lists
     # and reports filter and count without joining the verdict history.
     outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "verdict_outcome"))
     decided_at: Mapped[datetime | None]

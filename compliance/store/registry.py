@@ -76,8 +76,18 @@ def get_carrier(session: Session, ref: str | int) -> Carrier:
     return carrier
 
 
+def find_carrier(session: Session, code: str) -> Carrier | None:
+    """The carrier with this code, or None."""
+    return session.scalar(sa.select(Carrier).where(Carrier.code == code))
+
+
 def list_carriers(session: Session) -> list[Carrier]:
     return list(session.scalars(sa.select(Carrier).order_by(Carrier.code)))
+
+
+def carrier_codes(session: Session) -> dict[int, str]:
+    """Every carrier's code, by id."""
+    return dict(session.execute(sa.select(Carrier.id, Carrier.code)).tuples().all())
 
 
 def set_carrier_thresholds(
@@ -190,6 +200,19 @@ def find_vehicle(session: Session, carrier_id: int, plate: str) -> Vehicle | Non
     )
 
 
+def find_vehicle_ids(session: Session, plate: str, carrier_id: int | None = None) -> list[int]:
+    """The vehicles registered with this plate (as typed: normalised here), within one carrier
+    when ``carrier_id`` is given, else across carriers."""
+    query = sa.select(Vehicle.id).where(Vehicle.registered_plate == plates.normalise(plate))
+    if carrier_id is not None:
+        query = query.where(Vehicle.carrier_id == carrier_id)
+    return list(session.scalars(query).all())
+
+
+def vehicles_by_id(session: Session, ids: Sequence[int]) -> list[Vehicle]:
+    return list(session.scalars(sa.select(Vehicle).where(Vehicle.id.in_(ids))))
+
+
 def list_vehicles(session: Session, carrier_id: int) -> list[Vehicle]:
     get_carrier(session, carrier_id)
     return list(session.scalars(sa.select(Vehicle).where(Vehicle.carrier_id == carrier_id).order_by(Vehicle.id)))
@@ -252,6 +275,24 @@ def get_driver(session: Session, driver_id: int, *, carrier_id: int | None = Non
 
 def find_driver(session: Session, carrier_id: int, external_ref: str) -> Driver | None:
     return session.scalar(sa.select(Driver).where(Driver.carrier_id == carrier_id, Driver.external_ref == external_ref))
+
+
+def find_driver_ids(session: Session, ref: str, carrier_id: int | None = None) -> list[int]:
+    """The drivers ``ref`` names: by id (``#12``, or digits; digits that are no id are tried as a
+    reference) or by the carrier's reference; within one carrier when ``carrier_id`` is given."""
+    query = sa.select(Driver.id)
+    if carrier_id is not None:
+        query = query.where(Driver.carrier_id == carrier_id)
+    by_id = ref.removeprefix("#")
+    if by_id.isdigit():
+        found = session.scalars(query.where(Driver.id == int(by_id))).all()
+        if found:
+            return list(found)
+    return list(session.scalars(query.where(Driver.external_ref == ref)).all())
+
+
+def drivers_by_id(session: Session, ids: Sequence[int]) -> list[Driver]:
+    return list(session.scalars(sa.select(Driver).where(Driver.id.in_(ids))))
 
 
 def list_drivers(session: Session, carrier_id: int) -> list[Driver]:

@@ -22,7 +22,7 @@ from compliance.pipelines import get_pipeline
 from compliance.service.intake import Upload, accept
 from compliance.service.verdicts import judge
 from compliance.settings import Settings
-from compliance.store import Store, registry, submissions, users
+from compliance.store import Store, registry, users, verdicts
 from compliance.store.models import Role
 
 SAMPLES = samples_dir()
@@ -124,7 +124,7 @@ def seed(settings: Settings) -> tuple[Store, dict[str, str], dict[str, int]]:
         ids[name] = accepted.submission_id
     with store.sessions() as s, s.begin():
         # A second opinion on the PASS: what an MLLM wrote, read by the MLLM pipeline's own parser.
-        submissions.record_judgment(s, ids["passed"], mllm_judgments(MLLM_ANSWER))
+        verdicts.record_judgment(s, ids["passed"], mllm_judgments(MLLM_ANSWER))
     return store, ids, carriers
 
 

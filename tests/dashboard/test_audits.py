@@ -29,7 +29,7 @@ from compliance.service.audits import run_chunk
 from compliance.service.intake import Upload, accept
 from compliance.service.sweeper import sweep_once
 from compliance.settings import Settings
-from compliance.store import Store, audit_jobs, registry, submissions, users
+from compliance.store import Store, audit_jobs, registry, submissions, users, verdicts
 from compliance.store.models import AuditJob, AuditJobStatus, Role, Submission, utcnow
 from compliance.verdicts import Outcome, ReasonCode, Verdict
 from tests.dashboard.site import Site, photo, serve
@@ -99,7 +99,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
                 photo_phash=f"{n + 1:016x}",
                 source="api",
             ).submission
-            submissions.record_verdict(s, sub.id, older(Outcome.FAIL, ReasonCode.PLATE_MISMATCH))
+            verdicts.record_verdict(s, sub.id, older(Outcome.FAIL, ReasonCode.PLATE_MISMATCH))
             for role in Role:
                 users.add_user(
                     s, username=f"{code.lower()}.{role.value}", password=PASSWORD, role=role, carrier_id=carrier.id
@@ -296,7 +296,7 @@ def decided_last_year(site: Site, picture: str, driver: str, plate: str, old: Ve
         site.store, photo(picture), Upload(carrier="ACME", driver=driver, plate=plate, site="Hefei depot")
     )
     with site.store.sessions() as s, s.begin():
-        submissions.record_verdict(s, accepted.submission_id, old)
+        verdicts.record_verdict(s, accepted.submission_id, old)
     return accepted.submission_id
 
 

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 
 from compliance.judgments import Judgments
-from compliance.store import audit, submissions
+from compliance.store import audit, submissions, verdicts
 from compliance.store.models import MACHINE
 from compliance.verdicts import Outcome
 from tests.dashboard.site import PASSWORD, Site
@@ -61,7 +61,7 @@ def test_a_submission_shows_each_box_the_pipeline_found_on_the_photo(site: Site,
     categories = {shapes.nth(i).get_attribute("data-category") for i in range(shapes.count())}
     assert {"person", "vehicle", "plate", "face"} <= categories
     with site.store.sessions() as s:
-        stored = Judgments.model_validate(submissions.latest_judgments(s, site.passed)["multistage"].data)
+        stored = Judgments.model_validate(verdicts.latest_judgments(s, site.passed)["multistage"].data)
     plate = overlay.locator('g.pipeline[data-pipeline="multistage"] g.shape.plate')
     assert stored.plate.text == "皖AUJ299" and "皖AUJ299" in plate.get_attribute("data-label")
     rect = plate.locator("rect")

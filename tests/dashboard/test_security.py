@@ -22,7 +22,7 @@ from compliance.dashboard.overview import script_json
 from compliance.dashboard.security import session_secret
 from compliance.dashboard.templating import plotly_js
 from compliance.settings import Settings
-from compliance.store import Store, registry, submissions, users
+from compliance.store import Store, registry, submissions, users, verdicts
 from compliance.store.models import MACHINE, Role
 from compliance.verdicts import Outcome, ReasonCode
 from tests.store.samples import verdict
@@ -55,7 +55,7 @@ def app(database_url: str, tmp_path: Path) -> Iterator[App]:
                 photo_phash=f"{len(ids) + 1:016x}",
                 source="api",
             ).submission
-            submissions.record_verdict(s, sub.id, verdict(Outcome.REVIEW, reasons=(ReasonCode.FACE_UNCERTAIN,)))
+            verdicts.record_verdict(s, sub.id, verdict(Outcome.REVIEW, reasons=(ReasonCode.FACE_UNCERTAIN,)))
             ids.append(sub.id)
             for role in Role:
                 users.add_user(
@@ -155,7 +155,7 @@ def test_a_decision_on_a_verdict_that_changed_meanwhile_is_not_recorded(app: App
     page = app.client.get(f"/dashboard/review/{app.review}")
     form = {"csrf_token": token(page.text), "decision": "approve", "verdict_id": _current_id(app)}
     with app.store.sessions() as s, s.begin():
-        submissions.record_review(s, app.review, reviewer="acme.admin", outcome=Outcome.FAIL, note="first")
+        verdicts.record_review(s, app.review, reviewer="acme.admin", outcome=Outcome.FAIL, note="first")
     late = app.client.post(f"/dashboard/review/{app.review}", data=form)
     assert late.status_code == 400 and "decided meanwhile (by acme.admin)" in late.text
     with app.store.sessions() as s:

@@ -10,7 +10,7 @@ from compliance.pipeline import Pipeline
 from compliance.service.intake import Upload, accept
 from compliance.service.verdicts import decide_from_stored, judge, judge_both, record_judgments, rejudge
 from compliance.settings import Settings
-from compliance.store import Store, audit, submissions
+from compliance.store import Store, audit, submissions, verdicts
 from compliance.store.models import MACHINE, SubmissionStatus
 from compliance.verdicts import Outcome, ReasonCode
 from tests.mllm.conftest import sample
@@ -33,7 +33,7 @@ def test_stored_mllm_judgment_of_noise_is_kept_and_reviewed(
         sub = submissions.get_submission(s, sid)
         assert [j.pipeline for j in sub.judgments] == ["mllm"]
         kept = sub.judgments[0]
-        assert kept.model_version == submissions.models_version(tiny_mllm.models)
+        assert kept.model_version == verdicts.models_version(tiny_mllm.models)
         assert kept.data["provenance"]["raw_output"] == verdict.judgments.provenance.raw_output
         assert sub.current_verdict is not None and sub.current_verdict.pipeline == "mllm"
 
@@ -61,8 +61,8 @@ def test_two_workers_record_their_own_judgments_and_one_verdict_is_kept(
         sub = submissions.get_submission(s, sid)
         by_pipeline = {j.pipeline: j for j in sub.judgments}
         assert set(by_pipeline) == {"mllm", "multistage", "both"}
-        assert by_pipeline["mllm"].model_version == submissions.models_version(tiny_mllm.models)
-        assert by_pipeline["multistage"].model_version == submissions.models_version(multistage.models)
+        assert by_pipeline["mllm"].model_version == verdicts.models_version(tiny_mllm.models)
+        assert by_pipeline["multistage"].model_version == verdicts.models_version(multistage.models)
         machine = [v for v in sub.verdicts if v.decided_by == MACHINE]
         assert len(machine) == 1 and machine[0].is_current and machine[0].pipeline == "both"
         assert machine[0].judgment_id == by_pipeline["both"].id

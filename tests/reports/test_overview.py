@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from compliance.judgments import Answer, FaceMatch, Judgments, PersonJudgment, PlateReading, Provenance
 from compliance.reports.overview import overview
 from compliance.reports.period import ReportZone
-from compliance.store import db, registry, submissions
+from compliance.store import db, registry, submissions, verdicts
 from compliance.store.models import MACHINE, PlateReview, Submission, SubmissionStatus
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 from tests.store.samples import Fleet, verdict
@@ -78,14 +78,14 @@ def history(session: Session, fleet: Fleet) -> dict[str, object]:
         baseline_plate = "京A1234S" if ReasonCode.PLATE_CONFUSABLE in reasons else "京A12345"
         if ReasonCode.PLATE_UNREADABLE in reasons:
             baseline_plate = None
-        submissions.record_verdict(
+        verdicts.record_verdict(
             session, sub.id, verdict(outcome, reasons=reasons, of=seen("multistage", baseline_plate))
         )
         if mllm_plate is not None:
-            submissions.record_judgment(session, sub.id, seen("mllm", mllm_plate))
+            verdicts.record_judgment(session, sub.id, seen("mllm", mllm_plate))
         if review is not None:
             decided, plate = review
-            submissions.record_review(
+            verdicts.record_review(
                 session,
                 sub.id,
                 reviewer="li.wei",

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from compliance.judgments import Answer, FaceMatch, Judgments, PersonJudgment, PlateReading, Provenance
 from compliance.reports.queue import in_queue, next_in_queue, queue_size
-from compliance.store import registry, submissions
+from compliance.store import registry, submissions, verdicts
 from compliance.store.models import Submission, SubmissionReason, utcnow
-from compliance.store.submissions import SubmissionFilter
+from compliance.store.pages import SubmissionFilter
 from compliance.verdicts import Outcome, ReasonCode
 from tests.store.samples import Fleet, verdict
 
@@ -40,9 +40,9 @@ def judged(
     sub.created_at = utcnow() - timedelta(minutes=minutes_ago)
     session.flush()
     reasons = (ReasonCode.PLATE_LOW_CONFIDENCE,) if outcome is Outcome.REVIEW else ()
-    submissions.record_verdict(session, sub.id, verdict(outcome, reasons=reasons, of=seen("multistage")))
+    verdicts.record_verdict(session, sub.id, verdict(outcome, reasons=reasons, of=seen("multistage")))
     if mllm_plate is not None:
-        submissions.record_judgment(session, sub.id, seen("mllm", mllm_plate))
+        verdicts.record_judgment(session, sub.id, seen("mllm", mllm_plate))
     return sub.id
 
 
@@ -55,7 +55,7 @@ def test_disagreements_first_then_reviews_oldest_first(session: Session, fleet: 
     judged(session, fleet, 6, 80, Outcome.PASS, mllm_plate="京A12345")  # agreed PASS: not for people
     judged(session, fleet, 7, 90, Outcome.FAIL)
     reviewed = judged(session, fleet, 8, 100, Outcome.REVIEW)
-    submissions.record_review(session, reviewed, reviewer="li.wei", outcome=Outcome.PASS, note="fine")
+    verdicts.record_review(session, reviewed, reviewer="li.wei", outcome=Outcome.PASS, note="fine")
 
     where = SubmissionFilter(carrier_id=fleet.carrier_id)
     order = [item.submission_id for item in next_in_queue(session, where, limit=10)]

@@ -13,7 +13,7 @@ from compliance.cli import app
 from compliance.photos import read_photo_file
 from compliance.service.intake import Upload, accept
 from compliance.settings import get_settings
-from compliance.store import Store, submissions
+from compliance.store import Store, verdicts
 from compliance.verdicts import Outcome, ReasonCode
 from tests.service.conftest import PASSING_PHOTO, SAMPLES
 from tests.service.test_workers import _old_verdict
@@ -61,7 +61,7 @@ def test_audit_inline_with_a_progress_bar_and_the_diff(isolated_env: Path) -> No
     photo = read_photo_file(PASSING_PHOTO, **settings.photo_limits)
     accepted = accept(store, photo, Upload(carrier="ACME", driver="A-1", plate="皖AUJ299"))
     with store.sessions() as s, s.begin():
-        submissions.record_verdict(s, accepted.submission_id, _old_verdict(Outcome.FAIL, (ReasonCode.FACE_MISMATCH,)))
+        verdicts.record_verdict(s, accepted.submission_id, _old_verdict(Outcome.FAIL, (ReasonCode.FACE_MISMATCH,)))
 
     code, stdout, stderr = run("audit", "start", "--carrier", "ACME", "--inline")
     assert code == 0, stderr

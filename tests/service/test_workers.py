@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 from compliance.api.app import create_app
 from compliance.judgments import Answer, Judgments, PersonJudgment, Provenance
 from compliance.service.webhooks import SIGNATURE_HEADER, verify_signature
-from compliance.store import Store, submissions
+from compliance.store import Store, verdicts
 from compliance.store.models import AuditEvent, JudgmentRecord, Submission, VerdictRecord
 from compliance.verdicts import CheckResult, Outcome, ReasonCode, Verdict
 from tests.conftest import POSTGRES_URL, postgres_unavailable
@@ -351,7 +351,7 @@ def test_an_audit_rejudges_with_the_current_models_and_reports_the_diff(live: Li
     for name, (photo, outcome, reasons) in cases.items():
         ids[name] = live.upload(photo.read_bytes())
         with live.store.sessions() as s, s.begin():
-            submissions.record_verdict(s, ids[name], _old_verdict(outcome, reasons))
+            verdicts.record_verdict(s, ids[name], _old_verdict(outcome, reasons))
     before = {
         n: live.client.get(f"/v1/submissions/{i}", headers=live.acme.auth).json()["outcome"] for n, i in ids.items()
     }

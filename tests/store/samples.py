@@ -1,10 +1,15 @@
-"""Small judgments and verdicts to store: what a pipeline and the policy would hand over."""
+"""Small judgments and verdicts to store, and a submission to hang them on: what a pipeline, the
+policy and the API would hand over."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
 from compliance.judgments import Answer, Judgments, PersonJudgment, Provenance
+from compliance.store import submissions
 from compliance.verdicts import CheckResult, Outcome, ReasonCode, Verdict
 
 
@@ -42,3 +47,26 @@ def verdict(
         judgments=of if of is not None else judgments(),
         policy_version=policy_version,
     )
+
+
+PHOTO = "c0ffee" + "0" * 58
+PHASH = "8f3c0a5e91b2d476"
+
+
+def submit(session: Session, fleet: Fleet, **overrides: object) -> submissions.CreatedSubmission:
+    fields: dict[str, object] = {
+        "carrier_id": fleet.carrier_id,
+        "driver_id": fleet.driver_id,
+        "photo_sha256": PHOTO,
+        "photo_phash": PHASH,
+        "source": "api",
+    }
+    fields.update(overrides)
+    return submissions.create_submission(session, **fields)  # type: ignore[arg-type]
+
+
+def count(session: Session, model: type, **where: object) -> int:
+    query = sa.select(sa.func.count()).select_from(model)
+    for column, value in where.items():
+        query = query.where(getattr(model, column) == value)
+    return session.scalar(query) or 0

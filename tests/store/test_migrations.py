@@ -88,7 +88,7 @@ def test_alembic_ini_takes_the_url_from_x_argument(
 def test_upgrading_copies_each_current_verdict_onto_its_submission(database_url: str) -> None:
     """Revision 0003 backfills outcome, decision time, decider and reasons from verdicts kept before it."""
 
-    from compliance.store import registry
+    from compliance.store import registry, verdicts
     from compliance.store import submissions as subs
     from compliance.verdicts import Outcome, ReasonCode
     from tests.store.samples import verdict
@@ -109,9 +109,9 @@ def test_upgrading_copies_each_current_verdict_onto_its_submission(database_url:
             ).submission.id
             for i in range(3)
         ]
-        subs.record_verdict(session, ids[0], verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
-        subs.record_verdict(session, ids[1], verdict(Outcome.PASS))
-        subs.record_review(
+        verdicts.record_verdict(session, ids[0], verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
+        verdicts.record_verdict(session, ids[1], verdict(Outcome.PASS))
+        verdicts.record_review(
             session, ids[1], reviewer="rev-1", outcome="FAIL", note="wrong truck", reasons=["PLATE_MISMATCH"]
         )
     # Back to before the copy existed, then up again: the copy is rebuilt from the verdicts.

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from compliance import agreement
 from compliance.judgments import Answer, FaceMatch, Judgments, PersonJudgment, PlateColor, PlateReading, Provenance
-from compliance.store import submissions
+from compliance.store import pages, submissions, verdicts
 from compliance.store.models import PlateReview, Submission
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 from tests.store.samples import Fleet, verdict
@@ -41,17 +41,17 @@ def new_submission(session: Session, fleet: Fleet) -> Submission:
 
 def test_agreement_is_kept_once_both_pipelines_have_judged(session: Session, fleet: Fleet) -> None:
     sub = new_submission(session, fleet)
-    submissions.record_judgment(session, sub.id, seen("multistage"))
+    verdicts.record_judgment(session, sub.id, seen("multistage"))
     assert sub.pipelines_agree is None  # one pipeline: nothing to compare
-    submissions.record_judgment(session, sub.id, seen("mllm", plate="京A12346", same=Answer.UNKNOWN))
+    verdicts.record_judgment(session, sub.id, seen("mllm", plate="京A12346", same=Answer.UNKNOWN))
     session.refresh(sub)
     assert sub.pipelines_agree is False and sub.pipelines_disagree_on == "plate,face"
     # A newer MLLM model that reads it as the baseline did: they agree now.
     mllm = seen("mllm").model_copy(update={"provenance": Provenance(pipeline="mllm", models={"mllm": "2"})})
-    submissions.record_judgment(session, sub.id, mllm)
+    verdicts.record_judgment(session, sub.id, mllm)
     session.refresh(sub)
     assert sub.pipelines_agree is True and sub.pipelines_disagree_on is None
-    assert submissions.count_submissions(session, submissions.SubmissionFilter(pipelines_agree=True)) == 1
+    assert pages.count_submissions(session, pages.SubmissionFilter(pipelines_agree=True)) == 1
 
 
 def test_agreement_reads_unknown_against_an_answer_as_a_disagreement() -> None:
@@ -63,11 +63,11 @@ def test_agreement_reads_unknown_against_an_answer_as_a_disagreement() -> None:
 def test_a_persons_verdict_keeps_a_plate_review_until_the_machine_decides_again(session: Session, fleet: Fleet) -> None:
     sub = new_submission(session, fleet)
     machine = verdict(Outcome.REVIEW, reasons=(ReasonCode.PLATE_CONFUSABLE,), of=seen("multistage", plate="京A1234S"))
-    submissions.record_verdict(session, sub.id, machine)
+    verdicts.record_verdict(session, sub.id, machine)
     assert sub.verdict_seconds is not None and sub.verdict_seconds >= 0
     assert session.scalar(sa.select(sa.func.count()).select_from(PlateReview)) == 0  # the machine's: none
 
-    submissions.record_review(
+    verdicts.record_review(
         session,
         sub.id,
         reviewer="li.wei",
@@ -82,18 +82,18 @@ def test_a_persons_verdict_keeps_a_plate_review_until_the_machine_decides_again(
     assert sub.verdict_seconds == int((sub.decided_at - sub.created_at).total_seconds())
 
     # Re-judged with a new policy: the machine's verdict is current again, the review row goes.
-    submissions.record_verdict(session, sub.id, verdict(Outcome.PASS, policy_version="policy-2"))
+    verdicts.record_verdict(session, sub.id, verdict(Outcome.PASS, policy_version="policy-2"))
     session.expire_all()
     assert session.get(PlateReview, sub.id) is None
 
 
 def test_a_reading_the_reviewer_lets_stand_counts_as_right(session: Session, fleet: Fleet) -> None:
     sub = new_submission(session, fleet)
-    submissions.record_verdict(session, sub.id, verdict(Outcome.REVIEW, of=seen("multistage")))
-    submissions.record_review(session, sub.id, reviewer="li.wei", outcome=Outcome.PASS, note="fine")
+    verdicts.record_verdict(session, sub.id, verdict(Outcome.REVIEW, of=seen("multistage")))
+    verdicts.record_review(session, sub.id, reviewer="li.wei", outcome=Outcome.PASS, note="fine")
     assert session.get(PlateReview, sub.id).read_right is True
     # Correcting to the same text changes nothing.
-    submissions.record_review(
+    verdicts.record_review(
         session,
         sub.id,
         reviewer="li.wei",
@@ -107,8 +107,8 @@ def test_a_reading_the_reviewer_lets_stand_counts_as_right(session: Session, fle
 
 def test_no_reading_and_no_correction_is_not_right(session: Session, fleet: Fleet) -> None:
     sub = new_submission(session, fleet)
-    submissions.record_verdict(session, sub.id, verdict(Outcome.REVIEW, of=seen("multistage", plate=None)))
-    submissions.record_review(session, sub.id, reviewer="li.wei", outcome=Outcome.FAIL, note="no plate")
+    verdicts.record_verdict(session, sub.id, verdict(Outcome.REVIEW, of=seen("multistage", plate=None)))
+    verdicts.record_review(session, sub.id, reviewer="li.wei", outcome=Outcome.FAIL, note="no plate")
     review = session.get(PlateReview, sub.id)
     # The truth falls back to the registered plate: its province, and a miss for the reader.
     assert (review.province, review.read_right) == ("京", False)
@@ -118,5 +118,5 @@ def test_seconds_to_verdict_follow_the_current_verdict(session: Session, fleet: 
     sub = new_submission(session, fleet)
     sub.created_at = sub.created_at - timedelta(minutes=10)
     session.flush()
-    submissions.record_verdict(session, sub.id, verdict(Outcome.PASS))
+    verdicts.record_verdict(session, sub.id, verdict(Outcome.PASS))
     assert 600 <= sub.verdict_seconds <= 660

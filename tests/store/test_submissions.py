@@ -1,64 +1,33 @@
-"""Submissions, their judgments and their verdict history: idempotent where a task may run
-twice, never losing an earlier verdict, every change audited."""
+"""Submissions: created once per idempotency key, only for what the carrier registered, and
+moved on through their statuses with every change audited."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from compliance.judgments import Answer, Judgments
-from compliance.store import audit, db
+from compliance.store import audit, pages
 from compliance.store import submissions as subs
 from compliance.store.errors import (
     IdempotencyConflict,
     InvalidSubmission,
-    InvalidVerdict,
     UnknownDriver,
     UnknownSubmission,
     UnknownVehicle,
 )
 from compliance.store.models import (
-    JudgmentRecord,
     PhotoHashBand,
     SubmissionSource,
     SubmissionStatus,
-    VerdictRecord,
 )
-from compliance.verdicts import Corrections, Outcome, ReasonCode
-from tests.store.samples import Fleet, judgments, verdict
-
-PHOTO = "c0ffee" + "0" * 58
-PHASH = "8f3c0a5e91b2d476"
-
-
-def _submit(session: Session, fleet: Fleet, **overrides: object) -> subs.CreatedSubmission:
-    fields: dict[str, object] = {
-        "carrier_id": fleet.carrier_id,
-        "driver_id": fleet.driver_id,
-        "photo_sha256": PHOTO,
-        "photo_phash": PHASH,
-        "source": "api",
-    }
-    fields.update(overrides)
-    return subs.create_submission(session, **fields)  # type: ignore[arg-type]
-
-
-def _count(session: Session, model: type, **where: object) -> int:
-    query = sa.select(sa.func.count()).select_from(model)
-    for column, value in where.items():
-        query = query.where(getattr(model, column) == value)
-    return session.scalar(query) or 0
+from tests.store.samples import PHASH, PHOTO, Fleet, count, submit
 
 
 def test_create_keeps_what_was_given(session: Session, fleet: Fleet) -> None:
     start = datetime(2026, 3, 1, 8, 0, tzinfo=timezone(timedelta(hours=8)))
-    created = _submit(
+    created = submit(
         session,
         fleet,
         vehicle_id=fleet.vehicle_id,
@@ -83,7 +52,7 @@ def test_create_keeps_what_was_given(session: Session, fleet: Fleet) -> None:
     assert got.job_start.tzinfo == UTC
     assert got.created_at.tzinfo == UTC
     assert abs(datetime.now(UTC) - got.created_at) < timedelta(minutes=1)
-    assert _count(session, PhotoHashBand, submission_id=got.id) == 8
+    assert count(session, PhotoHashBand, submission_id=got.id) == 8
     [event] = audit.list_events(session, subject_type="submission", subject_id=got.id)
     assert event.action == "submission.create" and event.after["photo_sha256"] == PHOTO
 
@@ -97,7 +66,7 @@ def test_create_keeps_what_was_given(session: Session, fleet: Fleet) -> None:
     ],
 )
 def test_capture_time_comes_back_as_the_camera_wrote_it(session: Session, fleet: Fleet, capture_time: datetime) -> None:
-    created = _submit(session, fleet, capture_time=capture_time)
+    created = submit(session, fleet, capture_time=capture_time)
     session.commit()
     session.expire_all()
     got = subs.get_submission(session, created.submission.id).captured_at
@@ -105,18 +74,18 @@ def test_capture_time_comes_back_as_the_camera_wrote_it(session: Session, fleet:
 
 
 def test_idempotency_key_returns_the_first_submission(session: Session, fleet: Fleet) -> None:
-    first = _submit(session, fleet, idempotency_key="req-1")
-    again = _submit(session, fleet, idempotency_key="req-1")
+    first = submit(session, fleet, idempotency_key="req-1")
+    again = submit(session, fleet, idempotency_key="req-1")
     session.commit()
     assert again.submission.id == first.submission.id and not again.created
-    assert len(subs.list_submissions(session, carrier_id=fleet.carrier_id)) == 1
+    assert len(pages.list_submissions(session, carrier_id=fleet.carrier_id)) == 1
     assert len(audit.list_events(session, action="submission.create")) == 1
     with pytest.raises(IdempotencyConflict):
-        _submit(session, fleet, idempotency_key="req-1", photo_sha256="d" * 64)
+        submit(session, fleet, idempotency_key="req-1", photo_sha256="d" * 64)
     # Without a key, every call is a new submission.
-    _submit(session, fleet)
-    _submit(session, fleet)
-    assert len(subs.list_submissions(session, carrier_id=fleet.carrier_id)) == 3
+    submit(session, fleet)
+    submit(session, fleet)
+    assert len(pages.list_submissions(session, carrier_id=fleet.carrier_id)) == 3
 
 
 def test_create_refuses_what_does_not_belong(session: Session, fleet: Fleet) -> None:
@@ -126,23 +95,23 @@ def test_create_refuses_what_does_not_belong(session: Session, fleet: Fleet) -> 
     stranger = registry.add_driver(session, carrier_id=other.id, name="Stranger")
     their_truck = registry.add_vehicle(session, carrier_id=other.id, registered_plate="沪B99999")
     with pytest.raises(UnknownDriver):
-        _submit(session, fleet, driver_id=stranger.id)
+        submit(session, fleet, driver_id=stranger.id)
     with pytest.raises(UnknownVehicle):
-        _submit(session, fleet, vehicle_id=their_truck.id)
+        submit(session, fleet, vehicle_id=their_truck.id)
     with pytest.raises(InvalidSubmission):
-        _submit(session, fleet, photo_phash="xyz")
+        submit(session, fleet, photo_phash="xyz")
     with pytest.raises(InvalidSubmission):
-        _submit(session, fleet, photo_sha256="not-a-digest")
+        submit(session, fleet, photo_sha256="not-a-digest")
     with pytest.raises(InvalidSubmission):
-        _submit(session, fleet, job_start=datetime(2026, 1, 1, 8), job_end=datetime(2026, 1, 1, 9))
+        submit(session, fleet, job_start=datetime(2026, 1, 1, 8), job_end=datetime(2026, 1, 1, 9))
     with pytest.raises(InvalidSubmission):
-        _submit(session, fleet, job_start=datetime(2026, 1, 1, 8, tzinfo=UTC))
+        submit(session, fleet, job_start=datetime(2026, 1, 1, 8, tzinfo=UTC))
     with pytest.raises(ValueError):
-        _submit(session, fleet, source="fax")
+        submit(session, fleet, source="fax")
 
 
 def test_status_counts_attempts_and_keeps_the_error(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
+    sid = submit(session, fleet).submission.id
     subs.set_status(session, sid, SubmissionStatus.QUEUED)
     subs.set_status(session, sid, SubmissionStatus.PROCESSING)
     subs.set_status(session, sid, SubmissionStatus.FAILED, error="detector crashed", actor="worker-1")
@@ -162,193 +131,3 @@ def test_status_counts_attempts_and_keeps_the_error(session: Session, fleet: Fle
     ]
     with pytest.raises(UnknownSubmission):
         subs.set_status(session, "no-such-id", SubmissionStatus.QUEUED)
-
-
-def test_recording_a_judgment_twice_keeps_one(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
-    given = judgments(persons=2)
-    first = subs.record_judgment(session, sid, given)
-    # The task ran again, with a different (later) answer from the same models: the first stays.
-    second = subs.record_judgment(session, sid, judgments(persons=3))
-    session.commit()
-    assert second.id == first.id
-    assert _count(session, JudgmentRecord, submission_id=sid) == 1
-    assert Judgments.model_validate(second.data) == given
-    assert len(audit.list_events(session, subject_id=sid, action="judgment.record")) == 1
-
-    # Another model version, or another pipeline, is another judgment.
-    subs.record_judgment(session, sid, judgments(models={"yolox": "nano-2"}))
-    subs.record_judgment(session, sid, judgments(pipeline="mllm", models={"qwen": "2.5-vl-3b"}))
-    subs.record_judgment(session, sid, given, model_version="explicit-v9")
-    session.commit()
-    assert _count(session, JudgmentRecord, submission_id=sid) == 4
-    with pytest.raises(UnknownSubmission):
-        subs.record_judgment(session, "no-such-id", given)
-
-
-def test_a_new_verdict_keeps_the_old_one(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
-    first = subs.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.FACE_UNCERTAIN,)))
-    session.commit()
-    assert first.is_current
-    second = subs.record_verdict(session, sid, verdict(Outcome.PASS, policy_version="policy-2"))
-    session.commit()
-    session.expire_all()
-
-    got = subs.get_submission(session, sid)
-    assert [v.id for v in got.verdicts] == [first.id, second.id]
-    assert [v.is_current for v in got.verdicts] == [False, True]
-    assert got.current_verdict.id == second.id
-    assert got.status is SubmissionStatus.DECIDED
-    old = got.verdicts[0]
-    assert (old.outcome, old.reasons, old.policy_version) == (Outcome.REVIEW, ["FACE_UNCERTAIN"], "policy-1")
-    assert old.results[0]["reason"] == "FACE_UNCERTAIN"
-    # The judgments it was decided from are kept and linked.
-    assert old.judgment is not None and old.judgment.pipeline == "multistage"
-    events = audit.list_events(session, subject_id=sid, action="verdict.record")
-    assert [(e.before["outcome"], e.after["outcome"]) for e in events] == [(None, "REVIEW"), ("REVIEW", "PASS")]
-
-
-def test_deciding_the_same_machine_verdict_twice_keeps_one(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
-    first = subs.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
-    again = subs.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
-    session.commit()
-    assert again.id == first.id
-    assert _count(session, VerdictRecord, submission_id=sid) == 1
-    assert _count(session, JudgmentRecord, submission_id=sid) == 1
-
-    # A reviewer overrides it; a late retry of the machine task must not take the decision back.
-    review = subs.record_review(
-        session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note="plate is legible: 京A12345"
-    )
-    subs.set_status(session, sid, SubmissionStatus.PROCESSING, actor="worker-1")  # the task, re-delivered
-    retried = subs.record_verdict(session, sid, verdict(Outcome.FAIL, reasons=(ReasonCode.PLATE_MISMATCH,)))
-    session.commit()
-    session.expire_all()
-    assert retried.id == first.id
-    got = subs.get_submission(session, sid)
-    assert got.current_verdict.id == review.id
-    assert got.status is SubmissionStatus.DECIDED
-    assert (review.decided_by, review.outcome, review.policy_version) == ("reviewer-7", Outcome.PASS, "policy-1")
-    assert review.judgment_id == first.judgment_id
-    assert len(got.verdicts) == 2
-
-
-def test_reviewers_must_say_why(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
-    with pytest.raises(InvalidVerdict):
-        subs.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note=" ")
-    with pytest.raises(InvalidVerdict):
-        subs.record_verdict(session, sid, verdict(), decided_by="reviewer-7")
-    with pytest.raises(InvalidVerdict):
-        subs.record_review(session, sid, reviewer="machine", outcome=Outcome.PASS, note="I am a robot")
-    # Two decisions by people are both history, even if identical.
-    subs.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.FAIL, note="not the driver")
-    subs.record_review(session, sid, reviewer="reviewer-7", outcome=Outcome.FAIL, note="not the driver")
-    session.commit()
-    assert _count(session, VerdictRecord, submission_id=sid) == 2
-    assert _count(session, VerdictRecord, submission_id=sid, is_current=True) == 1
-
-
-def test_the_database_allows_one_current_verdict(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
-    current = subs.record_verdict(session, sid, verdict())
-    session.commit()
-    row = {
-        c: getattr(current, c)
-        for c in ("submission_id", "outcome", "reasons", "results", "policy_version", "pipeline", "model_version")
-    }
-    row.update(decided_by="reviewer-1", is_current=True, created_at=current.created_at)
-    with pytest.raises(IntegrityError):
-        session.execute(sa.insert(VerdictRecord).values(row))
-    session.rollback()
-
-
-def test_concurrent_workers_record_one_verdict(engine: Engine, fleet: Fleet) -> None:
-    factory = db.session_factory(engine)
-    with factory() as session, session.begin():
-        sid = _submit(session, fleet).submission.id
-
-    def decide(_: int) -> int:
-        with factory() as session, session.begin():
-            return subs.record_verdict(session, sid, verdict(Outcome.PASS)).id
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        ids = set(pool.map(decide, range(8)))
-    assert len(ids) == 1
-    with factory() as session:
-        assert _count(session, VerdictRecord, submission_id=sid) == 1
-        assert _count(session, JudgmentRecord, submission_id=sid) == 1
-
-
-def test_list_filters(session: Session, fleet: Fleet) -> None:
-    a = _submit(session, fleet, vehicle_id=fleet.vehicle_id).submission
-    session.commit()
-    between = datetime.now(UTC)
-    b = _submit(session, fleet, driver_id=fleet.other_driver_id).submission
-    c = _submit(session, fleet, source="audit").submission
-    subs.record_verdict(session, a.id, verdict(Outcome.PASS))
-    subs.record_verdict(session, b.id, verdict(Outcome.FAIL, reasons=(ReasonCode.FACE_MISMATCH,)))
-    subs.record_verdict(session, b.id, verdict(Outcome.REVIEW, policy_version="policy-2"))
-    subs.set_status(session, c.id, SubmissionStatus.QUEUED)
-    session.commit()
-
-    def ids(**filters: object) -> list[str]:
-        return [s.id for s in subs.list_submissions(session, **filters)]  # type: ignore[arg-type]
-
-    assert ids(carrier_id=fleet.carrier_id) == [c.id, b.id, a.id]  # newest first
-    assert ids(carrier_id=fleet.carrier_id, newest_first=False) == [a.id, b.id, c.id]
-    assert ids(status="queued") == [c.id]
-    assert ids(status=[SubmissionStatus.DECIDED]) == [b.id, a.id]
-    assert ids(outcome="PASS") == [a.id]
-    assert ids(outcome=Outcome.FAIL) == []  # b's FAIL is history, its current verdict is REVIEW
-    assert ids(outcome=[Outcome.REVIEW, Outcome.PASS]) == [b.id, a.id]
-    assert ids(driver_id=fleet.other_driver_id) == [b.id]
-    assert ids(vehicle_id=fleet.vehicle_id) == [a.id]
-    assert ids(since=between) == [c.id, b.id]
-    assert ids(until=between) == [a.id]
-    assert ids(carrier_id=fleet.carrier_id, limit=1, offset=1) == [b.id]
-    assert ids(carrier_id=fleet.carrier_id + 1) == []
-    listed = subs.list_submissions(session, driver_id=fleet.other_driver_id)[0]
-    assert listed.current_verdict.outcome is Outcome.REVIEW
-
-
-def test_naive_timestamps_are_refused(session: Session, fleet: Fleet) -> None:
-    with pytest.raises(Exception, match="naive datetime"):
-        subs.list_submissions(session, since=datetime(2026, 1, 1))
-
-
-def test_a_review_keeps_the_reviewers_corrections_beside_the_machines_judgments(session: Session, fleet: Fleet) -> None:
-    sid = _submit(session, fleet).submission.id
-    machine = subs.record_verdict(session, sid, verdict(Outcome.REVIEW, reasons=(ReasonCode.PLATE_UNREADABLE,)))
-    fixed = Corrections(plate_text="京a·12345", same_person=Answer.YES)
-    review = subs.record_review(
-        session, sid, reviewer="reviewer-7", outcome=Outcome.PASS, note="plate legible on zoom", corrections=fixed
-    )
-    session.commit()
-    session.expire_all()
-    got = subs.get_submission(session, sid)
-    assert got.current_verdict.id == review.id
-    assert got.current_verdict.corrections == {"plate_text": "京A12345", "same_person": "yes"}
-    # The machine's own verdict and judgments are untouched; the corrections lay over them.
-    machine_judgments = Judgments.model_validate(got.judgments[0].data)
-    assert subs.get_submission(session, sid).verdicts[0].id == machine.id
-    corrected = Corrections.model_validate(got.current_verdict.corrections).apply(machine_judgments)
-    assert corrected.plate.text == "京A12345" and corrected.plate.known_format is Answer.YES
-    assert corrected.face.same_person is Answer.YES
-    assert corrected.person == machine_judgments.person
-    (event,) = audit.list_events(session, subject_id=sid, action="verdict.record")[-1:]
-    assert event.after["corrections"] == {"plate_text": "京A12345", "same_person": "yes"}
-
-
-def test_corrections_refuse_what_no_plate_or_answer_can_be() -> None:
-    with pytest.raises(ValueError):
-        Corrections(plate_text="·  ")
-    with pytest.raises(ValueError):
-        Corrections(plate_rows=3)
-    with pytest.raises(ValueError):
-        Corrections(same_person="maybe")
-    with pytest.raises(ValueError):
-        Corrections(face="yes")
-    assert Corrections().empty and not Corrections(vehicle_kind="truck").empty

@@ -38,7 +38,7 @@ from compliance.pipelines import FallbackPipeline
 from compliance.service.intake import Upload, accept
 from compliance.service.verdicts import judge
 from compliance.settings import Settings
-from compliance.store import Store, registry, submissions
+from compliance.store import Store, registry, verdicts
 from compliance.training.export import answer_json, export_dpo, export_sft
 from compliance.verdicts import Corrections, Outcome
 from tests.mllm.conftest import sample
@@ -68,7 +68,7 @@ class Reviewed:
 
 def review(store: Store, sid: str, corrections: Corrections | None, outcome: Outcome = Outcome.PASS) -> None:
     with store.sessions() as s, s.begin():
-        submissions.record_review(
+        verdicts.record_review(
             s, sid, reviewer="reviewer-1", outcome=outcome, note="looked at the photo", corrections=corrections
         )
 
@@ -101,7 +101,7 @@ def reviewed(store: Store, store_settings: Settings, tiny_mllm: MllmPipeline, mu
         verdict = decide(
             truth, thresholds=store_settings.thresholds, registered_plates=["皖AUJ299"], licence_given=True
         )
-        submissions.record_verdict(s, right, verdict)
+        verdicts.record_verdict(s, right, verdict)
     review(store, right, None, Outcome.REVIEW)
 
     fallback = submit("a_by_car_wanAUJ299.jpg")

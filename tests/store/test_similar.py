@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from compliance.store import registry
+from compliance.store import registry, similar
 from compliance.store import submissions as subs
 from tests.store.samples import Fleet
 
@@ -49,20 +49,20 @@ def test_distance_5_is_found_and_12_is_not(session: Session, fleet: Fleet) -> No
     _submit(session, elsewhere, BASE)  # the same photo at another carrier
     session.commit()
 
-    found = subs.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 6)
+    found = similar.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 6)
     assert sorted((s.submission.id, s.distance) for s in found) == sorted([(spread, 5), (packed, 5)])
     by_id = {s.submission.id: s.submission for s in found}
     assert by_id[spread].driver_id == fleet.other_driver_id
     assert by_id[spread].created_at.tzinfo is not None
     assert far not in by_id
 
-    assert {s.submission.id for s in subs.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 12)} == {
+    assert {s.submission.id for s in similar.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 12)} == {
         spread,
         packed,
         far,
     }
-    assert len(subs.find_similar_photos(session, None, _hex(BASE), 6)) == 3  # across carriers
-    assert [s.distance for s in subs.find_similar_photos(session, other.id, _hex(BASE), 0)] == [0]
+    assert len(similar.find_similar_photos(session, None, _hex(BASE), 6)) == 3  # across carriers
+    assert [s.distance for s in similar.find_similar_photos(session, other.id, _hex(BASE), 0)] == [0]
 
 
 def test_a_submission_is_not_its_own_duplicate(session: Session, fleet: Fleet) -> None:
@@ -71,18 +71,18 @@ def test_a_submission_is_not_its_own_duplicate(session: Session, fleet: Fleet) -
     cut = datetime.now(UTC)
     second = _submit(session, fleet, BASE)
     session.commit()
-    assert [s.submission.id for s in subs.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 6, second)] == [
+    assert [s.submission.id for s in similar.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 6, second)] == [
         first
     ]
     # Re-deciding the first must not hold the later copy against it.
-    assert subs.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 6, first, created_before=cut) == []
+    assert similar.find_similar_photos(session, fleet.carrier_id, _hex(BASE), 6, first, created_before=cut) == []
 
 
 def test_bad_queries_are_refused(session: Session, fleet: Fleet) -> None:
     with pytest.raises(ValueError):
-        subs.find_similar_photos(session, fleet.carrier_id, "not-a-hash", 6)
+        similar.find_similar_photos(session, fleet.carrier_id, "not-a-hash", 6)
     with pytest.raises(ValueError):
-        subs.find_similar_photos(session, fleet.carrier_id, _hex(BASE), -1)
+        similar.find_similar_photos(session, fleet.carrier_id, _hex(BASE), -1)
 
 
 def _plan(session: Session, statement: sa.Select) -> str:
@@ -109,16 +109,16 @@ def test_search_over_many_rows_uses_the_band_index_and_is_exact(session: Session
 
     for query in queries:
         for max_distance in (0, 5, 6, 7, 10, 15):
-            found = subs.find_similar_photos(session, fleet.carrier_id, _hex(query), max_distance)
+            found = similar.find_similar_photos(session, fleet.carrier_id, _hex(query), max_distance)
             expected = {sid: (v ^ query).bit_count() for sid, v in hashes.items()}
             expected = {sid: d for sid, d in expected.items() if d <= max_distance}
             assert {s.submission.id: s.distance for s in found} == expected
             assert [s.distance for s in found] == sorted(s.distance for s in found)
 
         # Within distance 7 the probe is one exact value per band: a few dozen candidates, not all rows.
-        candidates = session.execute(subs.similar_photo_probe(fleet.carrier_id, _hex(query), 7)).all()
+        candidates = session.execute(similar.similar_photo_probe(fleet.carrier_id, _hex(query), 7)).all()
         assert len(candidates) < len(hashes) / 10
 
-    plan = _plan(session, subs.similar_photo_probe(fleet.carrier_id, _hex(queries[0]), 6))
+    plan = _plan(session, similar.similar_photo_probe(fleet.carrier_id, _hex(queries[0]), 6))
     assert "ix_photo_hash_bands_lookup" in plan, plan
     assert "SCAN photo_hash_bands" not in plan and "Seq Scan on photo_hash_bands" not in plan, plan

@@ -2,6 +2,12 @@
 the real API (uvicorn, `compliance api`) with real PostgreSQL and Redis on 127.0.0.1.
 
     PYTHONPATH=. .venv/bin/python bench/upload_load.py [--clients 16] [--requests 2000] [--api-workers 2]
+    PYTHONPATH=. .venv/bin/python bench/upload_load.py --rate 100 --requests 1000   # open loop
+    PYTHONPATH=. .venv/bin/python bench/upload_load.py --compare ../base --requests 1000  # before/after
+
+``--compare`` runs the other checkout's API (its own code: PYTHONPATH and working folder) on a
+stack like this one's, in rounds alternating with this checkout's, so that the machine's drift in
+speed falls on both, and prints the two side by side with their ratio.
 
 It measures acceptance, not judging: each upload is validated (decoded), its photo stored
 content-addressed (fsynced), the submission recorded in PostgreSQL, the task published to Redis
@@ -21,8 +27,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -71,7 +78,16 @@ async def _response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def _request(url: SplitResult, token: str, body: bytes) -> bytes:
+    return (
+        f"POST /v1/submissions HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        f"Idempotency-Key: load-{uuid.uuid4().hex}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
 async def run_load(base: str, token: str, bodies: list[bytes], total: int, clients: int) -> list[tuple[int, float]]:
+    """Closed loop: ``clients`` connections, each sending its next upload when the last is answered."""
     url = urlsplit(base)
     results: list[tuple[int, float]] = []
     counter = iter(range(total))
@@ -79,20 +95,52 @@ async def run_load(base: str, token: str, bodies: list[bytes], total: int, clien
     async def client() -> None:
         reader, writer = await asyncio.open_connection(url.hostname, url.port)
         for i in counter:
-            body = bodies[i % len(bodies)]
-            head = (
-                f"POST /v1/submissions HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {token}\r\n"
-                f"Idempotency-Key: load-{uuid.uuid4().hex}\r\n"
-                f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode()
+            request = _request(url, token, bodies[i % len(bodies)])
             start = time.perf_counter()
-            writer.write(head + body)
+            writer.write(request)
             await writer.drain()
             status = await _response(reader)
             results.append((status, time.perf_counter() - start))
         writer.close()
 
     await asyncio.gather(*(client() for _ in range(clients)))
+    return results
+
+
+async def run_open(base: str, token: str, bodies: list[bytes], total: int, rate: float) -> list[tuple[int, float]]:
+    """Open loop: upload i is sent at ``i / rate`` s whatever has been answered, on an idle keep-alive
+    connection (a new one when none is idle, so the client never holds a request back); its latency
+    counts from that scheduled time, so time spent queued anywhere counts."""
+    url = urlsplit(base)
+    results: list[tuple[int, float]] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = [
+        await asyncio.open_connection(url.hostname, url.port) for _ in range(32)
+    ]
+    opened = [w for _, w in idle]
+
+    async def one(i: int, due: float) -> None:
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            reader, writer = await asyncio.open_connection(url.hostname, url.port)
+            opened.append(writer)
+        writer.write(_request(url, token, bodies[i % len(bodies)]))
+        await writer.drain()
+        status = await _response(reader)
+        results.append((status, time.perf_counter() - due))
+        idle.append((reader, writer))
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, due)))
+    await asyncio.gather(*tasks)
+    for writer in opened:
+        writer.close()
     return results
 
 
@@ -108,86 +156,157 @@ def stage_means(metrics_text: str) -> dict[str, tuple[float, float]]:
     return {s: (counts[s], sums[s] / counts[s] * 1000.0) for s in sums if counts.get(s)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
-    parser.add_argument("--requests", type=int, default=2000, help="measured uploads (after a warm-up)")
-    parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes")
-    parser.add_argument("--photos", type=Path, nargs="*", default=DEFAULT_PHOTOS, help="folders of real photos")
-    parser.add_argument(
-        "--postgres",
-        default=os.environ.get("COMPLIANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    )
-    args = parser.parse_args()
+@dataclass
+class Round:
+    repo: Path
+    results: list[tuple[int, float]]
+    wall: float
+    depth: int
+    stages: dict[str, tuple[float, float]]  # stage -> (uploads, mean ms) over the measured uploads
 
+
+def one_round(repo: Path, args: argparse.Namespace, photos: list[Path]) -> Round:
+    """A fresh stack (PostgreSQL schema, Redis, blob folder) with ``repo``'s API, loaded once."""
     import httpx
+    import redis as redis_client
 
     from compliance.store import Store
     from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
     from tests.service.stack import RedisServer, ServiceStack
 
-    photos = photos_in(args.photos)
-    sizes = [p.stat().st_size for p in photos]
-    console = Console(width=150)
     folder = Path(tempfile.mkdtemp(prefix="upload-load-"))
     redis = RedisServer(folder / "redis")
     redis.start()
-    with postgres_schema(args.postgres) as url:
-        stack = ServiceStack(folder, url, redis)
-        store = Store.open(stack.settings)
-        acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
-        fields = {"driver_id": str(acme.driver_id), "vehicle_id": str(acme.vehicle_id)}
-        bodies = [multipart(fields, p) for p in photos]
-        try:
-            _, base = stack.api(workers=args.api_workers)
-            warm = asyncio.run(run_load(base, acme.token, bodies, args.warmup, min(args.clients, 4)))
-            assert all(s == 202 for s, _ in warm), Counter(s for s, _ in warm)
-            before = stage_means(httpx.get(base + "/metrics").text)
-            start = time.perf_counter()
-            results = asyncio.run(run_load(base, acme.token, bodies, args.requests, args.clients))
-            wall = time.perf_counter() - start
-            after = stage_means(httpx.get(base + "/metrics").text)
-            depth = int(__import__("redis").Redis(port=redis.port).llen("multistage"))
-        finally:
-            stack.stop()
-            store.engine.dispose()
-            redis.kill()
-
-    statuses = Counter(s for s, _ in results)
-    accepted = [t * 1000.0 for s, t in results if s == 202]
-    table = Table(
-        title=(
-            f"upload acceptance: {args.requests} uploads of {len(photos)} real photos "
-            f"({min(sizes) // 1024}-{max(sizes) // 1024} KB, median {statistics.median(sizes) // 1024} KB), "
-            f"{args.clients} clients, {args.api_workers} API process(es), {os.cpu_count()} cores shared"
-        ),
-        header_style="bold",
-    )
-    for col in ("accepted", "other", "wall s", "uploads/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "queued in Redis"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(len(accepted)),
-        str(sum(n for s, n in statuses.items() if s != 202)),
-        f"{wall:.1f}",
-        f"{len(accepted) / wall:.1f}",
-        f"{percentile(accepted, 50):.1f}",
-        f"{percentile(accepted, 90):.1f}",
-        f"{percentile(accepted, 99):.1f}",
-        f"{max(accepted):.1f}",
-        str(depth),
-    )
-    console.print(table)
-    stages = Table(title="server-side time per upload stage (mean over the measured uploads)", header_style="bold")
-    for col in ("stage", "uploads", "mean ms"):
-        stages.add_column(col, justify="right" if col != "stage" else "left")
-    for stage in sorted(after):
+    try:
+        with postgres_schema(args.postgres) as url:
+            stack = ServiceStack(folder, url, redis, repo=repo)
+            store = Store.open(stack.settings)
+            acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
+            fields = {"driver_id": str(acme.driver_id), "vehicle_id": str(acme.vehicle_id)}
+            bodies = [multipart(fields, p) for p in photos]
+            try:
+                _, base = stack.api(workers=args.api_workers)
+                warm = asyncio.run(run_load(base, acme.token, bodies, args.warmup, min(args.clients, 4)))
+                assert all(s == 202 for s, _ in warm), Counter(s for s, _ in warm)
+                before = stage_means(httpx.get(base + "/metrics").text)
+                start = time.perf_counter()
+                if args.rate:
+                    results = asyncio.run(run_open(base, acme.token, bodies, args.requests, args.rate))
+                else:
+                    results = asyncio.run(run_load(base, acme.token, bodies, args.requests, args.clients))
+                wall = time.perf_counter() - start
+                after = stage_means(httpx.get(base + "/metrics").text)
+                depth = int(redis_client.Redis(port=redis.port).llen("multistage"))
+            finally:
+                stack.stop()
+                store.engine.dispose()
+    finally:
+        redis.kill()
+    stages = {}
+    for stage in after:
         n0, m0 = before.get(stage, (0.0, 0.0))
         n1, m1 = after[stage]
         n = n1 - n0
-        mean = (m1 * n1 - m0 * n0) / n if n else 0.0
-        stages.add_row(stage, f"{n:.0f}", f"{mean:.1f}")
+        stages[stage] = (n, (m1 * n1 - m0 * n0) / n if n else 0.0)
+    return Round(repo, results, wall, depth, stages)
+
+
+def summary(rounds: list[Round]) -> dict[str, float]:
+    """The rounds pooled: uploads/s over their summed wall time, percentiles over every latency."""
+    accepted = [t * 1000.0 for r in rounds for s, t in r.results if s == 202]
+    wall = sum(r.wall for r in rounds)
+    return {
+        "accepted": len(accepted),
+        "other": sum(1 for r in rounds for s, _ in r.results if s != 202),
+        "wall": wall,
+        "rate": len(accepted) / wall,
+        "p50": percentile(accepted, 50),
+        "p90": percentile(accepted, 90),
+        "p99": percentile(accepted, 99),
+        "max": max(accepted),
+        "depth": sum(r.depth for r in rounds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--rate", type=float, default=None, help="open loop: uploads/s offered (--clients unused)")
+    parser.add_argument("--requests", type=int, default=2000, help="measured uploads (after a warm-up), per round")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes")
+    parser.add_argument("--photos", type=Path, nargs="*", default=DEFAULT_PHOTOS, help="folders of real photos")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. the starting commit's): its API is benched too, in alternate rounds",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per checkout (default 1; 2 with --compare)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("COMPLIANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
+    args = parser.parse_args()
+
+    photos = photos_in(args.photos)
+    sizes = [p.stat().st_size for p in photos]
+    console = Console(width=150)
+    repos = [REPO] if args.compare is None else [args.compare.resolve(), REPO]
+    rounds_each = args.rounds or (1 if args.compare is None else 2)
+    rounds: dict[Path, list[Round]] = {repo: [] for repo in repos}
+    for i in range(rounds_each):
+        # Interleaved (base, this, base, this, ...) so that drift in the machine's speed falls on both.
+        for repo in repos:
+            r = one_round(repo, args, photos)
+            rounds[repo].append(r)
+            s = summary([r])
+            console.print(
+                f"round {i + 1} {repo}: {s['rate']:.1f} uploads/s, p50 {s['p50']:.1f} ms, "
+                f"p99 {s['p99']:.1f} ms, {s['other']:.0f} not accepted"
+            )
+
+    load = f"open loop at {args.rate:g} uploads/s offered" if args.rate else f"{args.clients} clients"
+    table = Table(
+        title=(
+            f"upload acceptance: {args.requests} uploads x {rounds_each} round(s) of {len(photos)} real photos "
+            f"({min(sizes) // 1024}-{max(sizes) // 1024} KB, median {statistics.median(sizes) // 1024} KB), "
+            f"{load}, {args.api_workers} API process(es), {os.cpu_count()} cores shared"
+        ),
+        header_style="bold",
+    )
+    columns = ("accepted", "other", "wall s", "uploads/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "queued in Redis")
+    table.add_column("checkout", justify="left")
+    for col in columns:
+        table.add_column(col, justify="right")
+    keys = ("accepted", "other", "wall", "rate", "p50", "p90", "p99", "max", "depth")
+    summaries = {repo: summary(rs) for repo, rs in rounds.items()}
+    for repo, s in summaries.items():
+        table.add_row(
+            str(repo), *(f"{s[k]:.0f}" if k in ("accepted", "other", "depth") else f"{s[k]:.1f}" for k in keys)
+        )
+    if args.compare is not None:
+        a, b = summaries[repos[0]], summaries[repos[1]]
+        table.add_row(
+            "ratio (this / compared)",
+            *("" if k in ("accepted", "other", "depth", "wall") else f"{b[k] / a[k]:.2f}x" for k in keys),
+        )
+    console.print(table)
+
+    stages = Table(title="server-side time per upload stage (mean over the measured uploads)", header_style="bold")
+    stages.add_column("stage", justify="left")
+    for repo in repos:
+        stages.add_column(f"{repo.name} uploads", justify="right")
+        stages.add_column(f"{repo.name} mean ms", justify="right")
+    names = sorted({name for rs in rounds.values() for r in rs for name in r.stages})
+    for name in names:
+        row = [name]
+        for repo in repos:
+            n = sum(r.stages.get(name, (0.0, 0.0))[0] for r in rounds[repo])
+            total = sum(r.stages.get(name, (0.0, 0.0))[0] * r.stages.get(name, (0.0, 0.0))[1] for r in rounds[repo])
+            row += [f"{n:.0f}", f"{total / n:.1f}" if n else "-"]
+        stages.add_row(*row)
     console.print(stages)
 
 

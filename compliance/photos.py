@@ -98,7 +98,8 @@ def receive_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> ReceivedPh
     pil, fmt, capture_time, (width, height) = _decoded(
         data, max_bytes=max_bytes, max_pixels=max_pixels, smallest_side=PHASH_SIDE
     )
-    preview = cv2.cvtColor(_to_rgb8(pil), cv2.COLOR_RGB2BGR)
+    # Hashed as RGB: the same pixels perceptual_hash would see, without two channel swaps.
+    preview = _to_rgb8(pil)
     return ReceivedPhoto(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -106,7 +107,7 @@ def receive_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> ReceivedPh
         width=width,
         height=height,
         capture_time=capture_time,
-        phash=perceptual_hash(preview),
+        phash=_perceptual_hash_rgb(preview),
     )
 
 
@@ -139,8 +140,10 @@ def _decoded(
                 pil.draft(pil.mode, (smallest_side, smallest_side))
             pil.load()
             capture_time = _exif_capture_time(pil)
-            turned = _orientation(pil) in (5, 6, 7, 8)
-            pil = ImageOps.exif_transpose(pil)
+            orientation = _orientation(pil)
+            turned = orientation in (5, 6, 7, 8)
+            if orientation not in (None, 1):  # exif_transpose would only copy the pixels
+                pil = ImageOps.exif_transpose(pil)
     except PhotoRejected:
         raise
     except UnidentifiedImageError:
@@ -218,12 +221,16 @@ PHASH_SIDE = 256
 
 def perceptual_hash(image: np.ndarray) -> str:
     """64-bit DCT perceptual hash as 16 hex digits: survives re-encoding and resizing."""
-    h, w = image.shape[:2]
+    return _perceptual_hash_rgb(image[:, :, ::-1])
+
+
+def _perceptual_hash_rgb(rgb: np.ndarray) -> str:
+    """``perceptual_hash`` of an RGB (not BGR) image: the channels only swap, so the hash is the same."""
+    h, w = rgb.shape[:2]
     scale = PHASH_SIDE / max(h, w)
     if scale < 1.0:
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    return str(imagehash.phash(rgb, hash_size=8))
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return str(imagehash.phash(Image.fromarray(np.ascontiguousarray(rgb)), hash_size=8))
 
 
 def hash_distance(a: str, b: str) -> int:

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
 
+    # How long the API trusts an API key it has verified before asking the database again: a revoked
+    # key (or one moved to another carrier) stops working within this many seconds. 0: every request.
+    api_key_cache_s: float = Field(default=2.0, ge=0.0, le=2.0)
+
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @property

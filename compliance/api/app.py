@@ -17,7 +17,7 @@ from compliance.api.limits import BodyLimit
 from compliance.dashboard import install as install_dashboard
 from compliance.queue.publisher import Publisher
 from compliance.settings import Settings, get_settings
-from compliance.store import Store
+from compliance.store import Store, keys
 
 # Room for the multipart envelope and the other fields around the largest photo allowed.
 _ENVELOPE_BYTES = 1024 * 1024
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     app.state.settings = settings
     app.state.store = Store.open(settings)
     app.state.publisher = publisher or Publisher(settings)
+    app.state.verified_keys = keys.VerifiedKeys(settings.api_key_cache_s)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

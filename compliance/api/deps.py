@@ -46,16 +46,23 @@ def _unauthorized(message: str) -> ApiError:
 
 
 def get_caller(
+    request: Request,
     store: Annotated[Store, Depends(get_store)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None:
         raise _unauthorized("an API key is required: Authorization: Bearer cmp_…")
+    token = credentials.credentials
+    verified: keys.VerifiedKeys = request.app.state.verified_keys
+    known = verified.get(token)
+    if known is not None:
+        return Caller(carrier_id=known[0], key_id=known[1])
     with store.sessions() as s:
         try:
-            key = keys.authenticate(s, credentials.credentials)
+            key = keys.authenticate(s, token)
         except InvalidApiKey as exc:
             raise _unauthorized(str(exc)) from None
+        verified.put(token, key.carrier_id, key.key_id)
         return Caller(carrier_id=key.carrier_id, key_id=key.key_id)
 
 

@@ -6,6 +6,7 @@ the CLI, API and workers call on start. ``Base.metadata.create_all`` is not used
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,40 @@ def make_engine(url: str | URL, *, echo: bool = False, sqlite_foreign_keys: bool
         engine = sa.create_engine(parsed, echo=echo)
         _configure_sqlite(engine, foreign_keys=sqlite_foreign_keys)
         return engine
-    return sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, echo=echo)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection back in use within this many seconds is not pinged on checkout. A server that
+# restarted since fails it anyway; the pool then drops every connection it holds (SQLAlchemy
+# invalidates the whole pool on a disconnect), so at most one request per process sees the error,
+# as with pool_pre_ping it would be one in flight at the restart.
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping`` for connections that sat idle: a busy process (an API under load checks a
+    connection out several times per request) no longer pays a round trip per checkout."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is not None and time.monotonic() - checked_in_at < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            if not engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            # The pool discards this connection and checks out (or opens) another.
+            raise sa.exc.DisconnectionError("the pooled connection was dead")
 
 
 def _configure_sqlite(engine: Engine, *, foreign_keys: bool) -> None:

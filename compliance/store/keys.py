@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -84,3 +86,36 @@ def revoke_key(session: Session, key_id: str, *, actor: str = SYSTEM) -> ApiKey:
 def list_keys(session: Session, carrier_id: int) -> list[ApiKey]:
     get_carrier(session, carrier_id)
     return list(session.scalars(sa.select(ApiKey).where(ApiKey.carrier_id == carrier_id).order_by(ApiKey.id)))
+
+
+class VerifiedKeys:
+    """Tokens ``authenticate`` accepted, trusted for ``ttl_s`` seconds, so that a busy API does not
+    ask the database about the same key on every request. Only successes are kept (an unknown or
+    revoked key is asked about every time), by the token's digest, never the token itself; a
+    revocation takes effect within ``ttl_s``."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> tuple[int, str] | None:
+        """The (carrier id, key id) of a token verified less than ``ttl_s`` ago."""
+        if self.ttl_s <= 0:
+            return None
+        entry = self._entries.get(_digest(token))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1], entry[2]
+
+    def put(self, token: str, carrier_id: int, key_id: str) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            self._entries[_digest(token)] = (time.monotonic() + self.ttl_s, carrier_id, key_id)

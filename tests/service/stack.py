@@ -92,14 +92,19 @@ def _pings(client: object) -> bool:
 class Process:
     """A ``compliance`` subprocess with its output in a log file, killed with its children."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log = args, env, log
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
+        self.args, self.env, self.log, self.cwd = args, env, log, cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
         handle = self.log.open("ab")
         self.process = subprocess.Popen(
-            [*COMPLIANCE, *self.args], env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            [*COMPLIANCE, *self.args],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         handle.close()
         return self
@@ -145,12 +150,18 @@ def start_worker(queues: list[str], env: dict[str, str], log: Path, *args: str, 
 
 class ServiceStack:
     """The service's processes over one database, blob folder and private Redis, configured the way
-    production is: every setting through ``COMPLIANCE_*`` environment variables."""
+    production is: every setting through ``COMPLIANCE_*`` environment variables.
 
-    def __init__(self, folder: Path, database_url: str, redis: RedisServer, **values: object) -> None:
+    ``repo`` is the checkout whose code the API runs (PYTHONPATH and working folder): a bench can
+    start another checkout's API (``bench/upload_load.py --compare``) over the same kind of stack."""
+
+    def __init__(
+        self, folder: Path, database_url: str, redis: RedisServer, *, repo: Path = REPO, **values: object
+    ) -> None:
         from compliance.settings import Settings
 
         self.folder = folder
+        self.repo = repo
         self.redis = redis
         self.values: dict[str, object] = {
             "database_url": database_url,
@@ -164,7 +175,7 @@ class ServiceStack:
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             **{f"COMPLIANCE_{k.upper()}": str(v) for k, v in self.values.items()},
         }
@@ -186,7 +197,7 @@ class ServiceStack:
 
         port = free_port()
         args = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        process = Process(args, self.env, self._log("api")).start()
+        process = Process(args, self.env, self._log("api"), cwd=self.repo).start()
         self.processes.append(process)
         base = f"http://127.0.0.1:{port}"
 

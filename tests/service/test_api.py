@@ -4,12 +4,28 @@ idempotency, every bad input the issue names (a clear 4xx JSON error, nothing st
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
+from compliance.store import Store
+from fastapi.testclient import TestClient
 
+from compliance.api.app import create_app
 from compliance.store import keys
 from compliance.store.models import AuditEvent, Submission
-from tests.service.conftest import PASSING_PHOTO, SAMPLES, Api, cmyk_jpeg, png16, png_bomb
+from tests.service.conftest import (
+    PASSING_PHOTO,
+    SAMPLES,
+    Api,
+    add_carrier,
+    cmyk_jpeg,
+    png16,
+    png_bomb,
+    service_settings,
+)
+from tests.service.stack import RedisServer
 
 
 def count(api: Api, model: type) -> int:
@@ -155,12 +171,54 @@ def test_keys_invalid_revoked_and_missing(api: Api) -> None:
     assert api.client.get(path, headers=api.acme.auth).status_code == 200
     with api.store.sessions() as s, s.begin():
         keys.revoke_key(s, api.acme.key_id)
+    # The key was verified just now: the API may trust it for api_key_cache_s more.
+    time.sleep(api.settings.api_key_cache_s)
     assert "revoked" in assert_error(api.client.get(path, headers=api.acme.auth), 401)["message"]
     assert_error(api.upload(), 401)
     # Only the hash of a secret is stored.
     with api.store.sessions() as s:
         stored = s.scalar(sa.text("SELECT secret_sha256 FROM api_keys WHERE key_id = :k"), {"k": api.acme.key_id})
     assert stored and stored not in api.acme.token
+
+
+def test_a_revoked_key_stops_working_within_the_cache_ttl(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A verified key is trusted for at most api_key_cache_s without asking the database: revoking it
+    (or moving it to another carrier) takes effect within that, and an unknown key is never cached."""
+    ttl = 0.5
+    app = create_app(service_settings(database_url, tmp_path, redis_server.url, api_key_cache_s=ttl))
+    store: Store = app.state.store
+    acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
+    other = add_carrier(store, "OTHER", "B-1", "licence_b.jpg", "皖A195K9")
+    path = "/v1/submissions"
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get(path, headers=acme.auth).status_code == 200
+            with store.sessions() as s, s.begin():
+                keys.revoke_key(s, acme.key_id)
+            revoked_at = time.monotonic()
+            # Within the TTL the cached verification may still answer; after it, never.
+            while client.get(path, headers=acme.auth).status_code == 200:
+                assert time.monotonic() - revoked_at < ttl, "a revoked key worked past the cache's TTL"
+                time.sleep(0.05)
+            assert time.monotonic() - revoked_at < ttl + 0.5
+            assert "revoked" in assert_error(client.get(path, headers=acme.auth), 401)["message"]
+
+            # A key moved to another carrier: its requests are the new carrier's within the TTL.
+            assert client.get(path, headers=other.auth).status_code == 200  # verified, so cached
+            with store.sessions() as s, s.begin():
+                s.execute(
+                    sa.text("UPDATE api_keys SET carrier_id = :c WHERE key_id = :k"), {"c": acme.id, "k": other.key_id}
+                )
+            moved_at = time.monotonic()
+            acme_driver = {"driver_id": str(acme.driver_id), "vehicle_id": str(acme.vehicle_id)}
+            photo = {"photo": ("p.jpg", PASSING_PHOTO.read_bytes(), "image/jpeg")}
+            while client.post(path, data=acme_driver, files=photo, headers=other.auth).status_code != 202:
+                assert time.monotonic() - moved_at < ttl + 0.5, "a key's new carrier was not seen within the TTL"
+                time.sleep(0.05)
+    finally:
+        store.engine.dispose()
 
 
 def test_another_carriers_data_is_a_404(api: Api) -> None:

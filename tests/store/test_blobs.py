@@ -74,3 +74,29 @@ def test_a_blob_changed_on_disk_is_reported(tmp_path: Path) -> None:
     # Putting the real bytes again repairs it.
     store.put(b"original")
     assert store.get(sha) == b"original"
+
+
+def test_putting_a_blob_already_on_disk_syncs_its_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blob found on disk may have been renamed in by another put (another process) that has not
+    yet synced its folder: the first put that finds it syncs the folder before saying it is stored;
+    later puts in this process know it is durable and sync nothing."""
+    from compliance.store import blobs
+
+    sha = BlobStore(tmp_path).put(b"photo bytes")  # as if by another process
+    synced: list[Path] = []
+    real = blobs._fsync_dir
+    monkeypatch.setattr(blobs, "_fsync_dir", lambda folder: (synced.append(folder), real(folder)))
+    store = BlobStore(tmp_path)
+    assert store.put(b"photo bytes") == sha
+    assert synced == [store.path(sha).parent]
+    assert store.put(b"photo bytes") == sha
+    assert synced == [store.path(sha).parent]
+
+
+def test_a_blob_of_another_size_on_disk_is_rewritten(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    sha = store.put(b"original")
+    store.path(sha).write_bytes(b"cut")
+    assert store.put(b"original") == sha
+    assert store.get(sha) == b"original"
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [store.path(sha)]

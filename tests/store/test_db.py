@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,26 @@ def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_engine: Engine) -> None:
             assert reader.execute(sa.text("SELECT count(*) FROM carriers")).scalar() == 0
     finally:
         writer.close()
+
+
+@pytest.mark.postgres
+def test_a_connection_killed_while_idle_is_replaced_on_checkout(database_url: str) -> None:
+    """Busy connections skip the checkout ping; one idle past PING_AFTER_IDLE_S is pinged, and a
+    dead one replaced before anyone uses it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs a server that can drop a connection")
+    engine = db.make_engine(database_url)
+    admin = sa.create_engine(db.database_url(database_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            pid = c.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        with engine.connect() as c:  # back within the idle time: the same connection, not pinged
+            assert c.execute(sa.text("SELECT pg_backend_pid()")).scalar() == pid
+        with admin.connect() as a:
+            a.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        time.sleep(db.PING_AFTER_IDLE_S + 0.1)
+        with engine.connect() as c:
+            assert c.execute(sa.text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        engine.dispose()
+        admin.dispose()

@@ -13,13 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from compliance import plates
 from compliance.photos import Photo, ReceivedPhoto
 from compliance.pipelines import choices, pipeline_names
 from compliance.queue.publisher import Publisher, published
 from compliance.settings import Settings
 from compliance.store import Store, backlog, registry, submissions
-from compliance.store.errors import UnknownDriver, UnknownVehicle
 from compliance.store.models import SubmissionSource, SubmissionStatus
 
 
@@ -75,41 +73,31 @@ def check_upload(upload: Upload) -> None:
             raise InvalidUpload(f"unknown pipeline {upload.pipeline!r}; choose from {', '.join(choices())}") from None
 
 
-def accept(store: Store, photo: Photo | ReceivedPhoto, upload: Upload) -> Accepted:
-    """Keep the photo and record the submission, RECEIVED (the CLI then judges it in-process)."""
+def accept(
+    store: Store,
+    photo: Photo | ReceivedPhoto,
+    upload: Upload,
+    *,
+    status: SubmissionStatus = SubmissionStatus.RECEIVED,
+) -> Accepted:
+    """Keep the photo and record the submission (RECEIVED: the CLI then judges it in-process), in
+    one transaction: the parties resolved in one query, the row written only if they are the
+    carrier's and the key is new, the photo made durable before the commit. A replay answers the
+    earlier submission; a refusal writes nothing."""
     check_upload(upload)
     with store.sessions() as s, s.begin():
-        carrier = registry.get_carrier(s, upload.carrier)
-        if upload.idempotency_key is not None:
-            earlier = submissions.find_by_idempotency_key(s, carrier.id, upload.idempotency_key, photo.sha256)
-            if earlier is not None:
-                return Accepted(earlier.id, False, earlier.status)
-        driver = (
-            registry.get_driver(s, upload.driver, carrier_id=carrier.id)
-            if isinstance(upload.driver, int)
-            else registry.find_driver(s, carrier.id, upload.driver)
+        parties = registry.resolve_upload(
+            s, upload.carrier, upload.driver, vehicle_id=upload.vehicle_id, plate=upload.plate
         )
-        if driver is None:
-            raise UnknownDriver(upload.driver, carrier.id)
-        vehicle = None
-        if upload.vehicle_id is not None:
-            vehicle = registry.get_vehicle(s, upload.vehicle_id, carrier_id=carrier.id)
-        elif upload.plate:
-            vehicle = registry.find_vehicle(s, carrier.id, upload.plate)
-            if vehicle is None:
-                raise UnknownVehicle(plates.normalise(upload.plate), carrier.id)
-        # The blob goes first, once the request is known good: a row never points at a photo that
-        # is not there. One transaction throughout, so the rows read above are the ones referred to.
-        store.blobs.put(photo.data)
         created = submissions.create_submission(
             s,
-            carrier_id=carrier.id,
-            driver_id=driver.id,
+            carrier_id=parties.carrier_id,
+            driver_id=parties.driver_id,
             photo_sha256=photo.sha256,
             photo_phash=photo.phash,
             source=upload.source,
-            vehicle_id=vehicle.id if vehicle else None,
-            claimed_plate=vehicle.registered_plate if vehicle else None,
+            vehicle_id=parties.vehicle_id,
+            claimed_plate=parties.registered_plate,
             capture_time=photo.capture_time,
             job_id=upload.job_id,
             site=upload.site,
@@ -117,24 +105,29 @@ def accept(store: Store, photo: Photo | ReceivedPhoto, upload: Upload) -> Accept
             job_end=upload.job_end,
             idempotency_key=upload.idempotency_key,
             pipeline=upload.pipeline,
+            status=status,
             actor=upload.actor,
         )
-        return Accepted(created.submission.id, created.created, created.submission.status)
+        if created.created:
+            # On disk (fsynced) before the row that points at it is committed; a failure here rolls
+            # the row back, so a row never points at a photo that is not there.
+            store.blobs.put(photo.data)
+        return Accepted(created.id, created.created, created.status)
 
 
 def receive(
     store: Store, publisher: Publisher, settings: Settings, photo: Photo | ReceivedPhoto, upload: Upload
 ) -> Accepted:
-    """Accept, then queue for judging: QUEUED, or RECEIVED while the broker is down (the sweeper
-    queues it later). A replay of an idempotency key answers the earlier submission as it stands."""
-    accepted = accept(store, photo, upload)
+    """Accept and queue for judging. The row is committed QUEUED and then published, so an upload
+    costs one transaction; if the broker is down it goes back to RECEIVED for the sweeper (and if
+    this process dies in between, the sweeper finds it QUEUED with no message, as any lost one).
+    A replay of an idempotency key answers the earlier submission as it stands."""
+    accepted = accept(store, photo, upload, status=SubmissionStatus.QUEUED)
     if not accepted.created:
         return accepted
     chosen = upload.pipeline or settings.service_pipeline
-    sent = published(lambda: publisher.judge(accepted.submission_id, chosen), f"submission {accepted.submission_id}")
-    if not sent:
+    if published(lambda: publisher.judge(accepted.submission_id, chosen), f"submission {accepted.submission_id}"):
         return accepted
     with store.sessions() as s, s.begin():
-        if backlog.mark_queued(s, [accepted.submission_id], actor=upload.actor):
-            return Accepted(accepted.submission_id, True, SubmissionStatus.QUEUED)
+        backlog.unqueue(s, accepted.submission_id, actor=upload.actor)
         return Accepted(accepted.submission_id, True, submissions.get_submission(s, accepted.submission_id).status)

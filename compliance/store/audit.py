@@ -39,6 +39,31 @@ def record_event(
     return event
 
 
+def append_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str | int,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """``record_event`` as one Core INSERT, for hot paths that need no event object back."""
+    session.execute(
+        sa.insert(AuditEvent).values(
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    )
+
+
 def list_events(
     session: Session,
     *,

@@ -60,6 +60,30 @@ def mark_queued(
     return len(rows)
 
 
+def unqueue(session: Session, submission_id: str, *, actor: str = SYSTEM) -> bool:
+    """QUEUED -> RECEIVED for a submission whose task could not be published (the broker down), if
+    nothing took it meanwhile; the sweeper publishes it later. Returns whether it moved."""
+    moved = session.execute(
+        sa.update(Submission)
+        .where(Submission.id == submission_id, Submission.status == SubmissionStatus.QUEUED)
+        .values(status=SubmissionStatus.RECEIVED, updated_at=utcnow())
+        .returning(Submission.attempts)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is not None:
+        record_event(
+            session,
+            actor=actor,
+            action="submission.status",
+            subject_type="submission",
+            subject_id=submission_id,
+            before={"status": SubmissionStatus.QUEUED.value},
+            after={"status": SubmissionStatus.RECEIVED.value, "attempts": moved[0]},
+            reason="not published: the broker is unreachable",
+        )
+    return moved is not None
+
+
 def _waiting(query: sa.Select[tuple[Submission]], session: Session) -> list[Waiting]:
     return [Waiting(s.id, s.pipeline, s.status, s.attempts) for s in session.scalars(query)]
 

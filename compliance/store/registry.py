@@ -7,7 +7,7 @@ transaction. Errors are ``RegistryError`` subclasses that say what is wrong in o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -74,6 +74,45 @@ def get_carrier(session: Session, ref: str | int) -> Carrier:
     if carrier is None:
         raise UnknownCarrier(ref)
     return carrier
+
+
+class UploadParties(NamedTuple):
+    """Who and what an upload names, resolved within its carrier."""
+
+    carrier_id: int
+    driver_id: int
+    vehicle_id: int | None
+    registered_plate: str | None
+
+
+def resolve_upload(
+    session: Session, carrier: str | int, driver: str | int, *, vehicle_id: int | None, plate: str | None
+) -> UploadParties:
+    """The carrier (id or code), the driver (id or the carrier's reference) and the vehicle (id or
+    registered plate; neither is fine) in one query; ``Unknown…`` for any that is not the carrier's."""
+    driver_on = Driver.carrier_id == Carrier.id
+    driver_on &= Driver.id == driver if isinstance(driver, int) else Driver.external_ref == driver
+    columns: list[Any] = [Carrier.id, Driver.id]
+    query = sa.select(*columns).select_from(Carrier).outerjoin(Driver, driver_on)
+    named_vehicle = vehicle_id is not None or bool(plate)
+    if named_vehicle:
+        vehicle_on = Vehicle.carrier_id == Carrier.id
+        if vehicle_id is not None:
+            vehicle_on &= Vehicle.id == vehicle_id
+        else:
+            vehicle_on &= Vehicle.registered_plate == plates.normalise(plate or "")
+        query = query.add_columns(Vehicle.id, Vehicle.registered_plate).outerjoin(Vehicle, vehicle_on)
+    query = query.where(Carrier.id == carrier if isinstance(carrier, int) else Carrier.code == carrier)
+    row = session.execute(query).first()
+    if row is None:
+        raise UnknownCarrier(carrier)
+    if row[1] is None:
+        raise UnknownDriver(driver, row[0])
+    if not named_vehicle:
+        return UploadParties(row[0], row[1], None, None)
+    if row[2] is None:
+        raise UnknownVehicle(vehicle_id if vehicle_id is not None else plates.normalise(plate or ""), row[0])
+    return UploadParties(row[0], row[1], row[2], row[3])
 
 
 def find_carrier(session: Session, code: str) -> Carrier | None:

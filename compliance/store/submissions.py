@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from compliance import plates
-from compliance.store.audit import SYSTEM, record_event
+from compliance.store.audit import SYSTEM, append_event, record_event
 from compliance.store.errors import IdempotencyConflict, InvalidSubmission, UnknownSubmission
 from compliance.store.models import (
     HASH_BANDS,
+    Driver,
     PhotoHashBand,
     Submission,
     SubmissionSource,
     SubmissionStatus,
+    Vehicle,
     new_submission_id,
     utcnow,
 )
@@ -35,10 +38,18 @@ from compliance.store.similar import _band_value, _checked_phash
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class CreatedSubmission(NamedTuple):
-    submission: Submission
+@dataclass(frozen=True, slots=True)
+class CreatedSubmission:
+    id: str
+    status: SubmissionStatus
     # False when the idempotency key named an earlier submission, which is returned instead.
     created: bool
+    _session: Session
+
+    @property
+    def submission(self) -> Submission:
+        """The row as an ORM object (one more query: the upload's hot path does not need it)."""
+        return self._session.get_one(Submission, self.id)
 
 
 # Creating and moving submissions
@@ -65,38 +76,26 @@ def create_submission(
     submission_id: str | None = None,
     actor: str = SYSTEM,
 ) -> CreatedSubmission:
-    """Record an accepted photo (already in the blob store under ``photo_sha256``).
+    """Record an accepted photo (whose blob is stored before the transaction commits).
 
     ``capture_time`` is the EXIF time as read: naive (camera-local) or with the camera's offset.
-    ``job_start``/``job_end`` must be timezone-aware.
+    The job window's rules are the intake's (``compliance.service.intake``); the store keeps what
+    the data must be: digests, the driver and vehicle being the carrier's, one submission per
+    idempotency key. On the upload's hot path that is one INSERT … SELECT that writes only when
+    the driver (and vehicle) are the carrier's and the key is new; the lookups that say why
+    nothing was written run only then.
     """
     source = SubmissionSource(source)
     status = SubmissionStatus(status)
     if not _SHA256.fullmatch(photo_sha256):
         raise InvalidSubmission(f"photo_sha256 is not a SHA-256 hex digest: {photo_sha256!r}")
     phash = _checked_phash(photo_phash)
-    if (job_start is None) != (job_end is None):
-        raise InvalidSubmission("a job window needs both a start and an end")
-    for when in (job_start, job_end):
-        if when is not None and when.utcoffset() is None:
-            raise InvalidSubmission(f"job window time {when.isoformat()} has no time zone")
-    if job_start is not None and job_end is not None and job_end < job_start:
-        raise InvalidSubmission("the job window ends before it starts")
-    driver = get_driver(session, driver_id, carrier_id=carrier_id)
-    if vehicle_id is not None:
-        get_vehicle(session, vehicle_id, carrier_id=carrier_id)
-
-    if idempotency_key is not None:
-        earlier = _by_idempotency_key(session, carrier_id, idempotency_key)
-        if earlier is not None:
-            return CreatedSubmission(_same_request(earlier, photo_sha256, idempotency_key), False)
-
     now = utcnow()
     offset = capture_time.utcoffset() if capture_time is not None else None
     values: dict[str, Any] = {
         "id": submission_id or new_submission_id(),
         "carrier_id": carrier_id,
-        "driver_id": driver.id,
+        "driver_id": driver_id,
         "vehicle_id": vehicle_id,
         "claimed_plate": (plates.normalise(claimed_plate) or None) if claimed_plate is not None else None,
         "photo_sha256": photo_sha256,
@@ -115,33 +114,57 @@ def create_submission(
         "created_at": now,
         "updated_at": now,
     }
-    if idempotency_key is None:
-        new_id = session.execute(sa.insert(Submission).values(values).returning(Submission.id)).scalar_one()
-    else:
-        new_id = _insert_unless_present(
-            session, Submission.__table__, values, conflict=("carrier_id", "idempotency_key"), returning="id"
-        )
-        if new_id is None:  # a concurrent request with the same key got there first
-            earlier = _by_idempotency_key(session, carrier_id, idempotency_key)
-            assert earlier is not None
-            return CreatedSubmission(_same_request(earlier, photo_sha256, idempotency_key), False)
+    new_id = _insert_if_theirs(session, values)
+    if new_id is None:
+        # Why not: someone else's driver or vehicle (raises), or a key already used.
+        get_driver(session, driver_id, carrier_id=carrier_id)
+        if vehicle_id is not None:
+            get_vehicle(session, vehicle_id, carrier_id=carrier_id)
+        assert idempotency_key is not None
+        earlier = _by_idempotency_key(session, carrier_id, idempotency_key)
+        assert earlier is not None
+        same = _same_request(earlier, photo_sha256, idempotency_key)
+        return CreatedSubmission(same.id, same.status, False, session)
 
     value = int(phash, 16)
-    session.add_all(
-        PhotoHashBand(submission_id=new_id, band=band, value=_band_value(value, band), carrier_id=carrier_id)
-        for band in range(HASH_BANDS)
+    session.execute(
+        sa.insert(PhotoHashBand),
+        [
+            {"submission_id": new_id, "band": band, "value": _band_value(value, band), "carrier_id": carrier_id}
+            for band in range(HASH_BANDS)
+        ],
     )
-    session.flush()
-    submission = session.get_one(Submission, new_id)
-    record_event(
+    append_event(
         session,
         actor=actor,
         action="submission.create",
         subject_type="submission",
         subject_id=new_id,
-        after=_snapshot(submission),
+        after=_snapshot_of(values),
     )
-    return CreatedSubmission(submission, True)
+    return CreatedSubmission(new_id, status, True, session)
+
+
+def _insert_if_theirs(session: Session, values: dict[str, Any]) -> str | None:
+    """INSERT … SELECT … WHERE the driver (and vehicle) are the carrier's, ON CONFLICT (the key)
+    DO NOTHING: the new id, or None when nothing was written."""
+    table = Submission.__table__
+    columns = list(values)
+    driver = sa.exists().where(Driver.id == values["driver_id"], Driver.carrier_id == values["carrier_id"])
+    conditions = [driver]
+    if values["vehicle_id"] is not None:
+        conditions.append(
+            sa.exists().where(Vehicle.id == values["vehicle_id"], Vehicle.carrier_id == values["carrier_id"])
+        )
+    row = sa.select(*(sa.literal(values[name], type_=table.c[name].type) for name in columns)).where(*conditions)
+    dialect = session.connection().dialect.name
+    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = (
+        insert.from_select(columns, row)
+        .on_conflict_do_nothing(index_elements=["carrier_id", "idempotency_key"])
+        .returning(table.c.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
 
 
 def find_by_idempotency_key(session: Session, carrier_id: int, key: str, photo_sha256: str) -> Submission | None:
@@ -162,6 +185,30 @@ def _same_request(earlier: Submission, photo_sha256: str, key: str) -> Submissio
             f"idempotency key {key!r} was used for submission {earlier.id} with a different photo"
         )
     return earlier
+
+
+def _snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
+    """The audit trail's picture of a new submission, from the values written (as ``_snapshot``)."""
+    captured = values["capture_time"]
+    if captured is not None and values["capture_utc_offset_minutes"] is not None:
+        captured = captured.replace(tzinfo=timezone(timedelta(minutes=values["capture_utc_offset_minutes"])))
+    return {
+        "carrier_id": values["carrier_id"],
+        "driver_id": values["driver_id"],
+        "vehicle_id": values["vehicle_id"],
+        "claimed_plate": values["claimed_plate"],
+        "photo_sha256": values["photo_sha256"],
+        "photo_phash": values["photo_phash"],
+        "capture_time": captured.isoformat() if captured else None,
+        "job_id": values["job_id"],
+        "site": values["site"],
+        "job_start": values["job_start"].astimezone(UTC).isoformat() if values["job_start"] else None,
+        "job_end": values["job_end"].astimezone(UTC).isoformat() if values["job_end"] else None,
+        "source": values["source"].value,
+        "status": values["status"].value,
+        "idempotency_key": values["idempotency_key"],
+        "pipeline": values["pipeline"],
+    }
 
 
 def _snapshot(submission: Submission) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from compliance.store import Store
 from fastapi.testclient import TestClient
 
 from compliance.api.app import create_app
-from compliance.store import keys
+from compliance.store import Store, keys
 from compliance.store.models import AuditEvent, Submission
 from tests.service.conftest import (
     PASSING_PHOTO,

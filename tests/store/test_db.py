@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from compliance.store import db
 from compliance.store.models import Vehicle, utcnow
+from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.databases import postgres_schema
 
 
 @pytest.fixture()
@@ -53,11 +55,17 @@ def test_sqlite_readers_do_not_wait_for_a_writer(sqlite_engine: Engine) -> None:
 
 
 @pytest.mark.postgres
-def test_a_connection_killed_while_idle_is_replaced_on_checkout(database_url: str) -> None:
+def test_a_connection_killed_while_idle_is_replaced_on_checkout() -> None:
     """Busy connections skip the checkout ping; one idle past PING_AFTER_IDLE_S is pinged, and a
-    dead one replaced before anyone uses it."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("needs a server that can drop a connection")
+    dead one replaced before anyone uses it (PostgreSQL: a server that can drop a connection)."""
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with postgres_schema(POSTGRES_URL, "store_test") as database_url:
+        _killed_while_idle_is_replaced(database_url)
+
+
+def _killed_while_idle_is_replaced(database_url: str) -> None:
     engine = db.make_engine(database_url)
     admin = sa.create_engine(db.database_url(database_url), isolation_level="AUTOCOMMIT")
     try:

@@ -102,10 +102,6 @@ def test_create_refuses_what_does_not_belong(session: Session, fleet: Fleet) -> 
         submit(session, fleet, photo_phash="xyz")
     with pytest.raises(InvalidSubmission):
         submit(session, fleet, photo_sha256="not-a-digest")
-    with pytest.raises(InvalidSubmission):
-        submit(session, fleet, job_start=datetime(2026, 1, 1, 8), job_end=datetime(2026, 1, 1, 9))
-    with pytest.raises(InvalidSubmission):
-        submit(session, fleet, job_start=datetime(2026, 1, 1, 8, tzinfo=UTC))
     with pytest.raises(ValueError):
         submit(session, fleet, source="fax")
 

@@ -16,7 +16,7 @@ from compliance.settings import get_settings
 from compliance.store import Store, submissions
 from compliance.verdicts import Outcome, ReasonCode
 from tests.service.conftest import PASSING_PHOTO, SAMPLES
-from tests.service.test_workers import _old_verdict
+from tests.workers.test_tasks import _old_verdict
 
 runner = CliRunner()
 

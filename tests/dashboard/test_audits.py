@@ -4,7 +4,7 @@ Over HTTP with small stored verdicts: who may start an audit, what a bad form is
 a broker that cannot be reached (the job stays queued and the real sweeper publishes it once Redis
 is back). In a real browser, over photos the multistage pipeline judges again: an admin starts an
 audit, it is published to a private Redis exactly as the page publishes it, its chunks are run
-inline by ``run_chunk`` (a worker's queueing is tested in tests/service), and the page follows its
+inline by ``run_chunk`` (a worker's queueing is tested in tests/workers), and the page follows its
 progress and then shows the diff; a viewer cannot start one; another carrier's is not found."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Fixtures for the service: the real API app over a fresh database (SQLite and PostgreSQL), a
-private Redis it publishes to, and two carriers with their keys, drivers and vehicles."""
+private Redis it publishes to, and two carriers with their keys, drivers and vehicles. tests/api
+imports the fixtures into its conftest; tests/workers, tests/cli and the benches import the helpers."""
 
 from __future__ import annotations
 

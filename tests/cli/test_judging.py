@@ -1,4 +1,6 @@
-"""The command line as a user meets it: verdicts, JSON, and one-line errors with exit code 2."""
+"""``compliance check``, ``submit`` and ``demo`` as a user meets them: verdicts, JSON, and one-line
+errors with exit code 2; with --pipeline mllm|both and --mllm-model (the tiny random-weight
+checkpoint) and the fallback setting."""
 
 from __future__ import annotations
 
@@ -10,28 +12,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from compliance.cli import app
 from compliance.demo import samples_dir
+from compliance.settings import get_settings
+from tests.cli.helpers import assert_one_line_error, run
 
 SAMPLES = samples_dir()
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
-    assert code == 2, stderr
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error:"), stderr
-    message = " ".join(lines)  # rich may fold a long line to the terminal's width
-    for fragment in fragments:
-        assert fragment in message
 
 
 def test_check_passes_the_compliant_sample_and_prints_json() -> None:
@@ -125,67 +111,6 @@ def test_unknown_pipeline_is_a_clear_error() -> None:
     assert_one_line_error(code, stderr, "unknown pipeline")
 
 
-def test_empty_registry_and_unknown_names_are_clear_errors(isolated_env: Path) -> None:
-    photo = str(SAMPLES / "parked_car_wanA195K9.jpg")
-    code, _, stderr = run("registry", "list")
-    assert_one_line_error(code, stderr, "registry is empty")
-    code, _, stderr = run("submit", photo, "--carrier", "NOPE", "--driver", "D-1")
-    assert_one_line_error(code, stderr, "NOPE")
-    assert run("registry", "add-carrier", "ACME")[0] == 0
-    code, _, stderr = run("submit", photo, "--carrier", "ACME", "--driver", "D-1")
-    assert_one_line_error(code, stderr, "no registered vehicles")
-
-
-def test_registry_submit_and_nothing_lost_on_bad_input(isolated_env: Path) -> None:
-    assert run("registry", "add-carrier", "ACME", "--name", "Acme Haulage")[0] == 0
-    assert run("registry", "add-vehicle", "ACME", "皖A·UJ299", "--color", "blue", "--kind", "car")[0] == 0
-    code, _, stderr = run("registry", "add-vehicle", "ACME", "皖AUJ299")
-    assert_one_line_error(code, stderr, "皖AUJ299")  # the same plate twice, however it is written
-    code, _, stderr = run("registry", "add-driver", "ACME", "A", "--licence", str(isolated_env / "none.jpg"))
-    assert_one_line_error(code, stderr, "no such file")
-    assert (
-        run("registry", "add-driver", "ACME", "Driver A", "--licence", str(SAMPLES / "licence_a.jpg"), "--ref", "A-1")[
-            0
-        ]
-        == 0
-    )
-
-    code, stdout, stderr = run(
-        "submit",
-        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
-        "--carrier",
-        "ACME",
-        "--driver",
-        "A-1",
-        "--plate",
-        "皖AUJ299",
-        "--json",
-    )
-    assert code == 0, stderr
-    first = json.loads(stdout)
-    assert first["outcome"] == "PASS"
-
-    # A bad upload afterwards is refused and leaves the earlier submission as it was.
-    bad = isolated_env / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    code, _, stderr = run("submit", str(bad), "--carrier", "ACME", "--driver", "A-1")
-    assert_one_line_error(code, stderr, "bad.jpg")
-    code, _, stderr = run(
-        "submit", str(SAMPLES / "street_taxi.jpg"), "--carrier", "ACME", "--driver", "A-1", "--plate", "京A00000"
-    )
-    assert_one_line_error(code, stderr, "京A00000")
-
-    from compliance.settings import get_settings
-    from compliance.store import Store, pages
-
-    store = Store.open(get_settings())
-    with store.sessions() as s:
-        rows = pages.list_submissions(s)
-        assert [r.id for r in rows] == [first["submission"]]
-        assert rows[0].current_verdict is not None and rows[0].current_verdict.outcome.value == "PASS"
-        assert store.blobs.exists(rows[0].photo_sha256)
-
-
 def test_submit_checks_the_job_window(isolated_env: Path) -> None:
     run("registry", "add-carrier", "ACME")
     run("registry", "add-vehicle", "ACME", "皖AUJ299")
@@ -216,3 +141,76 @@ def test_demo_judges_the_samples(tmp_path: Path) -> None:
     assert code == 0, stderr
     assert (tmp_path / "demo" / "compliance.db").is_file()
     assert "PASS" in stdout and "DUPLICATE_PHOTO" in stdout and "PERSON_MISSING" in stdout
+
+
+def check(*args: str) -> tuple[int, str, str]:
+    return run(
+        "check",
+        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
+        "--licence",
+        str(SAMPLES / "licence_a.jpg"),
+        "--plate",
+        "皖AUJ299",
+        "--json",
+        *args,
+    )
+
+
+def test_check_with_both_gives_each_verdict_and_the_combined_one(tiny_env: Path, tiny_model_dir: Path) -> None:
+    code, stdout, stderr = check("--pipeline", "both", "--mllm-model", str(tiny_model_dir))
+    assert code == 0, stderr
+    verdicts = json.loads(stdout)
+    assert list(verdicts) == ["mllm", "multistage", "both"]
+    assert verdicts["multistage"]["outcome"] == "PASS"
+    assert verdicts["mllm"]["outcome"] == "REVIEW"  # noise from random weights never passes
+    both = verdicts["both"]
+    assert both["outcome"] == "REVIEW"
+    assert {"PIPELINES_DISAGREE_PLATE", "PIPELINES_DISAGREE_FACE"} <= set(both["reasons"])
+    assert both["judgments"]["provenance"]["pipelines"] == ["mllm", "multistage"]
+    assert any(k.startswith("mllm:transformers:") for k in both["judgments"]["provenance"]["models"])
+
+
+def test_check_with_the_fallback_setting_says_it_fell_back(
+    tiny_env: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMPLIANCE_MLLM_FALLBACK", "true")
+    monkeypatch.setenv("COMPLIANCE_MLLM_MODEL", str(tiny_model_dir))
+    get_settings.cache_clear()
+    code, stdout, stderr = check("--pipeline", "mllm")
+    assert code == 0, stderr
+    verdict = json.loads(stdout)["mllm"]
+    assert verdict["outcome"] == "PASS"
+    assert verdict["reasons"] == ["MLLM_FALLBACK"]
+    fallback = verdict["judgments"]["provenance"]["fallback"]
+    assert fallback["pipeline"] == "mllm" and fallback["reason"].startswith("invalid answer")
+
+
+def test_a_missing_mllm_is_a_one_line_error(tiny_env: Path, tmp_path: Path) -> None:
+    code, _, stderr = check("--pipeline", "mllm", "--mllm-model", str(tmp_path / "nowhere"))
+    assert_one_line_error(code, stderr, "not on this machine", "compliance models pull")
+
+
+def test_submit_with_both_keeps_one_combined_verdict(tiny_env: Path, tiny_model_dir: Path) -> None:
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    assert run("registry", "add-vehicle", "ACME", "皖AUJ299")[0] == 0
+    code, _, stderr = run("registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"))
+    assert code == 0, stderr
+    code, stdout, stderr = run(
+        "submit",
+        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
+        "--carrier",
+        "ACME",
+        "--driver",
+        "1",
+        "--plate",
+        "皖AUJ299",
+        "--pipeline",
+        "both",
+        "--mllm-model",
+        str(tiny_model_dir),
+        "--json",
+    )
+    assert code == 0, stderr
+    verdict = json.loads(stdout)
+    assert verdict["outcome"] == "REVIEW" and "PIPELINES_DISAGREE_PLATE" in verdict["reasons"]
+    assert verdict["judgments"]["provenance"]["pipeline"] == "both"

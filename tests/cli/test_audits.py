@@ -1,53 +1,18 @@
-"""The service's commands as an operator meets them: keys made and revoked, an audit run with a
-progress bar and its diff, bad arguments as one-line errors."""
+"""``compliance audit`` as an operator meets it: an audit run with a progress bar and its diff;
+bad arguments (to audit and to worker) as one-line errors."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
-from compliance.api.app import create_app
-from compliance.cli import app
 from compliance.photos import read_photo_file
 from compliance.service.intake import Upload, accept
 from compliance.settings import get_settings
 from compliance.store import Store, verdicts
 from compliance.verdicts import Outcome, ReasonCode
+from tests.cli.helpers import run_words as run
 from tests.service.conftest import PASSING_PHOTO, SAMPLES
-from tests.service.test_workers import _old_verdict
-
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    # rich folds long lines to the terminal's width: compare words, not line breaks.
-    return result.exit_code, " ".join(result.stdout.split()), " ".join(result.stderr.split())
-
-
-def test_keys_create_list_and_revoke(isolated_env: Path) -> None:
-    assert run("registry", "add-carrier", "ACME")[0] == 0
-    code, token, stderr = run("keys", "create", "ACME", "--name", "driver app")
-    assert code == 0, stderr
-    assert token.startswith("cmp_") and "not shown again" in stderr
-    key_id = token.split("_")[1]
-    code, listed, _ = run("keys", "list", "ACME")
-    assert code == 0 and key_id in listed and "driver app" in listed and token not in listed
-
-    client = TestClient(create_app(get_settings()))
-    assert client.get("/v1/drivers", headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    code, _, stderr = run("keys", "revoke", token)  # the whole token or just its id
-    assert code == 0, stderr
-    time.sleep(get_settings().api_key_cache_s)  # the API trusts a key it verified for this long
-    assert client.get("/v1/drivers", headers={"Authorization": f"Bearer {token}"}).status_code == 401
-
-    code, _, stderr = run("keys", "revoke", "ffffffffffff")
-    assert code == 2 and "no API key" in stderr
-    code, _, stderr = run("keys", "create", "NOPE")
-    assert code == 2 and "no carrier" in stderr
+from tests.workers.test_tasks import _old_verdict
 
 
 def test_audit_inline_with_a_progress_bar_and_the_diff(isolated_env: Path) -> None:

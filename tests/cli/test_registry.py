@@ -1,0 +1,73 @@
+"""``compliance registry`` as a user meets it: an empty registry and unknown names are clear
+errors, and a bad registration or upload loses nothing already stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from compliance.demo import samples_dir
+from tests.cli.helpers import assert_one_line_error, run
+
+SAMPLES = samples_dir()
+
+
+def test_empty_registry_and_unknown_names_are_clear_errors(isolated_env: Path) -> None:
+    photo = str(SAMPLES / "parked_car_wanA195K9.jpg")
+    code, _, stderr = run("registry", "list")
+    assert_one_line_error(code, stderr, "registry is empty")
+    code, _, stderr = run("submit", photo, "--carrier", "NOPE", "--driver", "D-1")
+    assert_one_line_error(code, stderr, "NOPE")
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    code, _, stderr = run("submit", photo, "--carrier", "ACME", "--driver", "D-1")
+    assert_one_line_error(code, stderr, "no registered vehicles")
+
+
+def test_registry_submit_and_nothing_lost_on_bad_input(isolated_env: Path) -> None:
+    assert run("registry", "add-carrier", "ACME", "--name", "Acme Haulage")[0] == 0
+    assert run("registry", "add-vehicle", "ACME", "皖A·UJ299", "--color", "blue", "--kind", "car")[0] == 0
+    code, _, stderr = run("registry", "add-vehicle", "ACME", "皖AUJ299")
+    assert_one_line_error(code, stderr, "皖AUJ299")  # the same plate twice, however it is written
+    code, _, stderr = run("registry", "add-driver", "ACME", "A", "--licence", str(isolated_env / "none.jpg"))
+    assert_one_line_error(code, stderr, "no such file")
+    assert (
+        run("registry", "add-driver", "ACME", "Driver A", "--licence", str(SAMPLES / "licence_a.jpg"), "--ref", "A-1")[
+            0
+        ]
+        == 0
+    )
+
+    code, stdout, stderr = run(
+        "submit",
+        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
+        "--carrier",
+        "ACME",
+        "--driver",
+        "A-1",
+        "--plate",
+        "皖AUJ299",
+        "--json",
+    )
+    assert code == 0, stderr
+    first = json.loads(stdout)
+    assert first["outcome"] == "PASS"
+
+    # A bad upload afterwards is refused and leaves the earlier submission as it was.
+    bad = isolated_env / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    code, _, stderr = run("submit", str(bad), "--carrier", "ACME", "--driver", "A-1")
+    assert_one_line_error(code, stderr, "bad.jpg")
+    code, _, stderr = run(
+        "submit", str(SAMPLES / "street_taxi.jpg"), "--carrier", "ACME", "--driver", "A-1", "--plate", "京A00000"
+    )
+    assert_one_line_error(code, stderr, "京A00000")
+
+    from compliance.settings import get_settings
+    from compliance.store import Store, pages
+
+    store = Store.open(get_settings())
+    with store.sessions() as s:
+        rows = pages.list_submissions(s)
+        assert [r.id for r in rows] == [first["submission"]]
+        assert rows[0].current_verdict is not None and rows[0].current_verdict.outcome.value == "PASS"
+        assert store.blobs.exists(rows[0].photo_sha256)

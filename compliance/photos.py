@@ -98,8 +98,8 @@ def receive_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> ReceivedPh
     pil, fmt, capture_time, (width, height) = _decoded(
         data, max_bytes=max_bytes, max_pixels=max_pixels, smallest_side=PHASH_SIDE
     )
-    # Hashed as RGB: the same pixels perceptual_hash would see, without two channel swaps.
-    preview = _to_rgb8(pil)
+    # Hashed from luminance: the same pixels perceptual_hash sees after its own conversion to grey.
+    preview = np.asarray(pil) if pil.mode == "L" else _to_rgb8(pil)
     return ReceivedPhoto(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -137,7 +137,9 @@ def _decoded(
             if w < 16 or h < 16:
                 raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
             if smallest_side is not None and fmt in ("JPEG", "MPO"):
-                pil.draft(pil.mode, (smallest_side, smallest_side))
+                # Intake hashes luminance only: a colour JPEG decodes straight to its Y channel
+                # (every byte still entropy-decoded), skipping chroma upsampling and colour conversion.
+                pil.draft("L" if pil.mode in ("RGB", "L") else pil.mode, (smallest_side, smallest_side))
             pil.load()
             capture_time = _exif_capture_time(pil)
             orientation = _orientation(pil)
@@ -225,7 +227,8 @@ def perceptual_hash(image: np.ndarray) -> str:
 
 
 def _perceptual_hash_rgb(rgb: np.ndarray) -> str:
-    """``perceptual_hash`` of an RGB (not BGR) image: the channels only swap, so the hash is the same."""
+    """``perceptual_hash`` of an RGB (not BGR) or grey image: the hash is taken from luminance, so
+    the channels' order does not matter, and a JPEG's own Y channel hashes as its RGB does."""
     h, w = rgb.shape[:2]
     scale = PHASH_SIDE / max(h, w)
     if scale < 1.0:

@@ -51,8 +51,8 @@ def append_event(
     reason: str | None = None,
 ) -> None:
     """``record_event`` as one Core INSERT, for hot paths that need no event object back."""
-    session.execute(
-        sa.insert(AuditEvent).values(
+    session.connection().execute(
+        sa.insert(AuditEvent.__table__).values(
             actor=actor,
             action=action,
             subject_type=subject_type,

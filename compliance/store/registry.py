@@ -90,20 +90,21 @@ def resolve_upload(
 ) -> UploadParties:
     """The carrier (id or code), the driver (id or the carrier's reference) and the vehicle (id or
     registered plate; neither is fine) in one query; ``Unknown…`` for any that is not the carrier's."""
-    driver_on = Driver.carrier_id == Carrier.id
-    driver_on &= Driver.id == driver if isinstance(driver, int) else Driver.external_ref == driver
-    columns: list[Any] = [Carrier.id, Driver.id]
-    query = sa.select(*columns).select_from(Carrier).outerjoin(Driver, driver_on)
+    # Core tables, run on the session's connection: no ORM machinery on the upload's hot path.
+    carriers, drivers, vehicles = Carrier.__table__.c, Driver.__table__.c, Vehicle.__table__.c
+    driver_on = drivers.carrier_id == carriers.id
+    driver_on &= drivers.id == driver if isinstance(driver, int) else drivers.external_ref == driver
+    query = sa.select(carriers.id, drivers.id).select_from(Carrier.__table__).outerjoin(Driver.__table__, driver_on)
     named_vehicle = vehicle_id is not None or bool(plate)
     if named_vehicle:
-        vehicle_on = Vehicle.carrier_id == Carrier.id
+        vehicle_on = vehicles.carrier_id == carriers.id
         if vehicle_id is not None:
-            vehicle_on &= Vehicle.id == vehicle_id
+            vehicle_on &= vehicles.id == vehicle_id
         else:
-            vehicle_on &= Vehicle.registered_plate == plates.normalise(plate or "")
-        query = query.add_columns(Vehicle.id, Vehicle.registered_plate).outerjoin(Vehicle, vehicle_on)
-    query = query.where(Carrier.id == carrier if isinstance(carrier, int) else Carrier.code == carrier)
-    row = session.execute(query).first()
+            vehicle_on &= vehicles.registered_plate == plates.normalise(plate or "")
+        query = query.add_columns(vehicles.id, vehicles.registered_plate).outerjoin(Vehicle.__table__, vehicle_on)
+    query = query.where(carriers.id == carrier if isinstance(carrier, int) else carriers.code == carrier)
+    row = session.connection().execute(query).first()
     if row is None:
         raise UnknownCarrier(carrier)
     if row[1] is None:

@@ -8,6 +8,7 @@ idempotency key) is kept once, enforced by a unique index and ``INSERT … ON CO
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,8 +128,8 @@ def create_submission(
         return CreatedSubmission(same.id, same.status, False, session)
 
     value = int(phash, 16)
-    session.execute(
-        sa.insert(PhotoHashBand),
+    session.connection().execute(
+        sa.insert(PhotoHashBand.__table__),
         [
             {"submission_id": new_id, "band": band, "value": _band_value(value, band), "carrier_id": carrier_id}
             for band in range(HASH_BANDS)
@@ -148,23 +149,37 @@ def create_submission(
 def _insert_if_theirs(session: Session, values: dict[str, Any]) -> str | None:
     """INSERT … SELECT … WHERE the driver (and vehicle) are the carrier's, ON CONFLICT (the key)
     DO NOTHING: the new id, or None when nothing was written."""
+    dialect = session.connection().dialect
+    statement = _insert_statement(dialect, values["vehicle_id"] is not None, tuple(values))
+    return session.connection().execute(statement, {f"new_{k}": v for k, v in values.items()}).scalar_one_or_none()
+
+
+@functools.cache
+def _insert_statement(dialect: sa.Dialect, with_vehicle: bool, columns: tuple[str, ...]) -> sa.TextClause:
+    # SQLAlchemy does not cache INSERT … SELECT … ON CONFLICT, and compiling it cost more than the
+    # rest of an upload's SQL: it is compiled once per shape here, as text with typed parameters.
     table = Submission.__table__
-    columns = list(values)
-    driver = sa.exists().where(Driver.id == values["driver_id"], Driver.carrier_id == values["carrier_id"])
-    conditions = [driver]
-    if values["vehicle_id"] is not None:
+    param = {name: sa.bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}
+    conditions = [sa.exists().where(Driver.id == param["driver_id"], Driver.carrier_id == param["carrier_id"])]
+    if with_vehicle:
         conditions.append(
-            sa.exists().where(Vehicle.id == values["vehicle_id"], Vehicle.carrier_id == values["carrier_id"])
+            sa.exists().where(Vehicle.id == param["vehicle_id"], Vehicle.carrier_id == param["carrier_id"])
         )
-    row = sa.select(*(sa.literal(values[name], type_=table.c[name].type) for name in columns)).where(*conditions)
-    dialect = session.connection().dialect.name
-    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    row = sa.select(*(param[name] for name in columns)).where(*conditions)
+    insert: Any = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
     statement = (
-        insert.from_select(columns, row)
+        insert.from_select(list(columns), row)
         .on_conflict_do_nothing(index_elements=["carrier_id", "idempotency_key"])
         .returning(table.c.id)
     )
-    return session.execute(statement).scalar_one_or_none()
+    # The dialects' generic forms: psycopg's would write casts (``:x::VARCHAR``) that text() misreads.
+    named = (
+        postgresql.base.PGDialect(paramstyle="named")
+        if dialect.name == "postgresql"
+        else sqlite.base.SQLiteDialect(paramstyle="named")
+    )
+    sql = str(statement.compile(dialect=named))
+    return sa.text(sql).bindparams(*param.values()).columns(table.c.id)
 
 
 def find_by_idempotency_key(session: Session, carrier_id: int, key: str, photo_sha256: str) -> Submission | None:

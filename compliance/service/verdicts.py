@@ -9,22 +9,28 @@ demo call them in-process; batch audits call ``rejudge``. Whoever keeps a verdic
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from compliance import metrics
 from compliance.checks import PriorPhoto
 from compliance.inspection import decide
 from compliance.judgments import Judgments
 from compliance.photos import Photo, load_photo
 from compliance.pipeline import BOTH, Pipeline
+from compliance.pipelines import get_pipelines, pipeline_names
 from compliance.queue.publisher import Publisher, published
 from compliance.service import webhooks
+from compliance.service.transient import TRANSIENT_ERRORS
 from compliance.settings import Settings, Thresholds
 from compliance.store import Store, registry, similar, submissions, verdicts
-from compliance.store.models import Submission, SubmissionStatus
+from compliance.store.errors import UnknownSubmission
+from compliance.store.models import Submission, SubmissionStatus, utcnow
 from compliance.verdicts import Verdict
 
 
@@ -288,3 +294,141 @@ def announce(store: Store, publisher: Publisher, submission_id: str) -> list[int
     for delivery_id in deliveries:
         published(lambda d=delivery_id: publisher.deliver(d), f"webhook delivery {delivery_id}")
     return deliveries
+
+
+# Judging queued work: what a worker's task does with the submission it was handed. The attempts
+# rule lives here: a submission judged ``max_attempts`` times without a verdict is failed for good.
+
+WORKER = "worker"
+log = logging.getLogger("compliance.workers")
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    submission_id: str
+    pipeline: str  # the choice the submission asked for: a pipeline, or "both"
+    part: str  # the pipeline this task runs
+
+    @property
+    def combine(self) -> tuple[str, ...] | None:
+        """With "both": the pipelines whose stored judgments the verdict is decided from."""
+        names = pipeline_names(self.pipeline)
+        return names if len(names) > 1 else None
+
+
+def _pipeline_for(todo: Todo, settings: Settings) -> Pipeline:
+    # get_pipelines turns the MLLM's fallback off under "both": its own judgments are compared.
+    return get_pipelines(todo.pipeline, settings)[todo.part]
+
+
+def _triage(
+    store: Store, publisher: Publisher, settings: Settings, submission_id: str, part: str | None = None
+) -> Todo | None:
+    """What to do with a delivered task: judge it (a Todo), or nothing because it is already decided,
+    gone, or has used up its attempts (then it is failed for good). ``part`` is the pipeline the
+    message asks for (one half of "both"); without it, the submission's own choice."""
+    with store.sessions() as s, s.begin():
+        sub = s.get(Submission, submission_id)
+        if sub is None:
+            log.warning("task for unknown submission %s dropped", submission_id)
+            return None
+        if sub.status is SubmissionStatus.DECIDED:
+            decided = True
+        elif sub.attempts >= settings.max_attempts:
+            if sub.status is not SubmissionStatus.FAILED or not (sub.last_error or "").startswith("gave up"):
+                submissions.set_status(
+                    s,
+                    submission_id,
+                    SubmissionStatus.FAILED,
+                    error=f"gave up after {sub.attempts} attempts without a verdict",
+                    actor=WORKER,
+                )
+            return None
+        else:
+            decided = False
+            metrics.STAGE_SECONDS.labels("queue.wait").observe((utcnow() - sub.created_at).total_seconds())
+        pipeline = sub.pipeline or settings.service_pipeline
+    if decided:
+        announce(store, publisher, submission_id)  # in case the worker died between deciding and announcing
+        return None
+    names = pipeline_names(pipeline)
+    return Todo(submission_id, pipeline, part if part in names else names[0])
+
+
+def _decided(store: Store, publisher: Publisher, todo: Todo, verdict: Verdict, seconds: float) -> None:
+    metrics.VERDICTS.labels(todo.pipeline, verdict.outcome.value).inc()
+    metrics.observe_judgments_latency(verdict.judgments.provenance.latency_ms)
+    metrics.STAGE_SECONDS.labels("judge.total").observe(seconds)
+    announce(store, publisher, todo.submission_id)
+
+
+def judge_queued(
+    store: Store, publisher: Publisher, settings: Settings, submission_id: str, part: str | None = None
+) -> str:
+    """A submission's task from a CPU queue: judge it with its pipeline (or its part of "both"),
+    decide, keep and announce; a task for one already decided, gone or out of attempts does nothing."""
+    todo = _triage(store, publisher, settings, submission_id, part)
+    if todo is None:
+        return "skipped"
+    pipeline = _pipeline_for(todo, settings)
+    start = time.perf_counter()
+    if todo.combine is None:
+        verdict: Verdict | None = judge(store, settings, submission_id, pipeline, actor=WORKER)
+    else:
+        record_judgments(store, settings, submission_id, pipeline, actor=WORKER)
+        verdict = decide_from_stored(store, settings, submission_id, todo.combine, actor=WORKER)
+    if verdict is None:
+        return f"{todo.part} judged; waiting for the other pipeline"
+    _decided(store, publisher, todo, verdict, time.perf_counter() - start)
+    return verdict.outcome.value
+
+
+def judge_queued_batch(
+    store: Store, publisher: Publisher, settings: Settings, requests: list[tuple[str, str | None]]
+) -> dict[str, str]:
+    """A batch from the GPU queue, (submission id, pipeline part) each: one ``judge_batch`` call per
+    pipeline for everything still to do. A transient failure puts the submission back on its queue
+    with a delay."""
+    todos: dict[str, Todo] = {}
+    outcome: dict[str, str] = {}
+    for submission_id, part in dict(requests).items():  # a duplicate delivery in one batch counts once
+        todo = _triage(store, publisher, settings, submission_id, part)
+        if todo is None:
+            outcome[submission_id] = "skipped"
+        else:
+            todos[submission_id] = todo
+    groups: dict[tuple[str, str], list[Todo]] = {}
+    for todo in todos.values():
+        groups.setdefault((todo.pipeline, todo.part), []).append(todo)
+    for group in groups.values():
+        metrics.MLLM_BATCH.observe(len(group))
+        pipeline = _pipeline_for(group[0], settings)
+        start = time.perf_counter()
+        results = judge_many(
+            store, settings, [t.submission_id for t in group], pipeline, combine=group[0].combine, actor=WORKER
+        )
+        seconds = (time.perf_counter() - start) / len(group)
+        for todo, result in zip(group, results, strict=True):
+            if result is None:
+                outcome[todo.submission_id] = f"{todo.part} judged; waiting for the other pipeline"
+            elif isinstance(result, Verdict):
+                _decided(store, publisher, todo, result, seconds)
+                outcome[todo.submission_id] = result.outcome.value
+            elif isinstance(result, TRANSIENT_ERRORS):
+                outcome[todo.submission_id] = f"retry: {type(result).__name__}"
+                _requeue_later(publisher, todo)
+            elif isinstance(result, UnknownSubmission):
+                outcome[todo.submission_id] = "skipped"
+            else:
+                log.error("submission %s failed: %s", todo.submission_id, result)
+                outcome[todo.submission_id] = f"failed: {type(result).__name__}"
+    return outcome
+
+
+def _requeue_later(publisher: Publisher, todo: Todo) -> None:
+    # The batch task has no per-request retry; a delayed message does the same. If even that fails,
+    # the submission is FAILED with attempts left, and the sweeper comes back to it.
+    published(
+        lambda: publisher.judge_part(todo.submission_id, todo.part, countdown=30),
+        f"submission {todo.submission_id}",
+    )

@@ -39,6 +39,9 @@ def record_event(
     return event
 
 
+_INSERT_EVENT = sa.insert(AuditEvent.__table__)
+
+
 def append_event(
     session: Session,
     *,
@@ -52,15 +55,16 @@ def append_event(
 ) -> None:
     """``record_event`` as one Core INSERT, for hot paths that need no event object back."""
     session.connection().execute(
-        sa.insert(AuditEvent.__table__).values(
-            actor=actor,
-            action=action,
-            subject_type=subject_type,
-            subject_id=str(subject_id),
-            before=before,
-            after=after,
-            reason=reason,
-        )
+        _INSERT_EVENT,
+        {
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "before": before,
+            "after": after,
+            "reason": reason,
+        },
     )
 
 

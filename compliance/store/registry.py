@@ -6,6 +6,7 @@ transaction. Errors are ``RegistryError`` subclasses that say what is wrong in o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -90,21 +91,14 @@ def resolve_upload(
 ) -> UploadParties:
     """The carrier (id or code), the driver (id or the carrier's reference) and the vehicle (id or
     registered plate; neither is fine) in one query; ``Unknown…`` for any that is not the carrier's."""
-    # Core tables, run on the session's connection: no ORM machinery on the upload's hot path.
-    carriers, drivers, vehicles = Carrier.__table__.c, Driver.__table__.c, Vehicle.__table__.c
-    driver_on = drivers.carrier_id == carriers.id
-    driver_on &= drivers.id == driver if isinstance(driver, int) else drivers.external_ref == driver
-    query = sa.select(carriers.id, drivers.id).select_from(Carrier.__table__).outerjoin(Driver.__table__, driver_on)
     named_vehicle = vehicle_id is not None or bool(plate)
-    if named_vehicle:
-        vehicle_on = vehicles.carrier_id == carriers.id
-        if vehicle_id is not None:
-            vehicle_on &= vehicles.id == vehicle_id
-        else:
-            vehicle_on &= vehicles.registered_plate == plates.normalise(plate or "")
-        query = query.add_columns(vehicles.id, vehicles.registered_plate).outerjoin(Vehicle.__table__, vehicle_on)
-    query = query.where(carriers.id == carrier if isinstance(carrier, int) else carriers.code == carrier)
-    row = session.connection().execute(query).first()
+    query = _resolve_query(isinstance(carrier, int), isinstance(driver, int), vehicle_id is not None, bool(plate))
+    params = {
+        "carrier": carrier,
+        "driver": driver,
+        "vehicle": vehicle_id if vehicle_id is not None else plates.normalise(plate or ""),
+    }
+    row = session.connection().execute(query, params).first()
     if row is None:
         raise UnknownCarrier(carrier)
     if row[1] is None:
@@ -114,6 +108,21 @@ def resolve_upload(
     if row[2] is None:
         raise UnknownVehicle(vehicle_id if vehicle_id is not None else plates.normalise(plate or ""), row[0])
     return UploadParties(row[0], row[1], row[2], row[3])
+
+
+@functools.cache
+def _resolve_query(carrier_by_id: bool, driver_by_id: bool, vehicle_by_id: bool, vehicle_by_plate: bool) -> sa.Select:
+    # One statement object per shape, on Core tables, run on the session's connection: its cache
+    # key is computed once, and no ORM machinery runs on the upload's hot path.
+    carriers, drivers, vehicles = Carrier.__table__.c, Driver.__table__.c, Vehicle.__table__.c
+    driver_on = drivers.carrier_id == carriers.id
+    driver_on &= (drivers.id if driver_by_id else drivers.external_ref) == sa.bindparam("driver")
+    query = sa.select(carriers.id, drivers.id).select_from(Carrier.__table__).outerjoin(Driver.__table__, driver_on)
+    if vehicle_by_id or vehicle_by_plate:
+        vehicle_on = vehicles.carrier_id == carriers.id
+        vehicle_on &= (vehicles.id if vehicle_by_id else vehicles.registered_plate) == sa.bindparam("vehicle")
+        query = query.add_columns(vehicles.id, vehicles.registered_plate).outerjoin(Vehicle.__table__, vehicle_on)
+    return query.where((carriers.id if carrier_by_id else carriers.code) == sa.bindparam("carrier"))
 
 
 def find_carrier(session: Session, code: str) -> Carrier | None:

@@ -129,7 +129,7 @@ def create_submission(
 
     value = int(phash, 16)
     session.connection().execute(
-        sa.insert(PhotoHashBand.__table__),
+        _INSERT_BANDS,
         [
             {"submission_id": new_id, "band": band, "value": _band_value(value, band), "carrier_id": carrier_id}
             for band in range(HASH_BANDS)
@@ -144,6 +144,9 @@ def create_submission(
         after=_snapshot_of(values),
     )
     return CreatedSubmission(new_id, status, True, session)
+
+
+_INSERT_BANDS = sa.insert(PhotoHashBand.__table__)
 
 
 def _insert_if_theirs(session: Session, values: dict[str, Any]) -> str | None:

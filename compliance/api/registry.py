@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile, status
-from sqlalchemy.orm import Session
 
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep
 from compliance.api.errors import not_found, photo_error, store_error
 from compliance.api.schemas import DriverOut, DriverPage, ErrorResponse, VehicleIn, VehicleOut, VehiclePage
-from compliance.photos import PhotoRejected, receive_photo
+from compliance.photos import PhotoRejected, ReceivedPhoto, receive_photo
+from compliance.service import registry as registering
 from compliance.settings import Settings
 from compliance.store import registry
 from compliance.store.errors import StoreError, UnknownDriver, UnknownVehicle
-from compliance.store.models import Driver, Vehicle
 
 router = APIRouter(prefix="/v1", tags=["registry"])
-
-Registered = TypeVar("Registered", Driver, Vehicle)
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 After = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")]
@@ -35,23 +31,10 @@ _ERRORS = {
 }
 
 
-def _page(
-    session: Session, model: type[Registered], carrier_id: int, after: int | None, limit: int
-) -> tuple[list[Registered], int | None]:
-    """One page of a carrier's drivers or vehicles by id, and the id to pass as ``after`` next."""
-    query = sa.select(model).where(model.carrier_id == carrier_id)
-    if after is not None:
-        query = query.where(model.id > after)
-    rows = list(session.scalars(query.order_by(model.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1].id if more else None
-
-
-def _licence(upload: UploadFile, settings: Settings) -> bytes:
+def _licence(upload: UploadFile, settings: Settings) -> ReceivedPhoto:
     data = upload.file.read(settings.max_upload_bytes + 1)
     try:
-        return receive_photo(data, **settings.photo_limits).data
+        return receive_photo(data, **settings.photo_limits)
     except PhotoRejected as exc:
         raise photo_error(exc, "licence") from None
 
@@ -73,15 +56,12 @@ def create_driver(
     licence: Annotated[UploadFile | None, File(description="the driver's licence (ID) photo")] = None,
 ) -> DriverOut:
     """Register a driver, with the licence photo the face check compares against."""
-    sha = store.blobs.put(_licence(licence, settings)) if licence is not None else None
-    with store.sessions() as s, s.begin():
-        try:
-            driver = registry.add_driver(
-                s, carrier_id=caller.carrier_id, name=name, external_ref=ref, licence_sha256=sha, actor=caller.actor
-            )
-        except StoreError as exc:
-            raise _refused(exc) from None
-        return DriverOut.of(driver)
+    photo = _licence(licence, settings) if licence is not None else None
+    try:
+        driver = registering.add_driver(store, caller.carrier_id, name=name, ref=ref, licence=photo, actor=caller.actor)
+    except StoreError as exc:
+        raise _refused(exc) from None
+    return DriverOut.of(driver)
 
 
 @router.put("/drivers/{driver_id}/licence", response_model=DriverOut, responses=_ERRORS)
@@ -92,10 +72,15 @@ def replace_licence(
     settings: SettingsDep,
     licence: Annotated[UploadFile, File(description="the driver's new licence (ID) photo")],
 ) -> DriverOut:
-    _driver(store, caller.carrier_id, driver_id)
-    sha = store.blobs.put(_licence(licence, settings))
-    with store.sessions() as s, s.begin():
-        return DriverOut.of(registry.set_driver_licence(s, driver_id, sha, actor=caller.actor, reason="API upload"))
+    """Replace a driver's licence photo (the face check's cached embedding of the old one goes)."""
+    photo = _licence(licence, settings)
+    try:
+        driver = registering.replace_licence(
+            store, caller.carrier_id, driver_id, photo, actor=caller.actor, reason="API upload"
+        )
+    except UnknownDriver:
+        raise not_found("driver", driver_id) from None
+    return DriverOut.of(driver)
 
 
 def _driver(store: StoreDep, carrier_id: int, driver_id: int) -> DriverOut:
@@ -119,26 +104,20 @@ def list_drivers(
     limit: Limit = 100,
 ) -> DriverPage:
     with store.sessions() as s:
-        rows, next_after = _page(s, Driver, caller.carrier_id, after, limit)
+        rows, next_after = registry.page_drivers(s, caller.carrier_id, after=after, limit=limit)
         return DriverPage(items=[DriverOut.of(d) for d in rows], next_after=next_after)
 
 
 @router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehicleOut, responses=_ERRORS)
 def create_vehicle(body: VehicleIn, caller: CallerDep, store: StoreDep) -> VehicleOut:
     """Register a vehicle by its plate (and the plate's colour)."""
-    with store.sessions() as s, s.begin():
-        try:
-            vehicle = registry.add_vehicle(
-                s,
-                carrier_id=caller.carrier_id,
-                registered_plate=body.plate,
-                plate_color=body.color,
-                kind=body.kind,
-                actor=caller.actor,
-            )
-        except StoreError as exc:
-            raise _refused(exc) from None
-        return VehicleOut.of(vehicle)
+    try:
+        vehicle = registering.add_vehicle(
+            store, caller.carrier_id, plate=body.plate, color=body.color, kind=body.kind, actor=caller.actor
+        )
+    except StoreError as exc:
+        raise _refused(exc) from None
+    return VehicleOut.of(vehicle)
 
 
 @router.get("/vehicles/{vehicle_id}", response_model=VehicleOut, responses=_ERRORS)
@@ -158,5 +137,5 @@ def list_vehicles(
     limit: Limit = 100,
 ) -> VehiclePage:
     with store.sessions() as s:
-        rows, next_after = _page(s, Vehicle, caller.carrier_id, after, limit)
+        rows, next_after = registry.page_vehicles(s, caller.carrier_id, after=after, limit=limit)
         return VehiclePage(items=[VehicleOut.of(v) for v in rows], next_after=next_after)

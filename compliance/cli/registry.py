@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -16,9 +16,6 @@ from compliance.cli.console import (
     user_errors,
 )
 
-if TYPE_CHECKING:
-    pass
-
 registry_app = typer.Typer(help="Carriers, their vehicles and drivers.", no_args_is_help=True)
 
 
@@ -28,13 +25,11 @@ def add_carrier(
     name: Annotated[str, typer.Option(help="display name")] = "",
 ) -> None:
     """Register a carrier."""
-    from compliance.store import registry
+    from compliance.service import registry as registering
 
     with user_errors():
-        store = open_store()
-        with store.sessions() as s, s.begin():
-            carrier = registry.add_carrier(s, code=code, name=name or code, actor="cli")
-            out.print(f"carrier {carrier.code} (id {carrier.id})")
+        found = registering.add_carrier(open_store(), code=code, name=name or code, actor="cli")
+        out.print(f"carrier {found.code} (id {found.id})")
 
 
 @registry_app.command("add-vehicle")
@@ -45,16 +40,11 @@ def add_vehicle(
     kind: Annotated[str | None, typer.Option(help="car, van, truck, bus, motorcycle or trailer")] = None,
 ) -> None:
     """Register a vehicle by its plate."""
-    from compliance.store import registry
+    from compliance.service import registry as registering
 
     with user_errors():
-        store = open_store()
-        with store.sessions() as s, s.begin():
-            found = registry.get_carrier(s, carrier)
-            vehicle = registry.add_vehicle(
-                s, carrier_id=found.id, registered_plate=plate, plate_color=color, kind=kind, actor="cli"
-            )
-            out.print(f"vehicle {vehicle.registered_plate} (id {vehicle.id}) for {found.code}")
+        vehicle = registering.add_vehicle(open_store(), carrier, plate=plate, color=color, kind=kind, actor="cli")
+        out.print(f"vehicle {vehicle.registered_plate} (id {vehicle.id}) for {carrier}")
 
 
 @registry_app.command("add-driver")
@@ -66,19 +56,13 @@ def add_driver(
 ) -> None:
     """Register a driver with his licence photo."""
     from compliance.photos import read_photo_file
-    from compliance.store import registry
+    from compliance.service import registry as registering
 
     settings = settings_for()
     with user_errors():
         photo = read_photo_file(licence, **settings.photo_limits)
-        store = open_store()
-        sha = store.blobs.put(photo.data)
-        with store.sessions() as s, s.begin():
-            found = registry.get_carrier(s, carrier)
-            driver = registry.add_driver(
-                s, carrier_id=found.id, name=name, external_ref=ref, licence_sha256=sha, actor="cli"
-            )
-            out.print(f"driver {driver.name} (id {driver.id}, ref {driver.external_ref or '-'}) for {found.code}")
+        driver = registering.add_driver(open_store(), carrier, name=name, ref=ref, licence=photo, actor="cli")
+        out.print(f"driver {driver.name} (id {driver.id}, ref {driver.external_ref or '-'}) for {carrier}")
 
 
 @registry_app.command("set-thresholds")
@@ -88,6 +72,7 @@ def set_thresholds(
     reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "set from the CLI",
 ) -> None:
     """Override decision thresholds for one carrier."""
+    from compliance.service import registry as registering
     from compliance.store import registry
 
     overrides: dict[str, str] = {}
@@ -97,11 +82,8 @@ def set_thresholds(
             raise fail(f"expected NAME=VALUE, got {pair!r}")
         overrides[key.strip()] = value.strip()
     with user_errors():
-        store = open_store()
-        with store.sessions() as s, s.begin():
-            found = registry.get_carrier(s, carrier)
-            registry.set_carrier_thresholds(s, found.id, overrides, actor="cli", reason=reason)
-            out.print(f"{found.code}: {registry.effective_thresholds(found, settings_for().thresholds).model_dump()}")
+        found = registering.set_thresholds(open_store(), carrier, overrides, actor="cli", reason=reason)
+        out.print(f"{found.code}: {registry.effective_thresholds(found, settings_for().thresholds).model_dump()}")
 
 
 @registry_app.command("list")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -267,6 +267,13 @@ def list_vehicles(session: Session, carrier_id: int) -> list[Vehicle]:
     return list(session.scalars(sa.select(Vehicle).where(Vehicle.carrier_id == carrier_id).order_by(Vehicle.id)))
 
 
+def page_vehicles(
+    session: Session, carrier_id: int, *, after: int | None = None, limit: int = 100
+) -> tuple[list[Vehicle], int | None]:
+    """One page of the carrier's vehicles by id, and the id to pass as ``after`` next (None on the last)."""
+    return _page(session, Vehicle, carrier_id, after, limit)
+
+
 def registered_plates(session: Session, carrier_id: int) -> list[str]:
     """The carrier's fleet: what a plate reading may match when no vehicle was claimed."""
     return list(
@@ -347,6 +354,28 @@ def drivers_by_id(session: Session, ids: Sequence[int]) -> list[Driver]:
 def list_drivers(session: Session, carrier_id: int) -> list[Driver]:
     get_carrier(session, carrier_id)
     return list(session.scalars(sa.select(Driver).where(Driver.carrier_id == carrier_id).order_by(Driver.id)))
+
+
+def page_drivers(
+    session: Session, carrier_id: int, *, after: int | None = None, limit: int = 100
+) -> tuple[list[Driver], int | None]:
+    """One page of the carrier's drivers by id, and the id to pass as ``after`` next (None on the last)."""
+    return _page(session, Driver, carrier_id, after, limit)
+
+
+_Registered = TypeVar("_Registered", Driver, Vehicle)
+
+
+def _page(
+    session: Session, model: type[_Registered], carrier_id: int, after: int | None, limit: int
+) -> tuple[list[_Registered], int | None]:
+    query = sa.select(model).where(model.carrier_id == carrier_id)
+    if after is not None:
+        query = query.where(model.id > after)
+    rows = list(session.scalars(query.order_by(model.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, rows[-1].id if more else None
 
 
 def set_driver_licence(

@@ -3,8 +3,9 @@ and listed in pages."""
 
 from __future__ import annotations
 
-from tests.api.helpers import assert_error
-from tests.service.conftest import SAMPLES, Api
+from compliance.store.models import Driver
+from tests.api.helpers import assert_error, blob_files, count
+from tests.service.conftest import SAMPLES, Api, png16
 
 
 def test_drivers_and_vehicles(api: Api) -> None:
@@ -42,3 +43,18 @@ def test_drivers_and_vehicles(api: Api) -> None:
     assert len(drivers["items"]) == 1 and drivers["next_after"] is not None
     rest = client.get("/v1/drivers", headers=auth, params={"after": drivers["next_after"]}).json()
     assert [d["ref"] for d in rest["items"]] == ["D-9"] and rest["next_after"] is None
+
+
+def test_a_refused_driver_or_licence_leaves_no_photo_behind(api: Api) -> None:
+    """A duplicate ref (409) and another carrier's driver (404) write no file: the photo is put
+    inside the transaction, after the row, never before it."""
+    client, auth = api.client, api.acme.auth
+    first = client.post("/v1/drivers", data={"name": "Li Wei", "ref": "D-9"}, headers=auth)
+    assert first.status_code == 201, first.text
+    before, drivers = blob_files(api), count(api, Driver)
+    unseen = ("l.png", png16(SAMPLES / "licence_b.jpg"), "image/png")  # bytes no blob holds yet
+    again = client.post("/v1/drivers", data={"name": "Again", "ref": "D-9"}, files={"licence": unseen}, headers=auth)
+    assert_error(again, 409, "already_registered")
+    theirs = client.put(f"/v1/drivers/{api.other.driver_id}/licence", files={"licence": unseen}, headers=auth)
+    assert_error(theirs, 404, "not_found")
+    assert blob_files(api) == before and count(api, Driver) == drivers

@@ -71,3 +71,14 @@ def test_registry_submit_and_nothing_lost_on_bad_input(isolated_env: Path) -> No
         assert [r.id for r in rows] == [first["submission"]]
         assert rows[0].current_verdict is not None and rows[0].current_verdict.outcome.value == "PASS"
         assert store.blobs.exists(rows[0].photo_sha256)
+
+
+def test_a_duplicate_driver_ref_leaves_no_photo_behind(isolated_env: Path) -> None:
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    licence_a, licence_b = str(SAMPLES / "licence_a.jpg"), str(SAMPLES / "licence_b.jpg")
+    assert run("registry", "add-driver", "ACME", "Driver A", "--licence", licence_a, "--ref", "A-1")[0] == 0
+    blobs = isolated_env / "blobs"
+    before = {p for p in blobs.rglob("*") if p.is_file()}
+    code, _, stderr = run("registry", "add-driver", "ACME", "Driver B", "--licence", licence_b, "--ref", "A-1")
+    assert_one_line_error(code, stderr, "A-1", "already registered")
+    assert {p for p in blobs.rglob("*") if p.is_file()} == before

@@ -107,28 +107,40 @@ async def run_load(base: str, token: str, bodies: list[bytes], total: int, clien
     return results
 
 
+KEEP_ALIVE_S = 3.0
+
+
 async def run_open(base: str, token: str, bodies: list[bytes], total: int, rate: float) -> list[tuple[int, float]]:
     """Open loop: upload i is sent at ``i / rate`` s whatever has been answered, on an idle keep-alive
     connection (a new one when none is idle, so the client never holds a request back); its latency
     counts from that scheduled time, so time spent queued anywhere counts."""
     url = urlsplit(base)
     results: list[tuple[int, float]] = []
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = [
-        await asyncio.open_connection(url.hostname, url.port) for _ in range(32)
-    ]
-    opened = [w for _, w in idle]
+    # (reader, writer, last used): uvicorn closes a keep-alive connection idle for 5 s, so one idle
+    # for longer than KEEP_ALIVE_S is let go rather than reused.
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+    for _ in range(32):
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        idle.append((reader, writer, time.perf_counter()))
+    opened = [w for _, w, _ in idle]
+
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while idle:
+            reader, writer, used = idle.pop()
+            if time.perf_counter() - used < KEEP_ALIVE_S:
+                return reader, writer
+            writer.close()
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        opened.append(writer)
+        return reader, writer
 
     async def one(i: int, due: float) -> None:
-        if idle:
-            reader, writer = idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(url.hostname, url.port)
-            opened.append(writer)
+        reader, writer = await connection()
         writer.write(_request(url, token, bodies[i % len(bodies)]))
         await writer.drain()
         status = await _response(reader)
         results.append((status, time.perf_counter() - due))
-        idle.append((reader, writer))
+        idle.append((reader, writer, time.perf_counter()))
 
     tasks = []
     start = time.perf_counter()

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # How long the API trusts an API key it has verified before asking the database again: a revoked
     # key (or one moved to another carrier) stops working within this many seconds. 0: every request.
     api_key_cache_s: float = Field(default=2.0, ge=0.0, le=2.0)
+    # Threads per API process for blocking work (decoding a photo, the database, the disk). Uploads
+    # are CPU-bound: a few threads overlap the waits; many only contend for the GIL, and under a
+    # burst the rest wait their turn in the event loop, which costs nothing.
+    api_threads: int = Field(default=4, ge=1, le=200)
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
 

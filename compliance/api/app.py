@@ -7,6 +7,10 @@ dashboard installs itself on the same app.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -27,10 +31,18 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     """The app for ``settings`` (default: the environment's); ``publisher`` sends its tasks (default:
     the Celery app for ``settings.broker_url``)."""
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The thread pool that runs blocking routes and dependencies (anyio's, 40 by default).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        yield
+
     app = FastAPI(
         title="compliance",
         summary="Checks drivers' photos by their vehicles (人车合照).",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + _ENVELOPE_BYTES)
     app.state.settings = settings

@@ -14,6 +14,9 @@ from compliance.store.models import AuditEvent
 SYSTEM = "system"
 
 
+_INSERT_EVENT = sa.insert(AuditEvent.__table__)
+
+
 def record_event(
     session: Session,
     *,
@@ -24,37 +27,9 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     reason: str | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        before=before,
-        after=after,
-        reason=reason,
-    )
-    session.add(event)
-    session.flush()
-    return event
-
-
-_INSERT_EVENT = sa.insert(AuditEvent.__table__)
-
-
-def append_event(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    subject_type: str,
-    subject_id: str | int,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    reason: str | None = None,
 ) -> None:
-    """``record_event`` as one Core INSERT, for hot paths that need no event object back."""
-    session.connection().execute(
+    """One event, by a Core INSERT built once: it is on every write path, the upload's included."""
+    session.execute(
         _INSERT_EVENT,
         {
             "actor": actor,

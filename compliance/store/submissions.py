@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from compliance import plates
-from compliance.store.audit import SYSTEM, append_event, record_event
+from compliance.store.audit import SYSTEM, record_event
 from compliance.store.errors import IdempotencyConflict, InvalidSubmission, UnknownSubmission
 from compliance.store.models import (
     HASH_BANDS,
@@ -135,7 +135,7 @@ def create_submission(
             for band in range(HASH_BANDS)
         ],
     )
-    append_event(
+    record_event(
         session,
         actor=actor,
         action="submission.create",

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     # The pipeline an upload is judged by when the request names none; it picks the queue:
     # multistage -> "multistage" (CPU workers), mllm -> "mllm" (GPU workers).
     service_pipeline: str = "multistage"
-    # An upload never waits long on a broker that is down: it stays RECEIVED and the sweeper queues it.
+    # An upload never waits long on a broker that is down: it goes back to RECEIVED and the sweeper queues it.
     broker_connect_timeout_s: float = 2.0
     # Redis hands an unacknowledged task to another worker after this long: longer than the longest
     # task (task_time_limit_s) plus the longest retry countdown, or a slow task would run twice.

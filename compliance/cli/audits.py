@@ -10,6 +10,7 @@ import typer
 from compliance.cli.console import (
     err,
     fail,
+    open_store,
     out,
     parse_when,
     progress_bar,
@@ -75,10 +76,10 @@ def audit_status(
     follow: Annotated[bool, typer.Option("--follow", help="wait for the end with a progress bar")] = False,
 ) -> None:
     """An audit's progress and diff."""
-    from compliance.store import Store, audit_jobs
+    from compliance.store import audit_jobs
 
     with user_errors():
-        store = Store.open(get_settings())
+        store = open_store()
         with store.sessions() as s:
             total = audit_jobs.get_audit_job(s, job_id).total
         if follow:

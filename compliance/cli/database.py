@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 
 from compliance.cli.console import (
@@ -11,9 +9,6 @@ from compliance.cli.console import (
     settings_for,
     user_errors,
 )
-
-if TYPE_CHECKING:
-    pass
 
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -22,9 +22,6 @@ from compliance.cli.console import (
     user_errors,
 )
 from compliance.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 
 def _default_eval_dir() -> Path:

@@ -100,7 +100,6 @@ def submit(
 
     settings = settings_for(mllm_model)
     with user_errors():
-        pipeline_choice(pipeline)
         upload = Upload(
             carrier=carrier,
             driver=int(driver) if driver.isdigit() else driver,
@@ -108,6 +107,7 @@ def submit(
             job_id=job_id,
             job_start=parse_when(job_start),
             job_end=parse_when(job_end),
+            pipeline=pipeline,
         )
         check_upload(upload)
         scene = read_photo_file(photo, **settings.photo_limits)

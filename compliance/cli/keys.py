@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from compliance.cli.console import (
     err,
+    open_store,
     out,
     user_errors,
 )
-from compliance.settings import get_settings
-
-if TYPE_CHECKING:
-    pass
 
 keys_app = typer.Typer(help="Carriers' API keys for the upload API.", no_args_is_help=True)
 
@@ -25,10 +22,10 @@ def keys_create(
     name: Annotated[str, typer.Option(help="what uses the key, e.g. 'driver app'")] = "api",
 ) -> None:
     """Make a key; it is printed once (only its hash is kept)."""
-    from compliance.store import Store, keys, registry
+    from compliance.store import keys, registry
 
     with user_errors():
-        store = Store.open(get_settings())
+        store = open_store()
         with store.sessions() as s, s.begin():
             found = registry.get_carrier(s, carrier)
             key, token = keys.create_key(s, found.id, name=name, actor="cli")
@@ -39,10 +36,10 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (cmp_<id>_…)")]) -> None:
     """Revoke a key: requests with it get 401 from now on."""
-    from compliance.store import Store, keys
+    from compliance.store import keys
 
     with user_errors():
-        store = Store.open(get_settings())
+        store = open_store()
         with store.sessions() as s, s.begin():
             key = keys.revoke_key(s, key_id.removeprefix("cmp_").split("_")[0], actor="cli")
             out.print(f"key {key.key_id} revoked at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
@@ -53,10 +50,10 @@ def keys_list(carrier: Annotated[str, typer.Argument(help="carrier code")]) -> N
     """A carrier's keys (ids and names; the secrets are not kept)."""
     from rich.table import Table
 
-    from compliance.store import Store, keys, registry
+    from compliance.store import keys, registry
 
     with user_errors():
-        store = Store.open(get_settings())
+        store = open_store()
         with store.sessions() as s:
             found = registry.get_carrier(s, carrier)
             table = Table(title=f"API keys of {found.code}", header_style="bold")

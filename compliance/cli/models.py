@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,9 +16,6 @@ from compliance.cli.console import (
     user_errors,
 )
 from compliance.settings import Settings
-
-if TYPE_CHECKING:
-    pass
 
 models_app = typer.Typer(help="Model weights: fetch them once, before judging.", no_args_is_help=True)
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -22,9 +22,6 @@ from compliance.cli.console import (
     user_errors,
 )
 from compliance.settings import get_settings
-
-if TYPE_CHECKING:
-    pass
 
 
 def api(

@@ -4,7 +4,7 @@ corrections, and fine-tuning the MLLM on it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -18,9 +18,6 @@ from compliance.cli.console import (
     settings_for,
     user_errors,
 )
-
-if TYPE_CHECKING:
-    pass
 
 export_app = typer.Typer(help="Training data from reviewers' corrections.", no_args_is_help=True)
 train_app = typer.Typer(help="Fine-tune the MLLM on exported training data.", no_args_is_help=True)

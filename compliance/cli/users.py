@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,6 @@ from compliance.cli.console import (
     out,
     user_errors,
 )
-
-if TYPE_CHECKING:
-    pass
 
 users_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
 

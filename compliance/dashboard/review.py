@@ -140,19 +140,14 @@ def decide(
 ) -> Response:
     def again(message: str) -> Response:
         with request.app.state.read_sessions() as s:
-            where = _scope(viewer, s, carrier)
-            submission = scoped_submission(s, viewer, submission_id)
-            return _page(
-                request,
-                s,
-                viewer,
-                submission,
-                where=where,
-                carrier=carrier,
-                after=after,
-                error=message,
-                status_code=400,
-            )
+            return refused(s, message)
+
+    def refused(s: Session, message: str) -> Response:
+        where = _scope(viewer, s, carrier)
+        submission = scoped_submission(s, viewer, submission_id)
+        return _page(
+            request, s, viewer, submission, where=where, carrier=carrier, after=after, error=message, status_code=400
+        )
 
     with request.app.state.read_sessions() as s:
         _scope(viewer, s, carrier)
@@ -160,19 +155,19 @@ def decide(
         current = submission.current_verdict
         if current is None or str(current.id) != verdict_id or not in_queue(s, submission.id):
             by = current.decided_by if current is not None else "nobody"
-            return again(f"this submission was decided meanwhile (by {by}): nothing was recorded")
+            return refused(s, f"this submission was decided meanwhile (by {by}): nothing was recorded")
         if decision not in ("approve", "reject"):
-            return again("choose: approve (A) or reject with a reason (F)")
+            return refused(s, "choose: approve (A) or reject with a reason (F)")
         reasons: list[ReasonCode] = []
         if decision == "reject":
             if reason not in ReasonCode.__members__:
-                return again("a rejection needs a reason code: pick one (keys 1-9) and press F again")
+                return refused(s, "a rejection needs a reason code: pick one (keys 1-9) and press F again")
             reasons = [ReasonCode(reason)]
         try:
             corrections = _corrections(_decided_judgments(submission), plate_text, same_person)
         except (ValidationError, ValueError) as exc:
             message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            return again(f"correction refused: {message}")
+            return refused(s, f"correction refused: {message}")
         seen = current.id
     outcome = Outcome.PASS if decision == "approve" else Outcome.FAIL
     why = note.strip() or (

@@ -1,13 +1,13 @@
 """Sending work to the queues, and reading the broker's state (depths, liveness, lost data).
 
-A publish that fails raises ``BrokerUnavailable`` at once: callers keep what they stored (the
-submission stays RECEIVED) and the sweeper publishes it later.
+A publish that fails raises ``BrokerUnavailable`` at once: callers keep what they stored (a
+submission goes back to RECEIVED, an audit stays QUEUED, a delivery PENDING) and the sweeper
+publishes it later; ``published`` is that rule, for every caller.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from functools import cached_property
 
@@ -46,7 +46,6 @@ class Publisher:
     def __init__(self, settings: Settings, celery: Celery | None = None) -> None:
         self.settings = settings
         self.celery = celery or make_celery(settings, publisher=True)
-        self._lock = threading.Lock()
 
     def _send(self, task: str, args: list[object], queue: str, countdown: float | None = None) -> None:
         try:
@@ -89,10 +88,6 @@ class Publisher:
             for name in QUEUES:
                 pipe.llen(name)
             return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
-
-    def unacked(self) -> int:
-        """Messages delivered to workers and not yet acknowledged (running, or held for a batch)."""
-        return int(self.redis.hlen("unacked"))
 
     def lost_data_since(self) -> float | None:
         """When the broker started, if it has lost its data since the sweeper last marked it (Unix

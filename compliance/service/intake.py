@@ -129,5 +129,6 @@ def receive(
     if published(lambda: publisher.judge(accepted.submission_id, chosen), f"submission {accepted.submission_id}"):
         return accepted
     with store.sessions() as s, s.begin():
-        backlog.unqueue(s, accepted.submission_id, actor=upload.actor)
-        return Accepted(accepted.submission_id, True, submissions.get_submission(s, accepted.submission_id).status)
+        if backlog.unqueue(s, accepted.submission_id, actor=upload.actor):
+            return Accepted(accepted.submission_id, True, SubmissionStatus.RECEIVED)
+        return Accepted(accepted.submission_id, True, submissions.status_of(s, accepted.submission_id))

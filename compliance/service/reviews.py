@@ -41,7 +41,9 @@ def record_review(
     With ``over_verdict`` the review is refused (``ReviewConflict``) unless that verdict is still
     the current one: two reviewers never overwrite each other unseen."""
     with store.sessions() as s, s.begin():
-        submission = submissions.get_submission(s, submission_id)
+        # Locked before the current verdict is read: two reviewers take turns, and the second sees
+        # the first's verdict (a row lock on PostgreSQL; SQLite's writers are serialised).
+        submission = submissions.lock_submission(s, submission_id)
         if carrier_ids is not None and submission.carrier_id not in carrier_ids:
             raise UnknownSubmission(submission_id)
         current = submission.current_verdict

@@ -1,5 +1,6 @@
-"""Submissions waiting for a verdict, as the queue's keepers see them: the upload marks one queued
-once its task is published; the sweeper finds those whose task the broker lost.
+"""Submissions waiting for a verdict, as the queue's keepers see them: an upload is committed QUEUED
+and goes back to RECEIVED (``unqueue``) if its task could not be published; the sweeper finds
+those whose task the broker lost and marks them queued again (``mark_queued``).
 
 The database is the source of truth and the queue only a hint: anything unfinished here is either
 in the broker or found again by ``stuck``.
@@ -31,13 +32,12 @@ def mark_queued(
     session: Session,
     submission_ids: list[str],
     *,
-    from_statuses: tuple[SubmissionStatus, ...] = (SubmissionStatus.RECEIVED,),
+    from_statuses: tuple[SubmissionStatus, ...],
     actor: str = SYSTEM,
     reason: str | None = None,
 ) -> int:
-    """-> QUEUED for submissions whose task was just published, if still in ``from_statuses``: an
-    upload moves only RECEIVED ones (a worker may already have started), the sweeper what it found
-    stuck. Returns how many moved."""
+    """-> QUEUED for submissions whose task the sweeper just published again, if still in
+    ``from_statuses`` (a worker may already have started). Returns how many moved."""
     if not submission_ids:
         return 0
     rows = session.execute(

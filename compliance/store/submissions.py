@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -45,7 +45,7 @@ class CreatedSubmission:
     status: SubmissionStatus
     # False when the idempotency key named an earlier submission, which is returned instead.
     created: bool
-    _session: Session
+    _session: Session = field(repr=False, compare=False)
 
     @property
     def submission(self) -> Submission:
@@ -121,9 +121,9 @@ def create_submission(
         get_driver(session, driver_id, carrier_id=carrier_id)
         if vehicle_id is not None:
             get_vehicle(session, vehicle_id, carrier_id=carrier_id)
-        assert idempotency_key is not None
-        earlier = _by_idempotency_key(session, carrier_id, idempotency_key)
-        assert earlier is not None
+        earlier = _by_idempotency_key(session, carrier_id, idempotency_key) if idempotency_key is not None else None
+        if earlier is None:  # the driver or vehicle went away meanwhile
+            raise InvalidSubmission("the driver or vehicle changed while the submission was recorded")
         same = _same_request(earlier, photo_sha256, idempotency_key)
         return CreatedSubmission(same.id, same.status, False, session)
 
@@ -152,13 +152,13 @@ _INSERT_BANDS = sa.insert(PhotoHashBand.__table__)
 def _insert_if_theirs(session: Session, values: dict[str, Any]) -> str | None:
     """INSERT … SELECT … WHERE the driver (and vehicle) are the carrier's, ON CONFLICT (the key)
     DO NOTHING: the new id, or None when nothing was written."""
-    dialect = session.connection().dialect
-    statement = _insert_statement(dialect, values["vehicle_id"] is not None, tuple(values))
-    return session.connection().execute(statement, {f"new_{k}": v for k, v in values.items()}).scalar_one_or_none()
+    connection = session.connection()
+    statement = _insert_statement(connection.dialect.name, values["vehicle_id"] is not None, tuple(values))
+    return connection.execute(statement, {f"new_{k}": v for k, v in values.items()}).scalar_one_or_none()
 
 
 @functools.cache
-def _insert_statement(dialect: sa.Dialect, with_vehicle: bool, columns: tuple[str, ...]) -> sa.TextClause:
+def _insert_statement(dialect: str, with_vehicle: bool, columns: tuple[str, ...]) -> sa.TextClause:
     # SQLAlchemy does not cache INSERT … SELECT … ON CONFLICT, and compiling it cost more than the
     # rest of an upload's SQL: it is compiled once per shape here, as text with typed parameters.
     table = Submission.__table__
@@ -169,7 +169,7 @@ def _insert_statement(dialect: sa.Dialect, with_vehicle: bool, columns: tuple[st
             sa.exists().where(Vehicle.id == param["vehicle_id"], Vehicle.carrier_id == param["carrier_id"])
         )
     row = sa.select(*(param[name] for name in columns)).where(*conditions)
-    insert: Any = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
+    insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     statement = (
         insert.from_select(list(columns), row)
         .on_conflict_do_nothing(index_elements=["carrier_id", "idempotency_key"])
@@ -178,17 +178,11 @@ def _insert_statement(dialect: sa.Dialect, with_vehicle: bool, columns: tuple[st
     # The dialects' generic forms: psycopg's would write casts (``:x::VARCHAR``) that text() misreads.
     named = (
         postgresql.base.PGDialect(paramstyle="named")
-        if dialect.name == "postgresql"
+        if dialect == "postgresql"
         else sqlite.base.SQLiteDialect(paramstyle="named")
     )
     sql = str(statement.compile(dialect=named))
     return sa.text(sql).bindparams(*param.values()).columns(table.c.id)
-
-
-def find_by_idempotency_key(session: Session, carrier_id: int, key: str, photo_sha256: str) -> Submission | None:
-    """The earlier submission sent with this key, if any; ``IdempotencyConflict`` if it had another photo."""
-    earlier = _by_idempotency_key(session, carrier_id, key)
-    return _same_request(earlier, photo_sha256, key) if earlier is not None else None
 
 
 def _by_idempotency_key(session: Session, carrier_id: int, key: str) -> Submission | None:
@@ -206,7 +200,7 @@ def _same_request(earlier: Submission, photo_sha256: str, key: str) -> Submissio
 
 
 def _snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
-    """The audit trail's picture of a new submission, from the values written (as ``_snapshot``)."""
+    """The audit trail's picture of a new submission, from the values written."""
     captured = values["capture_time"]
     if captured is not None and values["capture_utc_offset_minutes"] is not None:
         captured = captured.replace(tzinfo=timezone(timedelta(minutes=values["capture_utc_offset_minutes"])))
@@ -226,26 +220,6 @@ def _snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
         "status": values["status"].value,
         "idempotency_key": values["idempotency_key"],
         "pipeline": values["pipeline"],
-    }
-
-
-def _snapshot(submission: Submission) -> dict[str, Any]:
-    return {
-        "carrier_id": submission.carrier_id,
-        "driver_id": submission.driver_id,
-        "vehicle_id": submission.vehicle_id,
-        "claimed_plate": submission.claimed_plate,
-        "photo_sha256": submission.photo_sha256,
-        "photo_phash": submission.photo_phash,
-        "capture_time": submission.captured_at.isoformat() if submission.captured_at else None,
-        "job_id": submission.job_id,
-        "site": submission.site,
-        "job_start": submission.job_start.isoformat() if submission.job_start else None,
-        "job_end": submission.job_end.isoformat() if submission.job_end else None,
-        "source": submission.source.value,
-        "status": submission.status.value,
-        "idempotency_key": submission.idempotency_key,
-        "pipeline": submission.pipeline,
     }
 
 
@@ -280,6 +254,11 @@ def set_status(
         reason=reason,
     )
     return submission
+
+
+def lock_submission(session: Session, submission_id: str) -> Submission:
+    """The submission, locked for the rest of the transaction (a row lock on PostgreSQL)."""
+    return _locked(session, submission_id)
 
 
 def _locked(session: Session, submission_id: str) -> Submission:
@@ -318,6 +297,13 @@ def _insert_unless_present(
 
 
 # Reading
+
+
+def status_of(session: Session, submission_id: str) -> SubmissionStatus:
+    status = session.scalar(sa.select(Submission.status).where(Submission.id == submission_id))
+    if status is None:
+        raise UnknownSubmission(submission_id)
+    return status
 
 
 def get_submission(session: Session, submission_id: str) -> Submission:

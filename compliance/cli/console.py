@@ -110,3 +110,13 @@ def parse_when(text: str | None) -> datetime | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(settings_for().thresholds.local_timezone))
     return value
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: the password masked (``***``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: print nothing of it rather than a secret
+        return "(the configured database)"

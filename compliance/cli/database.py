@@ -7,6 +7,7 @@ import typer
 from compliance.cli.console import (
     err,
     settings_for,
+    shown_url,
     user_errors,
 )
 
@@ -21,4 +22,4 @@ def db_upgrade() -> None:
     settings = settings_for()
     with user_errors():
         upgrade(settings.database_url)
-    err.print(f"database at head: {settings.database_url}")
+    err.print(f"database at head: {shown_url(settings.database_url)}")

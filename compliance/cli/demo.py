@@ -11,6 +11,7 @@ from compliance.cli.console import (
     err,
     open_store,
     out,
+    shown_url,
     user_errors,
 )
 from compliance.settings import get_settings
@@ -27,7 +28,8 @@ def demo_data(
 
     settings = get_settings()
     err.print(
-        f"[bold yellow]SYNTHETIC DATA:[/] {submissions:,} made-up submissions go into {settings.database_url}. "
+        f"[bold yellow]SYNTHETIC DATA:[/] {submissions:,} made-up submissions go into "
+        f"{shown_url(settings.database_url)}. "
         "Every carrier, driver, vehicle and verdict here is invented (carrier codes start with SYN-); "
         "the photos are the bundled samples.",
         highlight=False,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,8 +43,12 @@ COLUMNS = (
     "disagree_on",
     "job",
 )
-# A cell starting with one of these is a formula to Excel, LibreOffice and Sheets (OWASP: CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these is a formula to Excel, LibreOffice and Sheets (OWASP: CSV injection),
+# also after leading spaces and in full-width form (＝, ＋, －, ＠), which spreadsheets fold.
+_FORMULA_START = ("=", "+", "-", "@")
+# Control characters: an XLSX cannot hold them (one made the whole export fail) and a CSV reader
+# may split on them. Whatever reaches an export is stripped of them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +123,14 @@ def _cell_text(value: object) -> str:
         return ""
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return _safe_text(str(value))
+
+
+def _safe_text(text: str) -> str:
+    """Text a spreadsheet shows as text: no control characters, and no formula, however written."""
+    text = _CONTROL.sub("", text)
+    folded = unicodedata.normalize("NFKC", text).lstrip()
+    return "'" + text if folded.startswith(_FORMULA_START) else text
 
 
 def csv_chunks(session: Session, where: SubmissionFilter, zone: ReportZone) -> Iterator[bytes]:
@@ -153,7 +165,7 @@ def write_xlsx(session: Session, where: SubmissionFilter, zone: ReportZone, path
                 cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))
                 cell.number_format = "yyyy-mm-dd hh:mm:ss"
             else:
-                cell = WriteOnlyCell(sheet, value=value)
+                cell = WriteOnlyCell(sheet, value=_safe_text(str(value)) if isinstance(value, str) else value)
                 cell.data_type = "s"  # never a formula, whatever the text starts with
             cells.append(cell)
         sheet.append(cells)

@@ -10,6 +10,7 @@ leaves nothing behind.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,8 +57,20 @@ class Accepted:
     status: SubmissionStatus
 
 
+# Control characters (C0, DEL, C1): no upload field needs one, and one in a row broke every export.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def refuse_control_characters(**fields: object) -> None:
+    """``InvalidUpload`` naming the first field that holds a control character."""
+    for name, value in fields.items():
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise InvalidUpload(f"{name} holds a control character", "invalid_text")
+
+
 def check_upload(upload: Upload) -> None:
     """The rules on the fields alone, before anything is read or written."""
+    refuse_control_characters(driver_ref=upload.driver, plate=upload.plate, job_id=upload.job_id, site=upload.site)
     start, end = upload.job_start, upload.job_end
     if (start is None) != (end is None):
         raise InvalidUpload("give both the job's start and end (job_start, job_end), or neither", "invalid_request")

@@ -19,12 +19,23 @@ from typing import Any
 
 from compliance.judgments import PlateColor, VehicleKind
 from compliance.photos import Photo, ReceivedPhoto
+from compliance.service.intake import InvalidUpload, refuse_control_characters
 from compliance.store import Store, registry
+from compliance.store.errors import InvalidRegistration
 from compliance.store.models import Carrier, Driver, Vehicle
+
+
+def _plain_text(**fields: object) -> None:
+    """``InvalidRegistration`` for a name, reference or plate holding a control character."""
+    try:
+        refuse_control_characters(**fields)
+    except InvalidUpload as exc:
+        raise InvalidRegistration(str(exc)) from None
 
 
 def add_carrier(store: Store, *, code: str, name: str, actor: str) -> Carrier:
     """A new carrier; ``DuplicateCarrier`` if the code is taken."""
+    _plain_text(code=code, name=name)
     with store.sessions() as s, s.begin():
         return registry.add_carrier(s, code=code, name=name, actor=actor)
 
@@ -49,6 +60,7 @@ def add_driver(
 ) -> Driver:
     """A new driver of the carrier (id or code), with the licence photo the face check compares
     against; ``DuplicateDriver`` if the carrier's reference is taken, and then no file is written."""
+    _plain_text(name=name, ref=ref)
     with store.sessions() as s, s.begin():
         found = registry.get_carrier(s, carrier)
         driver = registry.add_driver(
@@ -95,6 +107,7 @@ def add_vehicle(
 ) -> Vehicle:
     """A new vehicle of the carrier (id or code) by its plate, normalised; ``DuplicatePlate`` if the
     carrier has it already however it is written, ``InvalidPlate`` if it is empty or too long."""
+    _plain_text(plate=plate)
     with store.sessions() as s, s.begin():
         found = registry.get_carrier(s, carrier)
         return registry.add_vehicle(

@@ -96,6 +96,8 @@ def test_every_bad_input_is_a_clear_4xx_and_stores_nothing(api: Api) -> None:
             "invalid_value",
         ),
         ("unknown pipeline", api.upload(pipeline="gpt-9"), 422, "invalid_value"),
+        ("control character in site", api.upload(site="depot\x1b[2J7"), 422, "invalid_text"),
+        ("control character in job_id", api.upload(job_id="J-\x007"), 422, "invalid_text"),
         ("malformed idempotency key", api.upload(key="has spaces/and{braces}"), 400, "invalid_idempotency_key"),
         ("idempotency key too long", api.upload(key="k" * 129), 400, "invalid_idempotency_key"),
     ]

@@ -126,3 +126,13 @@ def test_received_is_queued_and_published_or_left_for_the_sweeper(  # type: igno
         trail = [(e.action, (e.after or {}).get("status")) for e in audit.list_events(s, subject_id=left.submission_id)]
     assert trail == [("submission.create", "queued"), ("submission.status", "received")]
     assert queue.llen("multistage") == 1
+
+
+@pytest.mark.parametrize("field", ["site", "job_id", "driver", "plate"])
+@pytest.mark.parametrize("control", ["\x00", "\x1b[2J", "\x07", "\x7f", "\x85"])
+def test_a_control_character_in_a_text_field_is_refused_naming_it(field: str, control: str) -> None:
+    fields: dict[str, object] = {"carrier": "ACME", "driver": "A-1", field: f"depot{control}7"}
+    with pytest.raises(InvalidUpload, match="control character") as refused:
+        check_upload(Upload(**fields))  # type: ignore[arg-type]
+    shown = "driver_ref" if field == "driver" else field
+    assert str(refused.value).startswith(shown) and refused.value.code == "invalid_text"

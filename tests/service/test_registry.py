@@ -14,7 +14,13 @@ from compliance.photos import Photo, read_photo_file
 from compliance.service import registry as registering
 from compliance.settings import Settings
 from compliance.store import Store, audit
-from compliance.store.errors import DuplicateDriver, DuplicatePlate, UnknownCarrier, UnknownDriver
+from compliance.store.errors import (
+    DuplicateDriver,
+    DuplicatePlate,
+    InvalidRegistration,
+    UnknownCarrier,
+    UnknownDriver,
+)
 from compliance.store.models import Driver, Vehicle
 from tests.service.conftest import SAMPLES, Carrier, add_carrier
 
@@ -116,3 +122,16 @@ def test_vehicles_by_plate_however_written(fleet) -> None:  # type: ignore[no-un
         registering.add_vehicle(store, acme.id, plate="京A12345", actor="tests")
     assert count(store, Vehicle) == vehicles
     assert registering.add_vehicle(store, other.id, plate="京A12345", actor="tests").carrier_id == other.id
+
+
+def test_control_characters_in_names_refs_and_plates_are_refused(fleet) -> None:  # type: ignore[no-untyped-def]
+    store, _, _ = fleet
+    before, drivers, vehicles = blobs(store), count(store, Driver), count(store, Vehicle)
+    unseen = photo("licence_b.jpg")
+    with pytest.raises(InvalidRegistration, match="name holds a control character"):
+        registering.add_driver(store, "ACME", name="Li\x1b[2JWei", ref="D-9", licence=unseen, actor="tests")
+    with pytest.raises(InvalidRegistration, match="ref holds a control character"):
+        registering.add_driver(store, "ACME", name="Li Wei", ref="D\x009", licence=unseen, actor="tests")
+    with pytest.raises(InvalidRegistration, match="plate holds a control character"):
+        registering.add_vehicle(store, "ACME", plate="皖A\x07UJ299", actor="tests")
+    assert (blobs(store), count(store, Driver), count(store, Vehicle)) == (before, drivers, vehicles)

@@ -26,7 +26,7 @@ from compliance.service.intake import InvalidUpload, Upload, check_upload
 from compliance.service.reviews import Review, record_review
 from compliance.store import pages, submissions
 from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
-from compliance.store.models import SubmissionSource, SubmissionStatus
+from compliance.store.models import EARLIEST, LATEST, SubmissionSource, SubmissionStatus, storable_time
 from compliance.verdicts import Outcome, ReasonCode
 
 log = logging.getLogger("compliance.api")
@@ -52,6 +52,10 @@ _ERRORS = {
 def _aware(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.utcoffset() is None:
         raise invalid("invalid_value", f"{name} needs a UTC offset, e.g. 2026-11-25T08:00:00+08:00")
+    if value is not None and not storable_time(value):
+        raise invalid(
+            "invalid_value", f"{name} is outside the times the store holds ({EARLIEST.year}-{LATEST.year - 1})"
+        )
     return value
 
 

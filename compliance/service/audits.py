@@ -19,7 +19,7 @@ from compliance.service.verdicts import announce, rejudge
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, registry
 from compliance.store.errors import InvalidAuditJob
-from compliance.store.models import AuditJobStatus
+from compliance.store.models import AuditJobStatus, storable_time
 
 
 def pipeline_choices() -> tuple[str, ...]:
@@ -50,6 +50,9 @@ def start_audit(
 ) -> Started:
     """Create the job over the carrier's decided submissions and queue its first chunk (unless
     ``queue`` is False: the caller runs it inline). ``pipeline`` None is the deployment's default."""
+    for name, when in (("since", since), ("until", until)):
+        if when is not None and not storable_time(when):
+            raise InvalidAuditJob(f"{name} is outside the times the store holds, or has no UTC offset")
     chosen = pipeline or settings.service_pipeline
     try:
         pipeline_names(chosen)

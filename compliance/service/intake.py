@@ -19,7 +19,7 @@ from compliance.pipelines import choices, pipeline_names
 from compliance.queue.publisher import Publisher, published
 from compliance.settings import Settings
 from compliance.store import Store, backlog, registry, submissions
-from compliance.store.models import SubmissionSource, SubmissionStatus
+from compliance.store.models import EARLIEST, LATEST, SubmissionSource, SubmissionStatus, storable_time
 
 
 class InvalidUpload(ValueError):
@@ -77,6 +77,8 @@ def check_upload(upload: Upload) -> None:
     for name, when in (("job_start", start), ("job_end", end)):
         if when is not None and when.utcoffset() is None:
             raise InvalidUpload(f"{name} needs a UTC offset, e.g. 2026-11-25T08:00:00+08:00")
+        if when is not None and not storable_time(when):
+            raise InvalidUpload(f"{name} is outside the times a job can have ({EARLIEST.year}-{LATEST.year - 1})")
     if start is not None and end is not None and end < start:
         raise InvalidUpload("job_end is before job_start")
     if upload.pipeline is not None:

@@ -48,6 +48,22 @@ def new_submission_id() -> str:
     return str(uuid.uuid4())
 
 
+# The times the store takes: wide enough for any real job or report, and far inside what PostgreSQL
+# and Python's datetime hold, so converting one to UTC can never overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def storable_time(value: datetime) -> bool:
+    """Aware (with a UTC offset) and between ``EARLIEST`` and ``LATEST``."""
+    if value.utcoffset() is None:
+        return False
+    try:
+        return EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:  # year 1 at +08:00, year 9999 at -05:00
+        return False
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC in, aware UTC out, on every dialect.
 

@@ -16,7 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from compliance.store.errors import InvalidCursor
-from compliance.store.models import MACHINE, Submission, SubmissionReason, SubmissionStatus, UtcDateTime
+from compliance.store.models import (
+    MACHINE,
+    Submission,
+    SubmissionReason,
+    SubmissionStatus,
+    UtcDateTime,
+    storable_time,
+)
 from compliance.verdicts import Outcome, ReasonCode
 
 
@@ -175,7 +182,11 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, datetime, str]:
             raise ValueError
         if sort == "created_at":
             value = datetime.fromisoformat(value)
+            if not storable_time(value):
+                raise ValueError
         elif not isinstance(value, str):
+            raise ValueError
+        if not storable_time(when):
             raise ValueError
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError, binascii.Error):
         raise InvalidCursor(cursor) from None

@@ -16,3 +16,11 @@ def test_audit_requests_are_checked(api: Api) -> None:
     assert_error(client.post("/v1/audits", json={"surprise": 1}, headers=auth), 422)
     empty = client.post("/v1/audits", json={}, headers=auth)
     assert empty.status_code == 202 and empty.json()["status"] == "done" and empty.json()["total"] == 0
+
+
+def test_audit_times_outside_what_the_store_holds_are_a_422(api: Api) -> None:
+    for when in ("0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-05:00"):
+        for name in ("since", "until"):
+            response = api.client.post("/v1/audits", json={name: when}, headers=api.acme.auth)
+            assert response.status_code == 422, (name, when, response.text)
+            assert set(response.json()) == {"error"}

@@ -186,3 +186,35 @@ def test_an_upload_while_the_broker_is_down_stays_received(api: Api, redis_serve
     assert response.status_code == 202 and response.json()["status"] == "received"
     assert api.client.get("/readyz").status_code == 503
     assert "compliance_broker_up 0.0" in api.client.get("/metrics").text
+
+
+EXTREME_TIMES = ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-05:00", "1800-01-01T00:00:00+00:00"]
+
+
+def test_times_outside_what_the_store_holds_are_a_422(api: Api) -> None:
+    before = blob_files(api)
+    for when in EXTREME_TIMES:
+        for name in ("since", "until"):
+            response = api.client.get("/v1/submissions", params={name: when}, headers=api.acme.auth)
+            assert "outside" in assert_error(response, 422, "invalid_value")["message"], (name, when)
+        response = api.upload(job_start=when, job_end="2026-11-25T10:00:00+08:00")
+        assert_error(response, 422, "invalid_value")
+        response = api.upload(job_start="2026-11-25T08:00:00+08:00", job_end=when)
+        assert response.status_code == 422, response.text
+    assert count(api, Submission) == 0 and blob_files(api) == before
+
+
+def test_a_cursor_carrying_a_naive_or_extreme_time_is_a_422(api: Api) -> None:
+    import base64
+    import json
+
+    api.upload()
+    for value, created in (
+        ("2026-11-25T08:00:00", "2026-11-25T08:00:00+00:00"),
+        ("2026-11-25T08:00:00+00:00", "0001-01-01T00:00:00+08:00"),
+        ("9999-12-31T23:59:59-05:00", "2026-11-25T08:00:00+00:00"),
+    ):
+        raw = json.dumps(["created_at", value, created, "x"]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        response = api.client.get("/v1/submissions", params={"cursor": cursor}, headers=api.acme.auth)
+        assert_error(response, 422, "invalid_cursor")

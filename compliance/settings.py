@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # are CPU-bound: a few threads overlap the waits; many only contend for the GIL, and under a
     # burst the rest wait their turn in the event loop, which costs nothing.
     api_threads: int = Field(default=4, ge=1, le=200)
+    # /metrics counts every carrier's submissions: with a token, only a scraper that sends it (Bearer);
+    # without one, only a client on this host (loopback).
+    metrics_token: SecretStr | None = None
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+
 import sqlalchemy as sa
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from compliance import metrics
 from compliance.api.deps import PublisherDep, StoreDep
+from compliance.api.errors import ApiError
 from compliance.store import backlog
 
 router = APIRouter(tags=["health"])
@@ -31,7 +34,31 @@ def readyz(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=Response)
+def _scraper(request: Request) -> None:
+    """Whoever may read /metrics: the bearer of ``COMPLIANCE_METRICS_TOKEN``, or, with none set, a
+    client on this host."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            raise ApiError(
+                401, "unauthorized", "/metrics needs the metrics token", headers={"WWW-Authenticate": "Bearer"}
+            )
+    elif request.client is None or request.client.host not in _LOOPBACK:
+        raise ApiError(
+            403, "forbidden", "/metrics answers only on this host; set COMPLIANCE_METRICS_TOKEN to scrape it"
+        )
+
+
+_LOOPBACK = {"127.0.0.1", "::1"}
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(_scraper)],
+    responses={401: {"description": "no metrics token"}, 403: {"description": "not on this host"}},
+)
 def prometheus_metrics(store: StoreDep, publisher: PublisherDep) -> Response:
     """Prometheus exposition: queue depth, submissions by status, current verdicts by outcome, and the
     processes' uploads, verdicts, latency per stage, webhook attempts."""

@@ -133,7 +133,9 @@ def service_settings(database_url: str, tmp_path: Path, broker_url: str, **overr
 @pytest.fixture()
 def api(database_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Api]:
     """The real app, as ``compliance api`` builds it, over a fresh database; tasks go to a private Redis."""
-    settings = service_settings(database_url, tmp_path, redis_server.url, max_upload_bytes=2_000_000)
+    settings = service_settings(
+        database_url, tmp_path, redis_server.url, max_upload_bytes=2_000_000, metrics_token="metrics-scraper-token"
+    )
     app = create_app(settings)
     store: Store = app.state.store
     acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")

@@ -43,11 +43,13 @@ def in_queue(session: Session, submission_id: str) -> bool:
 def next_in_queue(
     session: Session, where: SubmissionFilter, *, after: str | None = None, limit: int = 1
 ) -> list[QueueItem]:
-    """The next ``limit`` submissions in queue order, after the one with id ``after`` (skipped)."""
+    """The next ``limit`` submissions in queue order, after the one with id ``after`` (skipped).
+    ``after`` counts only within ``where``'s scope: another carrier's submission is no position to
+    start from (it would tell the caller where that one stands)."""
     query = sa.select(Submission.id, TIER.label("tier")).where(*where.where(), _IN_QUEUE)
     if after is not None:
         position = session.execute(
-            sa.select(TIER, Submission.created_at, Submission.id).where(Submission.id == after)
+            sa.select(TIER, Submission.created_at, Submission.id).where(Submission.id == after, *where.where())
         ).one_or_none()
         if position is not None:
             query = query.where(

@@ -96,3 +96,15 @@ def test_the_queue_is_the_carriers_own(session: Session, fleet: Fleet) -> None:
     assert [i.submission_id for i in next_in_queue(session, SubmissionFilter(carrier_id=fleet.carrier_id))] == [mine]
     assert [i.submission_id for i in next_in_queue(session, SubmissionFilter(carrier_id=other.id))] == [theirs]
     assert queue_size(session, SubmissionFilter()) == 2
+
+
+def test_another_carriers_submission_is_no_position_to_start_from(session: Session, fleet: Fleet) -> None:
+    """``after=`` an id of another carrier must not tell where that submission stands in the order."""
+    other = registry.add_carrier(session, code="other", name="Other")
+    driver = registry.add_driver(session, carrier_id=other.id, name="Zhao")
+    older = judged(session, fleet, 1, 50, Outcome.REVIEW)
+    newer = judged(session, fleet, 2, 10, Outcome.REVIEW)
+    between = judged(session, fleet, 3, 30, Outcome.REVIEW, carrier_id=other.id, driver_id=driver.id)
+    mine = SubmissionFilter(carrier_id=fleet.carrier_id)
+    assert [i.submission_id for i in next_in_queue(session, mine, after=between, limit=5)] == [older, newer]
+    assert [i.submission_id for i in next_in_queue(session, mine, after="no-such-id", limit=5)] == [older, newer]

@@ -15,8 +15,9 @@ from starlette.datastructures import QueryParams
 
 from compliance.dashboard.security import Viewer
 from compliance.reports.period import ReportZone
+from compliance.service.intake import InvalidUpload, refuse_control_characters
 from compliance.store import registry
-from compliance.store.models import SubmissionStatus
+from compliance.store.models import EARLIEST, LATEST, SubmissionStatus
 from compliance.store.pages import SORT_KEYS, SubmissionFilter
 from compliance.verdicts import Outcome, ReasonCode
 
@@ -64,10 +65,14 @@ class Filters:
 
 def parse_day(text: str, name: str, errors: list[str]) -> date | None:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         errors.append(f"{name}: {text!r} is not a date such as 2026-11-27")
         return None
+    if not EARLIEST.year <= day.year < LATEST.year:
+        errors.append(f"{name}: {text!r} is outside the days the store holds ({EARLIEST.year}-{LATEST.year - 1})")
+        return None
+    return day
 
 
 def read_filters(
@@ -81,6 +86,12 @@ def read_filters(
     """``default_days``: with no dates given, the last that many days (today included)."""
     raw = {k: params.get(k, "").strip() for k in FIELDS}
     errors: list[str] = []
+    for name in ("carrier", "driver", "plate", "site"):
+        try:
+            refuse_control_characters(**{name: raw[name]})
+        except InvalidUpload as exc:
+            errors.append(str(exc))
+            raw[name] = ""
 
     carrier_id: int | None = None
     carrier_code: str | None = viewer.carrier_code

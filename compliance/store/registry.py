@@ -333,6 +333,9 @@ def find_driver(session: Session, carrier_id: int, external_ref: str) -> Driver 
     return session.scalar(sa.select(Driver).where(Driver.carrier_id == carrier_id, Driver.external_ref == external_ref))
 
 
+_MAX_ID = 2**31 - 1
+
+
 def find_driver_ids(session: Session, ref: str, carrier_id: int | None = None) -> list[int]:
     """The drivers ``ref`` names: by id (``#12``, or digits; digits that are no id are tried as a
     reference) or by the carrier's reference; within one carrier when ``carrier_id`` is given."""
@@ -340,7 +343,8 @@ def find_driver_ids(session: Session, ref: str, carrier_id: int | None = None) -
     if carrier_id is not None:
         query = query.where(Driver.carrier_id == carrier_id)
     by_id = ref.removeprefix("#")
-    if by_id.isdigit():
+    # ASCII digits only ("²" is a digit to str.isdigit), and an id a column can hold.
+    if by_id.isascii() and by_id.isdigit() and int(by_id) <= _MAX_ID:
         found = session.scalars(query.where(Driver.id == int(by_id))).all()
         if found:
             return list(found)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from compliance.api.app import create_app
@@ -241,3 +244,25 @@ def test_chart_data_cannot_close_its_script_element() -> None:
     text = script_json({"reason": "</script><script>alert(1)</script>", "and": "<!-- & -->"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"reason": "</script><script>alert(1)</script>", "and": "<!-- & -->"}
+
+
+FILTERS = ("carrier", "driver", "plate", "site", "since", "until", "status", "outcome", "reason", "sort", "cursor")
+
+
+@examples(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(FILTERS),
+    value=st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["²", "9" * 30, "#99999999999", "0001-01-01", "9999-12-31", "-1", "\x00", "1e309"]),
+    ),
+)
+def test_any_filter_value_is_a_page_or_a_400_never_a_5xx(app: App, name: str, value: str) -> None:
+    if not getattr(app.client, "_signed_in", False):
+        sign_in(app.client, "acme.admin")
+        app.client._signed_in = True  # type: ignore[attr-defined]
+    for path in ("/dashboard/submissions", "/dashboard/exports/verdicts.csv", "/dashboard/"):
+        response = app.client.get(path, params={name: value})
+        assert response.status_code < 500, (path, name, value, response.status_code)
+        if response.status_code == 200 and path.endswith(".csv"):
+            assert response.text.startswith("\ufeffsubmission"), (name, value)

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # /metrics counts every carrier's submissions: with a token, only a scraper that sends it (Bearer);
     # without one, only a client on this host (loopback).
     metrics_token: SecretStr | None = None
+    # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; uvicorn's format).
+    # None by default: a client cannot claim another address to slip the sign-in throttle.
+    trusted_proxies: str = ""
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -164,7 +167,8 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None
     # Default: beside the SQLite database file ("<db>.session-secret"), else beside the blob folder.
     session_secret_file: Path | None = None
-    session_max_age_s: int = 8 * 3600  # a working day; signing in again after that
+    session_max_age_s: int = 8 * 3600  # idle: a session unused this long ends
+    session_absolute_s: int = 12 * 3600  # absolute: however busy, a session ends this long after sign-in
     session_https_only: bool = False  # True behind HTTPS: the cookie is then never sent in clear
     dashboard_page_size: int = 50
     # Reports count days in this zone (a fixed offset: its offset today).

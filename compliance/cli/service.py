@@ -34,6 +34,7 @@ def api(
 
     if workers > 1:
         _metrics_dir()
+    trusted = get_settings().trusted_proxies.strip()
     uvicorn.run(
         "compliance.api.app:create_app",
         factory=True,
@@ -42,6 +43,9 @@ def api(
         workers=workers,
         log_level="warning",
         access_log=False,
+        # X-Forwarded-For only from the proxies named in COMPLIANCE_TRUSTED_PROXIES (none by default).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
 
 

@@ -30,7 +30,9 @@ def login(
 ) -> Response:
     throttle = request.app.state.sign_in_throttle
     name = username.strip().lower()
-    keys = (f"user:{name}",)
+    # The client's address as the server sees it: behind a proxy listed in COMPLIANCE_TRUSTED_PROXIES,
+    # the one that proxy reports.
+    keys = throttle.keys(name, request.client.host if request.client else None)
     if throttle.blocked(*keys):
         return render(
             request,
@@ -49,7 +51,7 @@ def login(
             {"next": safe_next(next), "username": username, "error": "Wrong name or password."},
             status_code=401,
         )
-    throttle.succeeded(*keys)
+    throttle.succeeded(keys[0])
     sign_in(request, user)
     return RedirectResponse(safe_next(next), status_code=303)
 

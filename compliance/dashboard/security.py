@@ -12,18 +12,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Form, Request
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from compliance.settings import Settings
 from compliance.store import users
@@ -149,12 +153,20 @@ def sign_in(request: Request, user: User) -> None:
 
 
 def sign_out(request: Request) -> None:
+    """Ends the session on the server too: a cookie saved before sign-out no longer works."""
+    uid = request.session.get("uid")
+    if isinstance(uid, int):
+        with request.app.state.store.sessions() as s, s.begin():
+            users.end_sessions(s, uid, actor=f"user:{uid}")
     request.session.clear()
 
 
 def signed_in(request: Request) -> Viewer | None:
-    uid, version = request.session.get("uid"), request.session.get("ver")
-    if not isinstance(uid, int) or not isinstance(version, int):
+    uid, version, at = request.session.get("uid"), request.session.get("ver"), request.session.get("at")
+    if not isinstance(uid, int) or not isinstance(version, int) or not isinstance(at, int):
+        return None
+    # The cookie's own expiry slides with use (idle); this bound does not (absolute).
+    if time.time() - at > request.app.state.settings.session_absolute_s:
         return None
     with request.app.state.read_sessions() as s:
         user = users.get_user(s, uid)
@@ -227,36 +239,92 @@ def safe_next(target: str | None) -> str:
 
 
 class SignInThrottle:
-    """At most ``limit`` failed sign-ins per name in ``window_s``: guessing a password costs
-    hours, a typo costs nothing. In memory, per process."""
+    """Failed sign-ins, counted per name (``limit`` in ``window_s``: guessing a password costs hours,
+    a typo nothing) and per client address (``address_limit``: one password tried across many
+    names). Checked before any password hash is computed. Counted in Redis, so every process and
+    replica shares them and they expire by themselves; in this process's memory, bounded, while
+    Redis cannot be reached."""
 
-    def __init__(self, limit: int = 10, window_s: float = 15 * 60) -> None:
-        self.limit = limit
+    def __init__(
+        self,
+        redis: Redis | None = None,
+        *,
+        namespace: str = "",
+        limit: int = 10,
+        address_limit: int = 50,
+        window_s: int = 15 * 60,
+        max_local: int = 10_000,
+    ) -> None:
+        self.redis = redis
+        # One deployment's counters: its processes share a database, so its URL names them.
+        self.namespace = hashlib.sha256(namespace.encode()).hexdigest()[:16]
+        self.limits = {"user": limit, "addr": address_limit}
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
+        self.max_local = max_local
+        self._local: dict[str, tuple[float, int]] = {}  # key -> (window end, failures)
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and now - failures[0] > self.window_s:
-            failures.popleft()
-        return failures
+    @classmethod
+    def on(cls, redis_url: str, *, namespace: str, **limits: int) -> SignInThrottle:
+        """Counting in the Redis at ``redis_url``: a sign-in never waits on one that is down (no
+        retries, half a second at most), it counts in memory instead."""
+        client = Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+        return cls(client, namespace=namespace, **limits)
+
+    @staticmethod
+    def keys(name: str, address: str | None) -> tuple[str, ...]:
+        found = (f"user:{name}",)
+        return (*found, f"addr:{address}") if address else found
+
+    def _redis_key(self, key: str) -> str:
+        return f"compliance:sign-in:{self.namespace}:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def _limit(self, key: str) -> int:
+        return self.limits[key.split(":", 1)[0]]
 
     def blocked(self, *keys: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            return any(len(self._recent(k, now)) >= self.limit for k in keys)
+        counts = self._counts(keys)
+        return any(count >= self._limit(key) for key, count in zip(keys, counts, strict=True))
 
     def failed(self, *keys: str) -> None:
+        if self.redis is not None:
+            try:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.incr(self._redis_key(key))
+                        pipe.expire(self._redis_key(key), self.window_s, nx=True)
+                    pipe.execute()
+                return
+            except RedisError:
+                pass
         now = time.monotonic()
         with self._lock:
+            if len(self._local) >= self.max_local:  # forget the windows that are over, then the oldest
+                self._local = {k: v for k, v in self._local.items() if v[0] > now}
+                while len(self._local) >= self.max_local:
+                    del self._local[next(iter(self._local))]
             for key in keys:
-                self._recent(key, now).append(now)
-            if len(self._failures) > 10_000:  # names nobody has: forget the quiet ones
-                for key in [k for k, v in self._failures.items() if not v]:
-                    del self._failures[key]
+                end, count = self._local.get(key, (now + self.window_s, 0))
+                self._local[key] = (end, count + 1) if end > now else (now + self.window_s, 1)
 
-    def succeeded(self, *keys: str) -> None:
+    def succeeded(self, name_key: str) -> None:
+        """A right password clears its name's failures (not its address's: a valid sign-in between
+        guesses must not reset the count of a client trying many names)."""
+        if self.redis is not None:
+            try:
+                self.redis.delete(self._redis_key(name_key))
+                return
+            except RedisError:
+                pass
         with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+            self._local.pop(name_key, None)
+
+    def _counts(self, keys: tuple[str, ...]) -> list[int]:
+        if self.redis is not None:
+            try:
+                return [int(v or 0) for v in self.redis.mget([self._redis_key(k) for k in keys])]
+            except RedisError:
+                pass
+        now = time.monotonic()
+        with self._lock:
+            return [c if (e := self._local.get(k, (0.0, 0)))[0] > now and (c := e[1]) else 0 for k in keys]

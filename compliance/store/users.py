@@ -124,6 +124,17 @@ def set_password(session: Session, username: str, password: str, *, actor: str =
     return user
 
 
+def end_sessions(session: Session, user_id: int, *, actor: str) -> None:
+    """Sign-out: every session the user holds ends on the server, whatever cookie a browser kept.
+    (A session is good for the user's ``session_version``; this is the next one.)"""
+    user = session.get(User, user_id)
+    if user is None:
+        return
+    user.session_version += 1
+    session.flush()
+    record_event(session, actor=actor, action="user.sign_out", subject_type="user", subject_id=user.id)
+
+
 def set_active(session: Session, username: str, active: bool, *, actor: str = SYSTEM) -> User:
     user = find_user(session, username)
     before = user.active

@@ -9,11 +9,13 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
@@ -266,3 +268,61 @@ def test_any_filter_value_is_a_page_or_a_400_never_a_5xx(app: App, name: str, va
         assert response.status_code < 500, (path, name, value, response.status_code)
         if response.status_code == 200 and path.endswith(".csv"):
             assert response.text.startswith("\ufeffsubmission"), (name, value)
+
+
+def test_sign_out_ends_the_session_on_the_server(app: App) -> None:
+    sign_in(app.client, "acme.viewer")
+    saved = app.client.cookies.get("compliance_session")
+    page = app.client.get("/dashboard/submissions")
+    assert page.status_code == 200
+    app.client.post("/dashboard/logout", data={"csrf_token": token(page.text)}, follow_redirects=False)
+    app.client.cookies.set("compliance_session", saved, path="/dashboard")  # a cookie kept from before
+    assert app.client.get("/dashboard/submissions", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_after_its_absolute_lifetime_however_busy(app: App) -> None:
+    sign_in(app.client, "acme.viewer")
+    assert app.client.get("/dashboard/submissions", follow_redirects=False).status_code == 200
+    settings = app.client.app.state.settings
+    app.client.app.state.settings = settings.model_copy(update={"session_absolute_s": 0})
+    try:
+        time.sleep(1.1)
+        assert app.client.get("/dashboard/submissions", follow_redirects=False).status_code == 303
+    finally:
+        app.client.app.state.settings = settings
+
+
+def test_one_address_trying_many_names_is_stopped(app: App) -> None:
+    names = [f"nobody-{i}" for i in range(50)]
+    for name in names:
+        assert sign_in(app.client, name, "guess").status_code == 401
+    # The address is blocked now, for a name never tried and even with the right password.
+    assert sign_in(app.client, "acme.viewer", PASSWORD).status_code == 429
+
+
+def test_the_throttle_is_shared_through_redis_and_bounded_without_it(tmp_path: Path) -> None:
+    from compliance.dashboard.security import SignInThrottle
+    from tests.service.stack import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        one, two = (SignInThrottle.on(server.url, limit=3, namespace="db-a") for _ in range(2))
+        elsewhere = SignInThrottle.on(server.url, limit=3, namespace="db-b")
+        keys = SignInThrottle.keys("li.wei", "203.0.113.7")
+        for throttle in (one, two, one):  # failures counted by different processes add up
+            throttle.failed(*keys)
+        assert one.blocked(*keys) and two.blocked(*keys) and not elsewhere.blocked(*keys)
+        assert redis.Redis(port=server.port).ttl(one._redis_key(keys[0])) > 0  # they expire by themselves
+    finally:
+        server.kill()
+    offline = SignInThrottle.on(server.url, limit=3, max_local=100, namespace="db-a")
+    started = time.monotonic()
+    for i in range(150):
+        offline.failed(*SignInThrottle.keys(f"name-{i}", None))
+    assert len(offline._local) <= 100
+    assert time.monotonic() - started < 15  # Redis down: each failure counted at once, in memory
+    offline.failed("user:x")
+    offline.failed("user:x")
+    offline.failed("user:x")
+    assert offline.blocked("user:x")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
-from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep
+from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import not_found, store_error
 from compliance.api.schemas import AuditIn, AuditOut, ErrorResponse
 from compliance.service.audits import start_audit
@@ -17,10 +17,11 @@ from compliance.store.errors import StoreError, UnknownAuditJob
 
 log = logging.getLogger("compliance.api")
 
-router = APIRouter(prefix="/v1/audits", tags=["audits"])
+router = APIRouter(prefix="/v1/audits", tags=["audits"], dependencies=[Depends(requires("audit"))])
 
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "no valid API key"},
+    403: {"model": ErrorResponse, "description": "the key lacks the 'audit' scope"},
     404: {"model": ErrorResponse, "description": "no such audit for this carrier"},
     422: {"model": ErrorResponse, "description": "invalid range, unknown driver or vehicle, unknown pipeline"},
 }

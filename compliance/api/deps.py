@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,10 +22,11 @@ _bearer = HTTPBearer(auto_error=False, description="A carrier's API key: `Author
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is asking: every query is scoped to ``carrier_id``."""
+    """Who is asking: every query is scoped to ``carrier_id``; ``scopes`` is what its key may do."""
 
     carrier_id: int
     key_id: str
+    scopes: frozenset[str] = frozenset()
 
     @property
     def actor(self) -> str:
@@ -62,7 +65,7 @@ async def get_caller(
     verified: keys.VerifiedKeys = request.app.state.verified_keys
     known = verified.get(token)
     if known is not None:
-        return Caller(carrier_id=known[0], key_id=known[1])
+        return Caller(carrier_id=known.carrier_id, key_id=known.key_id, scopes=known.scopes)
     return await run_in_threadpool(_authenticate, store, verified, token)
 
 
@@ -72,8 +75,25 @@ def _authenticate(store: Store, verified: keys.VerifiedKeys, token: str) -> Call
             key = keys.authenticate(s, token)
         except InvalidApiKey as exc:
             raise _unauthorized(str(exc)) from None
-        verified.put(token, key.carrier_id, key.key_id)
-        return Caller(carrier_id=key.carrier_id, key_id=key.key_id)
+        known = keys.VerifiedKey(key.carrier_id, key.key_id, keys.key_scopes(key))
+        verified.put(token, known)
+        return Caller(carrier_id=known.carrier_id, key_id=known.key_id, scopes=known.scopes)
+
+
+@cache  # one dependency per scope, so FastAPI resolves it (and the caller under it) once a request
+def requires(scope: str) -> Callable[..., Coroutine[Any, Any, Caller]]:
+    """The caller, if its key has ``scope`` (or ``admin``); a 403 naming the scope otherwise. A
+    router declares its scope with it once: ``dependencies=[Depends(requires("registry"))]``."""
+    if scope not in keys.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def caller_with_scope(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if not keys.allows(caller.scopes, scope):
+            held = ", ".join(sorted(caller.scopes)) or "none"
+            raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope (it has: {held})")
+        return caller
+
+    return caller_with_scope
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

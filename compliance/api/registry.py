@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile, status
 
-from compliance.api.deps import CallerDep, SettingsDep, StoreDep
+from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import not_found, photo_error, store_error
 from compliance.api.schemas import DriverOut, DriverPage, ErrorResponse, VehicleIn, VehicleOut, VehiclePage
 from compliance.photos import PhotoRejected, ReceivedPhoto, receive_photo
@@ -15,7 +15,7 @@ from compliance.settings import Settings
 from compliance.store import registry
 from compliance.store.errors import StoreError, UnknownDriver, UnknownVehicle
 
-router = APIRouter(prefix="/v1", tags=["registry"])
+router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[Depends(requires("registry"))])
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 After = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")]
@@ -23,6 +23,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "no valid API key"},
+    403: {"model": ErrorResponse, "description": "the key lacks the 'registry' scope"},
     404: {"model": ErrorResponse, "description": "no such driver or vehicle for this carrier"},
     409: {"model": ErrorResponse, "description": "already registered"},
     413: {"model": ErrorResponse, "description": "photo over the size or pixel limit"},

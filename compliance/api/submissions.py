@@ -7,10 +7,10 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Response, UploadFile, status
 
 from compliance import metrics
-from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep
+from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import ApiError, invalid, not_found, photo_error, store_error
 from compliance.api.schemas import (
     Accepted,
@@ -33,6 +33,10 @@ log = logging.getLogger("compliance.api")
 
 router = APIRouter(prefix="/v1/submissions", tags=["submissions"])
 
+# Uploading and reading need 'submit'; a review needs 'review' (a driver app's key cannot pass its own uploads).
+_SUBMIT = [Depends(requires("submit"))]
+_REVIEW = [Depends(requires("review"))]
+
 SubmissionId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description="the id given at upload")]
 
 # Printable, no spaces: UUIDs, ULIDs and the like. Longer than the column would be cut, so refused.
@@ -41,6 +45,7 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _ERRORS = {
     400: {"model": ErrorResponse, "description": "malformed header"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
+    403: {"model": ErrorResponse, "description": "the key lacks the scope: 'submit', or 'review' to review"},
     404: {"model": ErrorResponse, "description": "no such submission for this carrier"},
     409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another photo"},
     413: {"model": ErrorResponse, "description": "photo over the size or pixel limit"},
@@ -64,6 +69,7 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     responses=_ERRORS,
+    dependencies=_SUBMIT,
     summary="Upload a photo of a driver by the vehicle",
 )
 def create_submission(
@@ -144,13 +150,13 @@ def _owned(store: StoreDep, caller: CallerDep, submission_id: str) -> Submission
         return SubmissionDetail.of(sub)
 
 
-@router.get("/{submission_id}", response_model=SubmissionDetail, responses=_ERRORS)
+@router.get("/{submission_id}", response_model=SubmissionDetail, responses=_ERRORS, dependencies=_SUBMIT)
 def get_submission(submission_id: SubmissionId, caller: CallerDep, store: StoreDep) -> SubmissionDetail:
     """Status, the current verdict with its reasons, each pipeline's judgments and the verdict history."""
     return _owned(store, caller, submission_id)
 
 
-@router.get("", response_model=SubmissionPageOut, responses=_ERRORS)
+@router.get("", response_model=SubmissionPageOut, responses=_ERRORS, dependencies=_SUBMIT)
 def list_submissions(
     caller: CallerDep,
     store: StoreDep,
@@ -194,7 +200,11 @@ def list_submissions(
 
 
 @router.post(
-    "/{submission_id}/review", status_code=status.HTTP_201_CREATED, response_model=SubmissionDetail, responses=_ERRORS
+    "/{submission_id}/review",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubmissionDetail,
+    responses=_ERRORS,
+    dependencies=_REVIEW,
 )
 def review_submission(
     submission_id: SubmissionId, review: ReviewIn, caller: CallerDep, store: StoreDep, publisher: PublisherDep

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from compliance.api.deps import CallerDep, SettingsDep, StoreDep
+from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import invalid, not_found
 from compliance.api.schemas import DeliveryOut, DeliveryPage, ErrorResponse, WebhookCreated, WebhookIn, WebhookOut
 from compliance.service.webhooks import PrivateAddress, check_public
 from compliance.store import webhooks
 from compliance.store.errors import UnknownWebhook
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(requires("webhooks"))])
 
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "no valid API key"},
+    403: {"model": ErrorResponse, "description": "the key lacks the 'webhooks' scope"},
     404: {"model": ErrorResponse, "description": "no such webhook for this carrier"},
     422: {"model": ErrorResponse, "description": "not an http(s) URL, or one into a private network"},
 }

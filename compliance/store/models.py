@@ -464,6 +464,9 @@ class ApiKey(Base):
     carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     secret_sha256: Mapped[str] = mapped_column(sa.String(64))
+    # What the key may do, comma-separated from the closed set in ``compliance.store.keys.SCOPES``
+    # (``keys`` validates them); a new key may only upload and read (``submit``).
+    scopes: Mapped[str] = mapped_column(sa.String(100), default="submit")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 

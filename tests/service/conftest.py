@@ -78,7 +78,11 @@ class Carrier:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def add_carrier(store: Store, code: str, driver_ref: str, licence: str, plate: str) -> Carrier:
+def add_carrier(
+    store: Store, code: str, driver_ref: str, licence: str, plate: str, scopes: tuple[str, ...] = ("admin",)
+) -> Carrier:
+    """A carrier with a driver, a vehicle and a key (``admin`` unless told: the tests of each router
+    reach every route; tests/api/test_scopes.py narrows them)."""
     sha = store.blobs.put((SAMPLES / licence).read_bytes())
     with store.sessions() as s, s.begin():
         carrier = registry.add_carrier(s, code=code, name=code.title())
@@ -86,7 +90,7 @@ def add_carrier(store: Store, code: str, driver_ref: str, licence: str, plate: s
         driver = registry.add_driver(
             s, carrier_id=carrier.id, name=driver_ref, external_ref=driver_ref, licence_sha256=sha
         )
-        key, token = keys.create_key(s, carrier.id, name="tests")
+        key, token = keys.create_key(s, carrier.id, name="tests", scopes=scopes)
         return Carrier(carrier.id, code, token, key.key_id, driver.id, driver_ref, vehicle.id, plate)
 
 

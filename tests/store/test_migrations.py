@@ -11,8 +11,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.orm import Session
 
-from compliance.store import db
+from compliance.store import db, keys
 from compliance.store.models import Base
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,3 +127,32 @@ def test_upgrading_copies_each_current_verdict_onto_its_submission(database_url:
     got = {r.id: (r.outcome, r.decided_by, r.decided_at is not None) for r in rows}
     assert got == {ids[0]: ("FAIL", "machine", True), ids[1]: ("FAIL", "rev-1", True), ids[2]: (None, None, False)}
     assert sorted(reasons) == sorted([(ids[0], "PLATE_MISMATCH"), (ids[1], "PLATE_MISMATCH")])
+
+
+def test_keys_made_before_scopes_keep_what_they_could_do(database_url: str) -> None:
+    """0006: a key made before keys had scopes gets ``admin`` (it could do everything); a new one
+    gets ``submit``."""
+    db.upgrade(database_url, "0005")
+    engine = db.make_engine(database_url)
+    with engine.begin() as c:
+        c.execute(
+            sa.text("INSERT INTO carriers (id, code, name, created_at) VALUES (1, 'ACME', 'Acme', :t)"),
+            {"t": "2026-11-30 08:00:00+00:00"},
+        )
+        c.execute(
+            sa.text(
+                "INSERT INTO api_keys (key_id, carrier_id, name, secret_sha256, created_at) "
+                "VALUES ('0123456789ab', 1, 'driver app', :h, :t)"
+            ),
+            {"h": "0" * 64, "t": "2026-11-30 08:00:00+00:00"},
+        )
+    db.upgrade(database_url)
+    with engine.connect() as c:
+        assert c.scalar(sa.text("SELECT scopes FROM api_keys WHERE key_id = '0123456789ab'")) == "admin"
+    with Session(engine) as s, s.begin():
+        key, _ = keys.create_key(s, 1, name="new")
+        assert key.scopes == "submit"
+    db.downgrade(database_url, "0005")
+    with engine.connect() as c:
+        assert "scopes" not in {col["name"] for col in sa.inspect(c).get_columns("api_keys")}
+    engine.dispose()

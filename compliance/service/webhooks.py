@@ -261,10 +261,17 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+def deadline_s(settings: Settings) -> float:
+    """How long one POST may take in all: ``webhook_deadline_s``, and never beyond half the task's
+    soft time limit."""
+    return min(settings.webhook_deadline_s, settings.task_soft_time_limit_s / 2)
+
+
 def _post(client: httpx.Client, settings: Settings, aim: Target, body: bytes, headers: dict[str, str]) -> int:
-    """POST within ``webhook_deadline_s`` in all; read at most MAX_RESPONSE_BYTES of the answer."""
+    """POST within ``deadline_s`` in all; read at most MAX_RESPONSE_BYTES of the answer."""
     deadline = _Deadline()
-    timer = threading.Timer(settings.webhook_deadline_s, deadline.expire)
+    total = deadline_s(settings)
+    timer = threading.Timer(total, deadline.expire)
     timer.daemon = True
     extensions: dict[str, Any] = {"trace": deadline.trace}
     if aim.tls:
@@ -277,7 +284,7 @@ def _post(client: httpx.Client, settings: Settings, aim: Target, body: bytes, he
             content=body,
             # A fresh connection each time, so the deadline always holds its socket.
             headers={**headers, "Host": aim.host_header, "Connection": "close"},
-            timeout=min(settings.webhook_timeout_s, settings.webhook_deadline_s),
+            timeout=min(settings.webhook_timeout_s, total),
             follow_redirects=False,
             extensions=extensions,
         ) as response:
@@ -290,7 +297,7 @@ def _post(client: httpx.Client, settings: Settings, aim: Target, body: bytes, he
             return response.status_code
     except Exception:
         if deadline.expired:
-            raise TimeoutError(f"no answer within {settings.webhook_deadline_s:g}s") from None
+            raise TimeoutError(f"no answer within {total:g}s") from None
         raise
     finally:
         timer.cancel()
@@ -316,7 +323,7 @@ def deliver(store: Store, settings: Settings, delivery_id: int, client: httpx.Cl
             delivery.status = DeliveryStatus.FAILED
             return Attempted(DeliveryStatus.FAILED)
         # A lease: a duplicate of this message arriving while the POST runs finds it not due.
-        delivery.next_attempt_at = now + timedelta(seconds=settings.webhook_deadline_s + 30)
+        delivery.next_attempt_at = now + timedelta(seconds=deadline_s(settings) + 30)
         url, secret, body = delivery.webhook.url, delivery.webhook.secret, delivery.body.encode()
     status_code: int | None = None
     error: str | None = None

@@ -137,7 +137,11 @@ class Settings(BaseSettings):
     # most this long for a batch to fill.
     mllm_batch_wait_s: float = 0.5
     # Webhooks: POSTed verdicts, signed with HMAC-SHA256; retried with exponential backoff.
-    webhook_timeout_s: float = 10.0
+    webhook_timeout_s: float = 10.0  # per connect and per read, and never beyond the deadline
+    # A POST (connect, send, answer, at most a few KB of its body) ends within this, in all (and
+    # within half of task_soft_time_limit_s, whichever is less): inside the task's lease (this + 30 s),
+    # so a slow receiver never gets a delivery twice.
+    webhook_deadline_s: float = 5.0
     webhook_max_attempts: int = 8
     webhook_backoff_s: float = 10.0
     webhook_backoff_max_s: float = 1800.0
@@ -157,6 +161,8 @@ class Settings(BaseSettings):
                 f"broker_visibility_timeout_s ({self.broker_visibility_timeout_s}) must exceed the task time limit "
                 f"plus the longest retry countdown ({longest}), or tasks still running are handed out again"
             )
+        if self.webhook_deadline_s <= 0:
+            raise ValueError("webhook_deadline_s must be positive")
         if self.sweep_stale_after_s <= self.task_time_limit_s:
             raise ValueError("sweep_stale_after_s must exceed task_time_limit_s: a live task is never stale")
         return self

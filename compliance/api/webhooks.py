@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import invalid, not_found
 from compliance.api.schemas import DeliveryOut, DeliveryPage, ErrorResponse, WebhookCreated, WebhookIn, WebhookOut
-from compliance.service.webhooks import PrivateAddress, check_public
+from compliance.service.webhooks import RefusedURL, check_url
 from compliance.store import webhooks
 from compliance.store.errors import UnknownWebhook
 
@@ -21,7 +21,10 @@ _ERRORS = {
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'webhooks' scope"},
     404: {"model": ErrorResponse, "description": "no such webhook for this carrier"},
-    422: {"model": ErrorResponse, "description": "not an http(s) URL, or one into a private network"},
+    422: {
+        "model": ErrorResponse,
+        "description": "not an http(s) URL, an odd or unresolvable host, or one into a private network",
+    },
 }
 
 
@@ -29,11 +32,10 @@ _ERRORS = {
 def create_webhook(body: WebhookIn, caller: CallerDep, store: StoreDep, settings: SettingsDep) -> WebhookCreated:
     """Register a URL. Each decided verdict is POSTed to it as JSON, signed:
     ``X-Compliance-Signature: sha256=<HMAC-SHA256 of the body under the secret returned here>``."""
-    if not settings.webhook_allow_private:
-        try:
-            check_public(body.url, resolve=False)
-        except PrivateAddress as exc:
-            raise invalid("invalid_value", f"url: {exc}") from None
+    try:
+        check_url(body.url, allow_private=settings.webhook_allow_private)
+    except RefusedURL as exc:
+        raise invalid("invalid_value", f"url: {exc}") from None
     with store.sessions() as s, s.begin():
         hook = webhooks.add_webhook(s, caller.carrier_id, body.url, actor=caller.actor)
         return WebhookCreated(**WebhookOut.of(hook).model_dump(), secret=hook.secret)

@@ -7,14 +7,18 @@ de-duplicates by the body's ``verdict.id`` (or the ``X-Compliance-Delivery`` hea
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -78,29 +82,225 @@ def announce(store: Store, submission_id: str) -> list[int]:
         )
 
 
-class PrivateAddress(ValueError):
+class RefusedURL(ValueError):
+    """A webhook URL that is not sent to: an odd host, one that does not resolve, or one into a
+    network that is not the public internet."""
+
+
+class PrivateAddress(RefusedURL):
     pass
 
 
-def check_public(url: str, *, resolve: bool = True) -> None:
-    """Refuse a URL whose host is (or resolves to) a loopback, private, link-local or reserved
-    address: a webhook must not reach into the service's own network."""
-    host = urlsplit(url).hostname or ""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        raise PrivateAddress(f"{host} is this machine")
+class BadHost(RefusedURL):
+    pass
+
+
+class UnresolvableHost(RefusedURL):
+    pass
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_NUMERIC = re.compile(r"[0-9a-fx.]+")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+# Of a receiver's answer only the status matters; at most this much of its body is read.
+MAX_RESPONSE_BYTES = 4096
+
+
+def normalise_host(host: str) -> str:
+    """The host as the network will see it: an IP literal in its canonical form (numeric forms such
+    as ``0x7f000001``, ``2130706433`` or ``127.1`` as the IPv4 address they mean), or a name in IDNA
+    ASCII (full-width and other compatibility forms mapped), lower case, no trailing dot."""
     try:
-        addresses = [ipaddress.ip_address(host)]
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        if not resolve:
-            return
+        pass
+    try:
+        name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise BadHost(f"{host!r} is not a host name") from None
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or "" in name.split("."):
+        raise BadHost(f"{host!r} is not a host name")
+    if _NUMERIC.fullmatch(name) and _NUMERIC_LABEL.fullmatch(name.rsplit(".", 1)[-1]):
+        # No top-level domain is numeric: this is an address, spelt the way inet_aton reads it.
         try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            return str(ipaddress.IPv4Address(socket.inet_aton(name)))
         except OSError:
-            return  # unresolvable: the POST will fail and say so
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if not address.is_global:
-            raise PrivateAddress(f"{host} is a non-public address ({address})")
+            raise BadHost(f"{host!r} is neither an address nor a host name") from None
+    return name
+
+
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one carries (IPv4-mapped, IPv4-compatible, 6to4, NAT64): each
+    reaches that IPv4 host through a translator, so each must be public too."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
+def is_public(address: IPAddress) -> bool:
+    """Globally routable, unicast, and so is every IPv4 address it embeds."""
+    return all(a.is_global and not a.is_multicast for a in (address, *_embedded_ipv4(address)))
+
+
+def lookup(host: str, port: int) -> list[IPAddress]:
+    """Every address ``host`` resolves to: the only name lookup a delivery makes (the connection
+    goes to an address returned here, never to the name)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one POST goes: ``url`` names the checked address; ``host`` is the name it was
+    registered under, sent as the Host header and as the TLS server name."""
+
+    url: str
+    host: str
+    host_header: str
+    address: IPAddress
+    tls: bool
+
+
+def _split(url: str) -> tuple[str, str, int, bool, str]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BadHost(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadHost("a webhook URL is http(s) with a host")
+    if port is not None and not 0 < port < 65536:
+        raise BadHost(f"port {port}")
+    default = 443 if parts.scheme == "https" else 80
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, normalise_host(parts.hostname), port or default, port not in (None, default), path
+
+
+def _addresses(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
+    try:
+        addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            addresses = [ipaddress.IPv4Address("127.0.0.1")]  # RFC 6761: whatever a resolver says
+        else:
+            try:
+                addresses = lookup(host, port)
+            except (OSError, UnicodeError, ValueError) as exc:
+                raise UnresolvableHost(f"{host} does not resolve ({exc})") from None
+    if not addresses:
+        raise UnresolvableHost(f"{host} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            if not is_public(address):
+                raise PrivateAddress(f"{host} is a non-public address ({address})")
+    return addresses
+
+
+def check_url(url: str, *, allow_private: bool = False) -> None:
+    """At registration: refuse an odd host, and (unless private networks are allowed, as in local
+    set-ups) one that does not resolve or resolves to any address that is not public."""
+    _scheme, host, port, _explicit, _path = _split(url)
+    if not allow_private:
+        _addresses(host, port, allow_private=False)
+
+
+def check_public(url: str) -> None:
+    check_url(url, allow_private=False)
+
+
+def target(url: str, *, allow_private: bool = False) -> Target:
+    """At each delivery: resolve the host once, check every address, and aim at the first."""
+    scheme, host, port, explicit, path = _split(url)
+    address = _addresses(host, port, allow_private=allow_private)[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    shown = f"[{host}]" if ":" in host else host
+    return Target(
+        url=f"{scheme}://{literal}:{port}{path}",
+        host=host,
+        host_header=f"{shown}:{port}" if explicit else shown,
+        address=address,
+        tls=scheme == "https",
+    )
+
+
+class _Deadline:
+    """Shuts the POST's socket when the deadline passes, whatever phase it is in (a receiver that
+    trickles its headers or body a byte at a time outlives every per-read timeout)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete":
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def deadline_s(settings: Settings) -> float:
+    """How long one POST may take in all: ``webhook_deadline_s``, and never beyond half the task's
+    soft time limit."""
+    return min(settings.webhook_deadline_s, settings.task_soft_time_limit_s / 2)
+
+
+def _post(client: httpx.Client, settings: Settings, aim: Target, body: bytes, headers: dict[str, str]) -> int:
+    """POST within ``deadline_s`` in all; read at most MAX_RESPONSE_BYTES of the answer."""
+    deadline = _Deadline()
+    total = deadline_s(settings)
+    timer = threading.Timer(total, deadline.expire)
+    timer.daemon = True
+    extensions: dict[str, Any] = {"trace": deadline.trace}
+    if aim.tls:
+        extensions["sni_hostname"] = aim.host
+    timer.start()
+    try:
+        with client.stream(
+            "POST",
+            aim.url,
+            content=body,
+            # A fresh connection each time, so the deadline always holds its socket.
+            headers={**headers, "Host": aim.host_header, "Connection": "close"},
+            timeout=min(settings.webhook_timeout_s, total),
+            follow_redirects=False,
+            extensions=extensions,
+        ) as response:
+            read = 0
+            with contextlib.suppress(httpx.HTTPError):  # the status is the answer; the body is not needed
+                for chunk in response.iter_raw():
+                    read += len(chunk)
+                    if read >= MAX_RESPONSE_BYTES or deadline.expired:
+                        break
+            return response.status_code
+    except Exception:
+        if deadline.expired:
+            raise TimeoutError(f"no answer within {total:g}s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,30 +323,25 @@ def deliver(store: Store, settings: Settings, delivery_id: int, client: httpx.Cl
             delivery.status = DeliveryStatus.FAILED
             return Attempted(DeliveryStatus.FAILED)
         # A lease: a duplicate of this message arriving while the POST runs finds it not due.
-        delivery.next_attempt_at = now + timedelta(seconds=settings.webhook_timeout_s + 30)
+        delivery.next_attempt_at = now + timedelta(seconds=deadline_s(settings) + 30)
         url, secret, body = delivery.webhook.url, delivery.webhook.secret, delivery.body.encode()
     status_code: int | None = None
     error: str | None = None
     start = time.perf_counter()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(secret, body),
+        "X-Compliance-Event": EVENT,
+        "X-Compliance-Delivery": str(delivery_id),
+    }
     try:
-        if not settings.webhook_allow_private:
-            check_public(url)
-        response = client.post(
-            url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: signature(secret, body),
-                "X-Compliance-Event": EVENT,
-                "X-Compliance-Delivery": str(delivery_id),
-            },
-            timeout=settings.webhook_timeout_s,
-            follow_redirects=False,
-        )
-        status_code = response.status_code
+        aim = target(url, allow_private=settings.webhook_allow_private)
+        status_code = _post(client, settings, aim, body, headers)
         if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}: {response.text[:200]}"
-    except (httpx.HTTPError, PrivateAddress) as exc:
+            error = f"HTTP {status_code}"  # never the body: it may be an internal service's
+    except RefusedURL as exc:
+        error = f"refused: {exc}"[:500]
+    except Exception as exc:  # whatever went wrong, it is an attempt, counted toward max_attempts
         error = f"{type(exc).__name__}: {exc}"[:500]
     duration_ms = (time.perf_counter() - start) * 1000.0
     with store.sessions() as s, s.begin():

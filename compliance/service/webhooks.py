@@ -212,10 +212,6 @@ def check_url(url: str, *, allow_private: bool = False) -> None:
         _addresses(host, port, allow_private=False)
 
 
-def check_public(url: str) -> None:
-    check_url(url, allow_private=False)
-
-
 def target(url: str, *, allow_private: bool = False) -> Target:
     """At each delivery: resolve the host once, check every address, and aim at the first."""
     scheme, host, port, explicit, path = _split(url)

@@ -10,17 +10,37 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard.site import PASSWORD, SCREENSHOTS, Site, serve
+from tests.service.stack import RedisServer
 
 CHROMIUM = os.environ.get("COMPLIANCE_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture()
-def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
-    server, site = serve(database_url, tmp_path)
+def _served(database_url: str, folder: Path, **overrides: object) -> Iterator[Site]:
+    server, site = serve(database_url, folder, **overrides)
     with server:
         site.url = server.url
         yield site
     site.store.engine.dispose()
+
+
+@pytest.fixture()
+def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
+    yield from _served(database_url, tmp_path)
+
+
+@pytest.fixture()
+def broker(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server the site publishes to (and a test may kill)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture()
+def brokered_site(database_url: str, tmp_path: Path, broker: RedisServer) -> Iterator[Site]:
+    """The test site publishing to ``broker``."""
+    yield from _served(database_url, tmp_path, broker_url=broker.url)
 
 
 @pytest.fixture(scope="session")

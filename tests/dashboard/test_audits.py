@@ -32,7 +32,7 @@ from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, registry, submissions, users, verdicts
 from compliance.store.models import AuditJob, AuditJobStatus, Role, Submission, utcnow
 from compliance.verdicts import Outcome, ReasonCode, Verdict
-from tests.dashboard.site import Site, photo, serve
+from tests.dashboard.site import Site, photo
 from tests.service.stack import RedisServer, wait_for
 from tests.store.samples import judgments, verdict
 
@@ -273,21 +273,9 @@ def test_a_photo_that_cannot_be_judged_again_is_listed_with_its_error(app: App) 
 
 
 @pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture()
-def site(database_url: str, tmp_path: Path, broker: RedisServer) -> Iterator[Site]:
-    """The dashboard's test site (tests/dashboard/site.py) publishing to a private Redis."""
-    server, site = serve(database_url, tmp_path, broker_url=broker.url)
-    with server:
-        site.url = server.url
-        yield site
-    site.store.engine.dispose()
+def site(brokered_site: Site) -> Site:
+    """The dashboard's test site publishing to a private Redis (``broker``, tests/dashboard/conftest.py)."""
+    return brokered_site
 
 
 def decided_last_year(site: Site, picture: str, driver: str, plate: str, old: Verdict) -> str:

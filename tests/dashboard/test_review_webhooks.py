@@ -5,8 +5,6 @@ is the broker the delivery is published to."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,35 +13,18 @@ import sqlalchemy as sa
 from compliance.store import webhooks
 from compliance.store.models import WebhookDelivery
 from compliance.verdicts import Outcome
-from tests.dashboard.site import Site, serve
+from tests.dashboard.site import Site
 from tests.service.stack import RedisServer
 
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture()
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture()
-def site_with_broker(database_url: str, tmp_path: Path, broker: RedisServer) -> Iterator[Site]:
-    server, site = serve(database_url, tmp_path / "site", broker_url=broker.url)
-    with server:
-        site.url = server.url
-        yield site
-    site.store.engine.dispose()
-
-
 def test_a_review_in_the_dashboard_is_announced_to_the_carriers_webhooks(
-    site_with_broker: Site, broker: RedisServer, browser: object
+    brokered_site: Site, broker: RedisServer, browser: object
 ) -> None:
     from tests.dashboard.conftest import Visitor
 
-    site = site_with_broker
+    site = brokered_site
     with site.store.sessions() as s, s.begin():
         hook = webhooks.add_webhook(s, site.carriers["ACME"], "https://hooks.acme.example/verdicts")
         hook_id = hook.id

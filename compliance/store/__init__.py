@@ -3,6 +3,7 @@
 - ``db``: engines, sessions, Alembic upgrade to head.
 - ``models``: the ORM.
 - ``blobs``: content-addressed photo files.
+- ``references``: which photo hashes the database refers to (what the orphan sweep keeps).
 - ``registry``: carriers, vehicles, drivers.
 - ``submissions``: creating submissions and moving their status; one submission read back.
 - ``verdicts``: judgments, verdict history, reviewers' decisions and plate reviews.

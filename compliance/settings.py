@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     sweep_received_after_s: float = 30.0
     sweep_stale_after_s: float = 900.0
     sweep_batch: int = 1000
+    # The sweeper also removes photo files nothing refers to (a photo is written before its row
+    # commits, so a failed commit leaves one), every orphan_sweep_interval_s, once they are older
+    # than orphan_grace_s: far longer than any upload's or import's transaction, since until its
+    # row commits every new photo looks unreferenced. Not below an hour.
+    orphan_grace_s: float = Field(default=24 * 3600.0, ge=3600.0)
+    orphan_sweep_interval_s: float = Field(default=3600.0, ge=60.0)
     # GPU workers gather up to mllm_batch_size queued photos into one generate call, waiting at
     # most this long for a batch to fill.
     mllm_batch_wait_s: float = 0.5

@@ -11,6 +11,10 @@ Each sweep:
 5. Webhook deliveries and audit jobs whose next step is overdue.
 
 Queueing twice is harmless (tasks are idempotent); queueing never is what this prevents.
+
+The sweeper process also removes photo files nothing refers to (``compliance.service.orphans``),
+at its own slower cadence (``orphan_sweep_interval_s``) in a thread of its own, so a long walk of
+the blob folder never holds up re-queueing.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sqlalchemy as sa
 from compliance import metrics
 from compliance.queue.publisher import BrokerUnavailable, Publisher
 from compliance.queue.routing import routes
+from compliance.service.orphans import sweep_photos_every
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
@@ -150,13 +155,21 @@ def _requeue(
 
 
 def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event | None = None) -> None:
-    """Sweep every ``sweep_interval_s`` until SIGTERM/SIGINT (or once)."""
+    """Sweep every ``sweep_interval_s`` until SIGTERM/SIGINT (or once), and sweep orphan photos every
+    ``orphan_sweep_interval_s`` meanwhile (not with ``once``: a cron job that re-queues every minute
+    must not walk the blob folder every minute; ``compliance db sweep-photos`` is the cron form)."""
     store = Store.open(settings, migrate=False)
     publisher = Publisher(settings)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    photos = None
+    if not once:
+        photos = threading.Thread(
+            target=sweep_photos_every, args=(store, settings, stop), name="photo-sweep", daemon=True
+        )
+        photos.start()
     while not stop.is_set():
         try:
             result = sweep_once(store, settings, publisher)
@@ -176,4 +189,6 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
         if once:
             break
         stop.wait(settings.sweep_interval_s)
+    if photos is not None:
+        photos.join(timeout=60)  # it stops between two prefixes of the blob folder
     store.engine.dispose()

@@ -54,7 +54,7 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         """Store ``data`` and return its SHA-256, durably: once it returns, the file and its name are
-        on disk. Storing the same bytes again writes nothing."""
+        on disk. Storing the same bytes again writes no data; it only dates the file now."""
         sha256 = sha256_of(data)
         final = self.path(sha256)
         if _holds(final, data) and _touch(final):

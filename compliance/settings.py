@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     dashboard_page_size: int = 50
     # Reports count days in this zone (a fixed offset: its offset today).
     dashboard_timezone: str = "Asia/Shanghai"
+    # A driver's page lists the verdicts of this many days decided before their licence photo was
+    # last replaced (against the photo replaced) for a person to check again.
+    licence_recheck_days: int = Field(default=30, ge=1, le=3650)
 
     @property
     def session_secret_path(self) -> Path:

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from compliance.dashboard import account, audits, exports, overview, review, submissions
+from compliance.dashboard import account, audits, drivers, exports, overview, review, submissions
 from compliance.dashboard.security import (
     SESSION_COOKIE,
     BadRequest,
@@ -83,7 +83,7 @@ def install(app: FastAPI) -> None:
     )
     app.add_middleware(DashboardHeaders)
 
-    for module in (account, overview, submissions, review, exports, audits):
+    for module in (account, overview, submissions, drivers, review, exports, audits):
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 

@@ -8,7 +8,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -18,11 +18,14 @@ from sqlalchemy.orm import Session, selectinload
 from compliance.store.errors import InvalidCursor
 from compliance.store.models import (
     MACHINE,
+    AuditEvent,
+    Driver,
     Submission,
     SubmissionReason,
     SubmissionStatus,
     UtcDateTime,
     storable_time,
+    utcnow,
 )
 from compliance.verdicts import Outcome, ReasonCode
 
@@ -226,3 +229,149 @@ def list_submissions(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+# A driver's page: the licence photo's replacements, and the verdicts decided against an old one.
+
+# The audit action ``registry.set_driver_licence`` records, with ``licence_sha256`` before and after.
+LICENCE_ACTION = "driver.licence"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LicenceReplacement:
+    """One change of a driver's licence photo, as the audit trail keeps it."""
+
+    at: datetime
+    actor: str
+    reason: str | None
+    old_sha256: str | None
+    new_sha256: str | None
+
+    @property
+    def changes_photo(self) -> bool:
+        """A photo was on file and another (or none) took its place. The same photo sent again, or a
+        first photo where there was none, leaves no verdict decided against a face since replaced."""
+        return self.old_sha256 is not None and self.old_sha256 != self.new_sha256
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecheckItem:
+    """A submission whose current verdict was decided before the licence photo was replaced."""
+
+    submission_id: str
+    created_at: datetime
+    decided_at: datetime
+    outcome: Outcome
+    reasons: list[str]
+    decided_by: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LicenceRecheck:
+    """What a person should look at again after a driver's licence photo was replaced."""
+
+    replacements: list[LicenceReplacement]  # newest first, at most ``history_limit``
+    # The latest replacement that changed the photo, within the window; None: nothing to re-check.
+    replaced_at: datetime | None
+    since: datetime  # the window's start: ``days`` before now
+    items: list[RecheckItem]  # newest verdict first, at most ``limit``
+    counts: dict[Outcome, int]  # every verdict to re-check by outcome, beyond ``limit`` too
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _replacement(event: sa.Row[Any]) -> LicenceReplacement:
+    before, after = event.before or {}, event.after or {}
+    return LicenceReplacement(
+        at=event.at,
+        actor=event.actor,
+        reason=event.reason,
+        old_sha256=before.get("licence_sha256"),
+        new_sha256=after.get("licence_sha256"),
+    )
+
+
+def _licence_events(carrier_id: int, driver_id: int) -> sa.Select[Any]:
+    """The driver's licence events, newest first; none unless the driver is the carrier's (the
+    trail names the driver by id alone)."""
+    owned = sa.exists().where(Driver.id == driver_id, Driver.carrier_id == carrier_id)
+    return (
+        sa.select(AuditEvent.at, AuditEvent.actor, AuditEvent.reason, AuditEvent.before, AuditEvent.after)
+        .where(
+            AuditEvent.subject_type == "driver",
+            AuditEvent.subject_id == str(driver_id),
+            AuditEvent.action == LICENCE_ACTION,
+            owned,
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    )
+
+
+def licence_replacements(
+    session: Session, *, carrier_id: int, driver_id: int, limit: int = 50
+) -> list[LicenceReplacement]:
+    """The driver's licence photo replacements from the audit trail, newest first, at most ``limit``."""
+    rows = session.execute(_licence_events(carrier_id, driver_id).limit(limit))
+    return [_replacement(row) for row in rows]
+
+
+def licence_recheck(
+    session: Session,
+    *,
+    carrier_id: int,
+    driver_id: int,
+    days: int,
+    now: datetime | None = None,
+    limit: int = 100,
+    history_limit: int = 50,
+) -> LicenceRecheck:
+    """The driver's licence replacements, and the current verdicts of their submissions decided in
+    the last ``days`` days but before the latest replacement that changed the photo.
+
+    A verdict does not record which licence photo it was decided against: one decided before the
+    replacement is taken to have used the photo replaced (a judgment already under way when the
+    photo was replaced, and recorded after, is not listed). A new verdict, a person's included,
+    takes the submission off the list, since it was decided after.
+    """
+    since = (now or utcnow()) - timedelta(days=days)
+    replacements = licence_replacements(session, carrier_id=carrier_id, driver_id=driver_id, limit=history_limit)
+    in_window = session.execute(_licence_events(carrier_id, driver_id).where(AuditEvent.at >= since))
+    replaced_at = next((r.at for r in map(_replacement, in_window) if r.changes_photo), None)
+    if replaced_at is None:
+        return LicenceRecheck(replacements=replacements, replaced_at=None, since=since, items=[], counts={})
+    where = (
+        Submission.carrier_id == carrier_id,
+        Submission.driver_id == driver_id,
+        Submission.outcome.is_not(None),
+        Submission.decided_at >= since,
+        Submission.decided_at < replaced_at,
+    )
+    counts = {
+        Outcome(outcome): n
+        for outcome, n in session.execute(
+            sa.select(Submission.outcome, sa.func.count()).where(*where).group_by(Submission.outcome)
+        )
+    }
+    rows = session.execute(
+        sa.select(
+            Submission.id, Submission.created_at, Submission.decided_at, Submission.outcome, Submission.decided_by
+        )
+        .where(*where)
+        .order_by(Submission.decided_at.desc(), Submission.id.desc())
+        .limit(limit)
+    ).all()
+    reasons = reasons_of(session, [row.id for row in rows])
+    items = [
+        RecheckItem(
+            submission_id=row.id,
+            created_at=row.created_at,
+            decided_at=row.decided_at,
+            outcome=Outcome(row.outcome),
+            reasons=reasons[row.id],
+            decided_by=row.decided_by or "",
+        )
+        for row in rows
+    ]
+    return LicenceRecheck(replacements=replacements, replaced_at=replaced_at, since=since, items=items, counts=counts)

@@ -4,12 +4,14 @@ policy and the API would hand over."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from compliance.judgments import Answer, Judgments, PersonJudgment, Provenance
 from compliance.store import submissions
+from compliance.store.models import Submission, VerdictRecord
 from compliance.verdicts import CheckResult, Outcome, ReasonCode, Verdict
 
 
@@ -70,3 +72,13 @@ def count(session: Session, model: type, **where: object) -> int:
     for column, value in where.items():
         query = query.where(getattr(model, column) == value)
     return session.scalar(query) or 0
+
+
+def decided_at(session: Session, submission_id: str, when: datetime) -> None:
+    """Move the submission's current verdict back to ``when``, as if it had been decided then."""
+    session.execute(sa.update(Submission).where(Submission.id == submission_id).values(decided_at=when))
+    session.execute(
+        sa.update(VerdictRecord)
+        .where(VerdictRecord.submission_id == submission_id, VerdictRecord.is_current.is_(True))
+        .values(created_at=when)
+    )

@@ -1,0 +1,64 @@
+"""One driver: their licence photo, its replacements, and the verdicts to check again because they
+were decided against a licence photo since replaced."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from compliance.dashboard.security import NotFound, SignedIn, Viewer
+from compliance.dashboard.submissions import _image_response
+from compliance.dashboard.templating import render
+from compliance.store.errors import MissingBlob, UnknownDriver
+from compliance.store.models import Driver
+from compliance.store.pages import licence_recheck
+from compliance.store.registry import get_carrier, get_driver
+from compliance.verdicts import Outcome
+
+router = APIRouter()
+
+_MAX_ID = 2**31 - 1
+
+
+def scoped_driver(session: Session, viewer: Viewer, driver_id: str) -> Driver:
+    """The driver if the viewer may see them; "not found" otherwise, exactly as for no driver."""
+    # ASCII digits a column holds, or no such driver ("²" is a digit to str.isdigit).
+    if not (driver_id.isascii() and driver_id.isdigit() and 0 < int(driver_id) <= _MAX_ID):
+        raise NotFound("driver")
+    try:
+        return get_driver(session, int(driver_id), carrier_id=viewer.carrier_id)
+    except UnknownDriver:
+        raise NotFound("driver") from None
+
+
+@router.get("/drivers/{driver_id}")
+def driver_page(request: Request, driver_id: str, viewer: SignedIn) -> Response:
+    settings = request.app.state.settings
+    store = request.app.state.store
+    with request.app.state.read_sessions() as s:
+        driver = scoped_driver(s, viewer, driver_id)
+        recheck = licence_recheck(
+            s, carrier_id=driver.carrier_id, driver_id=driver.id, days=settings.licence_recheck_days
+        )
+        context = {
+            "driver": driver,
+            "carrier": get_carrier(s, driver.carrier_id),
+            "has_licence": bool(driver.licence_sha256) and store.blobs.exists(driver.licence_sha256),
+            "recheck": recheck,
+            "days": settings.licence_recheck_days,
+            "passes": recheck.counts.get(Outcome.PASS, 0),
+        }
+        return render(request, "driver.html", context)
+
+
+@router.get("/drivers/{driver_id}/licence")
+def driver_licence(request: Request, driver_id: str, viewer: SignedIn) -> Response:
+    with request.app.state.read_sessions() as s:
+        sha = scoped_driver(s, viewer, driver_id).licence_sha256
+    if not sha:
+        raise NotFound("licence photo")
+    try:
+        return _image_response(request.app.state.store.blobs.get(sha))
+    except MissingBlob:
+        raise NotFound("licence photo") from None

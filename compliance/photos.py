@@ -6,9 +6,15 @@ Every way in (CLI, API, batch audit) goes through ``load_photo``; a photo it rej
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import io
+import struct
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,13 +22,13 @@ from pathlib import Path
 import cv2
 import imagehash
 import numpy as np
-from pi_heif import register_heif_opener
-from PIL import Image, ImageOps, UnidentifiedImageError
+import pi_heif
+from PIL import Image, UnidentifiedImageError
 
 from compliance.judgments import Quality
 
 # Phones save HEIC by default.
-register_heif_opener()
+pi_heif.register_heif_opener()
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "HEIF"})
 
@@ -56,7 +62,26 @@ class Photo:
         return perceptual_hash(self.image)
 
 
-def read_photo_file(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
+MIB = 1024 * 1024
+# What one photo's decode may cost, by default (the deployment's come from settings.photo_limits):
+# the memory it may take at its peak, how many pixels the pipelines work on (a larger photo is
+# decoded at a reduced size), and how many photos a process decodes at once.
+MAX_DECODE_BYTES = 112 * MIB  # settings.max_decode_mib
+WORKING_PIXELS = 16_000_000
+CONCURRENT_DECODES = 2
+# Pixels converted at a time: bounds the temporary copies to a few MiB whatever the photo's size.
+_STRIP_PIXELS = 1 << 20
+
+
+def read_photo_file(
+    path: Path,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
+    working_pixels: int = WORKING_PIXELS,
+    concurrent_decodes: int = CONCURRENT_DECODES,
+) -> Photo:
     if not path.exists():
         raise PhotoRejected("not_found", f"{path}: no such file")
     if not path.is_file():
@@ -65,7 +90,14 @@ def read_photo_file(path: Path, *, max_bytes: int, max_pixels: int) -> Photo:
     if size > max_bytes:
         raise PhotoRejected("too_large", f"{path}: {size} bytes is over the {max_bytes}-byte limit")
     try:
-        return load_photo(path.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+        return load_photo(
+            path.read_bytes(),
+            max_bytes=max_bytes,
+            max_pixels=max_pixels,
+            max_decode_bytes=max_decode_bytes,
+            working_pixels=working_pixels,
+            concurrent_decodes=concurrent_decodes,
+        )
     except PhotoRejected as exc:
         raise PhotoRejected(exc.code, f"{path}: {exc}") from None
 
@@ -84,115 +116,406 @@ class ReceivedPhoto:
     phash: str
 
 
-def load_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> Photo:
-    """Validate and decode a photo at full resolution, for the pipelines."""
-    pil, fmt, capture_time, _ = _decoded(data, max_bytes=max_bytes, max_pixels=max_pixels, smallest_side=None)
-    bgr = cv2.cvtColor(_to_rgb8(pil), cv2.COLOR_RGB2BGR)
-    return Photo(data=data, sha256=hashlib.sha256(data).hexdigest(), image=bgr, format=fmt, capture_time=capture_time)
-
-
-def receive_photo(data: bytes, *, max_bytes: int, max_pixels: int) -> ReceivedPhoto:
-    """Validate a photo as ``load_photo`` does, for intake. Every byte is still decoded (a truncated
-    or corrupt file is refused alike), but a JPEG is decoded at a reduced scale: the upload API
-    accepts photos at a fraction of the cost, and the workers decode them in full later."""
-    pil, fmt, capture_time, (width, height) = _decoded(
-        data, max_bytes=max_bytes, max_pixels=max_pixels, smallest_side=PHASH_SIDE
+def load_photo(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
+    working_pixels: int = WORKING_PIXELS,
+    concurrent_decodes: int = CONCURRENT_DECODES,
+) -> Photo:
+    """Validate and decode a photo for the pipelines: in full, or, when it has more than
+    ``working_pixels``, at the largest reduction (1/2, 1/4, …) that keeps at least that many."""
+    with _refusals():
+        pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        factor = _check_cost(pil, len(data), max_decode_bytes, working_pixels)
+        with _decode_gate(concurrent_decodes), _trimmed(pil.width * pil.height // factor**2):
+            _reduce_jpeg(pil, factor)
+            pixels = _pixels(pil, data)
+            capture_time, orientation = _exif_capture_time(pil), _orientation(pil)
+            w, h = pil.size
+            image = _converted(pixels, _factor(w * h, working_pixels), grey=False)
+            del pixels
+            pil.close()  # frees the decoded pixels before the copy turning them may make
+            image = _turned(image, orientation)
+    return Photo(
+        data=data, sha256=hashlib.sha256(data).hexdigest(), image=image, format=_format(pil), capture_time=capture_time
     )
-    # Hashed from luminance: the same pixels perceptual_hash sees after its own conversion to grey.
-    preview = np.asarray(pil) if pil.mode == "L" else _hash_preview(pil)
+
+
+def receive_photo(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
+    working_pixels: int = WORKING_PIXELS,
+    concurrent_decodes: int = CONCURRENT_DECODES,
+) -> ReceivedPhoto:
+    """Validate a photo as ``load_photo`` does, for intake. Every byte is still decoded (a truncated
+    or corrupt file is refused alike), and a photo a worker could not decode within the same bounds
+    is refused here; but only a small luminance image is kept, and a JPEG is decoded at a reduced
+    scale: the upload API accepts photos at a fraction of the cost."""
+    with _refusals():
+        pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        _check_cost(pil, len(data), max_decode_bytes, working_pixels)
+        w, h = pil.size
+        decoded = w * h // (64 if _format(pil) in _JPEG else 1)
+        with _decode_gate(concurrent_decodes), _trimmed(decoded):
+            if _format(pil) in _JPEG:
+                # A colour JPEG decodes straight to its Y channel (every byte still entropy-decoded),
+                # skipping chroma upsampling and colour conversion.
+                pil.draft("L" if pil.mode in ("RGB", "L") else pil.mode, (PHASH_SIDE, PHASH_SIDE))
+            pixels = _pixels(pil, data)
+            capture_time, orientation = _exif_capture_time(pil), _orientation(pil)
+            # Hashed from luminance: the same pixels perceptual_hash sees after its own conversion.
+            small = _converted(pixels, max(1, max(pil.size) // PHASH_SIDE), grey=True)
+            del pixels
+            pil.close()
+    turned = orientation in (5, 6, 7, 8)
     return ReceivedPhoto(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
-        format=fmt,
-        width=width,
-        height=height,
+        format=_format(pil),
+        width=h if turned else w,
+        height=w if turned else h,
         capture_time=capture_time,
-        phash=_perceptual_hash_rgb(preview),
+        phash=_perceptual_hash_rgb(_turned(small, orientation)),
     )
 
 
-def _decoded(
-    data: bytes, *, max_bytes: int, max_pixels: int, smallest_side: int | None
-) -> tuple[Image.Image, str, datetime | None, tuple[int, int]]:
-    """The checks every way in shares, then the decoded image with EXIF orientation applied, its
-    format, capture time and full-resolution size (as turned). With ``smallest_side`` a JPEG is
-    decoded at the largest reduction whose sides stay at least that long."""
-    if not data:
-        raise PhotoRejected("empty", "the file is empty")
-    if len(data) > max_bytes:
-        raise PhotoRejected("too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit")
+# Formats every browser shows as they are (an MPO is a JPEG followed by more pictures).
+_SHOWN_AS_IS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"}
+
+
+def rendition(
+    data: bytes,
+    *,
+    max_side: int = 2048,
+    max_bytes: int,
+    max_pixels: int,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
+    working_pixels: int = WORKING_PIXELS,
+    concurrent_decodes: int = CONCURRENT_DECODES,
+) -> tuple[bytes, str]:
+    """What a reviewer's browser is sent, and its image type: the stored bytes when a browser shows
+    them as the pipelines saw them (JPEG, PNG, WebP, upright), else an upright JPEG of at most
+    ``max_side`` a side, decoded within the same bounds as a worker's."""
+    with _refusals():
+        pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
+        _check_cost(pil, len(data), max_decode_bytes, working_pixels)
+        kind = _SHOWN_AS_IS.get(_format(pil))
+        if kind is not None and _header_orientation(pil) in (None, 1):
+            return data, kind
+    photo = load_photo(
+        data,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        max_decode_bytes=max_decode_bytes,
+        working_pixels=min(working_pixels, max_side * max_side),
+        concurrent_decodes=concurrent_decodes,
+    )
+    image = photo.image
+    h, w = image.shape[:2]
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise PhotoRejected("corrupt", "the image could not be shown")
+    return encoded.tobytes(), "jpeg"
+
+
+_JPEG = ("JPEG", "MPO")
+
+
+def _format(pil: Image.Image) -> str:
+    return pil.format or "unknown"
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Whatever a decoder raises over bad bytes, as the one refusal the callers handle."""
     try:
         with warnings.catch_warnings():
-            # The header alone gives the size: refuse bombs before any pixel is decoded.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            pil = Image.open(io.BytesIO(data))
-            fmt = pil.format or "unknown"
-            if fmt not in ACCEPTED_FORMATS:
-                raise PhotoRejected("unsupported_format", f"{fmt} images are not accepted")
-            w, h = pil.size
-            if w * h > max_pixels:
-                raise PhotoRejected(
-                    "too_many_pixels", f"{w}x{h} is over the {max_pixels}-pixel limit (decompression bomb?)"
-                )
-            if w < 16 or h < 16:
-                raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
-            if smallest_side is not None and fmt in ("JPEG", "MPO"):
-                # Intake hashes luminance only: a colour JPEG decodes straight to its Y channel
-                # (every byte still entropy-decoded), skipping chroma upsampling and colour conversion.
-                pil.draft("L" if pil.mode in ("RGB", "L") else pil.mode, (smallest_side, smallest_side))
-            pil.load()
-            capture_time = _exif_capture_time(pil)
-            orientation = _orientation(pil)
-            turned = orientation in (5, 6, 7, 8)
-            if orientation not in (None, 1):  # exif_transpose would only copy the pixels
-                pil = ImageOps.exif_transpose(pil)
+            yield
     except PhotoRejected:
         raise
     except UnidentifiedImageError:
         raise PhotoRejected("not_an_image", "not an image (or a format that cannot be read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoRejected("too_many_pixels", "decompression bomb: too many pixels") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow reports truncated and corrupt data as OSError/SyntaxError with its own wording.
-        raise PhotoRejected("corrupt", f"the image data is truncated or corrupt ({exc})") from None
-    return pil, fmt, capture_time, ((h, w) if turned else (w, h))
+    except MemoryError:
+        raise PhotoRejected("too_many_pixels", "the image is too large to decode") from None
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error, EOFError) as exc:
+        # Pillow and its plugins report truncated and corrupt data in their own words and types.
+        raise PhotoRejected("corrupt", f"the image data is truncated or corrupt ({type(exc).__name__})") from None
 
 
-def _to_rgb8(pil: Image.Image) -> np.ndarray:
-    """Any accepted mode (CMYK, 16-bit, palette, alpha, grey) to 8-bit RGB."""
-    if pil.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(pil, dtype=np.float64)
-        peak = 65535.0 if pil.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
-        grey = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
-    if pil.mode == "F":
-        arr = np.asarray(pil, dtype=np.float64)
-        grey = np.clip(arr, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.stack([grey] * 3, axis=-1))
+def _opened(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+    """The checks every way in shares, from the header alone: no pixel is decoded yet."""
+    if not data:
+        raise PhotoRejected("empty", "the file is empty")
+    if len(data) > max_bytes:
+        raise PhotoRejected("too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit")
+    pil = Image.open(io.BytesIO(data))
+    fmt = _format(pil)
+    if fmt not in ACCEPTED_FORMATS:
+        raise PhotoRejected("unsupported_format", f"{fmt} images are not accepted")
+    w, h = pil.size
+    if w * h > max_pixels:
+        raise PhotoRejected("too_many_pixels", f"{w}x{h} is over the {max_pixels}-pixel limit (decompression bomb?)")
+    if w < 16 or h < 16:
+        raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
+    return pil
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes a pixel takes in Pillow's memory (three bands take four)."""
+    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Array:
+    """Pixels a decoder other than Pillow's gave: HxWx3 or HxWx4, in ``order``."""
+
+    pixels: np.ndarray
+    order: str  # "RGB" or "BGR"
+    owner: object = None  # what holds the memory ``pixels`` views (libheif's image): kept alive with it
+
+
+def _pixels(pil: Image.Image, data: bytes) -> Image.Image | _Array:
+    """The decoded pixels. WebP and HEIF bypass Pillow's image, which would be one more full copy
+    (four bytes a pixel) on top of the decoder's own: OpenCV decodes a WebP straight into its
+    array, and libheif's RGB image is read where it lies."""
+    fmt = _format(pil)
+    if fmt == "WEBP":
+        flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION  # EXIF is applied by _turned
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        if decoded is None or decoded.ndim != 3 or decoded.dtype != np.uint8:
+            raise PhotoRejected("corrupt", "the image data is truncated or corrupt (WebP)")
+        return _Array(decoded, "BGR")
+    if fmt == "HEIF":
+        heif = pi_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+        decoded = np.asarray(heif)  # a view of libheif's image: no copy
+        if decoded.ndim != 3 or decoded.dtype != np.uint8:
+            raise PhotoRejected("corrupt", "the image data is truncated or corrupt (HEIF)")
+        return _Array(decoded, "RGB", heif)
+    pil.load()
+    return pil
+
+
+def _decoder_bytes(pil: Image.Image, decoded: int, kept: int) -> int:
+    """The decoder's memory at its peak and the converted image's, in bytes."""
+    fmt = _format(pil)
+    channels = 4 if _has_alpha(pil) else 3
+    if fmt == "WEBP":
+        # libwebp's lossless canvas (4 bytes a pixel), OpenCV's array; a copy only to flatten or shrink.
+        copied = kept * 3 if channels == 4 or kept < decoded else 0
+        return decoded * (4 + channels) + copied
+    if fmt == "HEIF":
+        # libheif's planes while it converts them to RGB, then its RGB beside the converted image.
+        return decoded * channels + max(decoded * 3, kept * 3)
+    if fmt == "BMP" and pil.info.get("compression") in (1, 2):
+        # Pillow's run-length decoder gathers the pixels in a buffer, then copies them: twice more.
+        return decoded * 3 * _pixel_bytes(pil.mode) + kept * 4
+    return decoded * _pixel_bytes(pil.mode) + kept * 4
+
+
+def decode_cost(pil: Image.Image, data_bytes: int, working_pixels: int, jpeg_factor: int | None = None) -> int:
+    """What decoding the photo for a worker costs at its peak, in bytes, from its header: the file,
+    the decoder's buffers (a progressive JPEG's coefficients all at once), the decoded image (a
+    JPEG's at its reduced scale) and the converted one. Intake costs less; an accepted photo must be
+    decodable by a worker, so intake is held to this."""
+    w, h = pil.size
+    fmt = _format(pil)
+    factor = 1
+    if fmt in _JPEG:
+        factor = jpeg_factor or _jpeg_factor(w, h, working_pixels)
+    decoded = -(-w // factor) * -(-h // factor)
+    kept = decoded // _factor(decoded, working_pixels) ** 2
+    cost = data_bytes + _decoder_bytes(pil, decoded, kept)
+    if fmt in _JPEG and (pil.info.get("progressive") or pil.info.get("progression")):
+        cost += _coefficient_bytes(pil)
+    return cost
+
+
+def _check_cost(pil: Image.Image, data_bytes: int, max_decode_bytes: int, working_pixels: int) -> int:
+    """The JPEG decoder's scale to use (1 for other formats), or ``PhotoRejected`` when even the
+    smallest decode would cost more than ``max_decode_bytes``. A JPEG too costly in full (a large
+    progressive one) is decoded at a further reduced scale rather than refused."""
+    w, h = pil.size
+    factors = [1]
+    if _format(pil) in _JPEG:
+        first = _jpeg_factor(w, h, working_pixels)
+        factors = [f for f in (1, 2, 4, 8) if f >= first]
+    cost = 0
+    for factor in factors:
+        cost = decode_cost(pil, data_bytes, working_pixels, factor)
+        if cost <= max_decode_bytes:
+            return factor
+    raise PhotoRejected(
+        "too_many_pixels",
+        f"a {w}x{h} {_format(pil)} ({pil.mode}) needs about {cost // MIB} MiB to decode, over the "
+        f"{max_decode_bytes // MIB} MiB limit: send it as a JPEG, or smaller",
+    )
+
+
+def _coefficient_bytes(pil: Image.Image) -> int:
+    """A progressive JPEG is decoded from all its DCT coefficients at once (2 bytes each), at any scale."""
+    layers = getattr(pil, "layer", None) or [("", 1, 1, 0)] * len(pil.getbands())
+    h_max = max(layer[1] for layer in layers)
+    v_max = max(layer[2] for layer in layers)
+    w, h = pil.size
+    total = 0
+    for _, h_samp, v_samp, _ in layers:
+        blocks_w = -(-w * h_samp // h_max) // 8 + 1
+        blocks_h = -(-h * v_samp // v_max) // 8 + 1
+        total += blocks_w * blocks_h * 64 * 2
+    return total
+
+
+def _jpeg_factor(w: int, h: int, working_pixels: int) -> int:
+    """The JPEG decoder's scale (1, 2, 4 or 8) that keeps at most ``working_pixels``, or 8."""
+    for factor in (1, 2, 4, 8):
+        if -(-w // factor) * -(-h // factor) <= working_pixels:
+            return factor
+    return 8
+
+
+def _factor(pixels: int, working_pixels: int) -> int:
+    """The integer reduction that brings ``pixels`` to at most ``working_pixels``."""
+    factor = 1
+    while pixels // (factor * factor) > working_pixels:
+        factor += 1
+    return factor
+
+
+def _reduce_jpeg(pil: Image.Image, factor: int) -> None:
+    """Ask the JPEG decoder for a reduced scale (when the photo is larger than the pipelines need,
+    or too costly to decode in full)."""
+    if _format(pil) in _JPEG and factor > 1:
+        w, h = pil.size
+        # Pillow picks the scale from the floor of size / requested size.
+        pil.draft(pil.mode, (w // factor, h // factor))
+
+
+def _converted(source: Image.Image | _Array, factor: int, *, grey: bool) -> np.ndarray:
+    """The decoded image as 8-bit BGR (or grey), shrunk by ``factor`` (area average), converted a
+    strip at a time: whatever the mode (CMYK, 16-bit, palette, alpha), no full-size temporary copy
+    is made, and the arithmetic is integer."""
+    if isinstance(source, _Array):
+        h, w = source.pixels.shape[:2]
+        if source.order == "BGR" and source.pixels.shape[2] == 3 and factor == 1 and not grey:
+            return source.pixels  # OpenCV's array is already what the pipelines read
+    else:
+        w, h = source.size
+    out_w, out_h = max(1, w // factor), max(1, h // factor)
+    out = np.empty((out_h, out_w) if grey else (out_h, out_w, 3), dtype=np.uint8)
+    rows = factor * max(1, _STRIP_PIXELS // (w * factor))
+    peak = 255 if isinstance(source, _Array) else _peak(source)
+    for top in range(0, out_h * factor, rows):
+        bottom = min(top + rows, out_h * factor)
+        if isinstance(source, _Array):
+            rgb = _array_rgb8(source, source.pixels[top:bottom, : out_w * factor])
+        else:
+            rgb = _rgb8(source.crop((0, top, out_w * factor, bottom)), peak)
+        strip = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY if grey else cv2.COLOR_RGB2BGR)
+        if factor > 1:
+            strip = cv2.resize(strip, (out_w, (bottom - top) // factor), interpolation=cv2.INTER_AREA)
+        out[top // factor : bottom // factor] = strip
+    return out
+
+
+def _peak(pil: Image.Image) -> int:
+    """The value that maps to white: 16-bit modes span 65535; 32-bit integer ones as they are used."""
+    if pil.mode.startswith("I;16"):
+        return 65535
+    if pil.mode == "I":
+        extrema = pil.getextrema()
+        high = extrema[1] if isinstance(extrema, tuple) else 255
+        return 65535 if int(high) > 255 else 255  # type: ignore[arg-type]
+    return 255
+
+
+def _rgb8(pil: Image.Image, peak: int) -> np.ndarray:
+    """One strip, any accepted mode, as 8-bit RGB."""
+    if pil.mode.startswith("I") or pil.mode == "F":
+        values = np.asarray(pil)
+        if pil.mode == "F":
+            values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0).astype(np.int64)
+        values = np.clip(values.astype(np.int64), 0, peak)
+        grey = ((values * 255 + peak // 2) // peak).astype(np.uint8)
+        return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
     if _has_alpha(pil):
         # Flatten transparency onto white rather than black: black would read as "dark photo".
         rgba = pil.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         pil = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(pil.convert("RGB"), dtype=np.uint8))
+    return np.asarray(pil.convert("RGB"), dtype=np.uint8)
 
 
-def _hash_preview(pil: Image.Image) -> np.ndarray:
-    """``_to_rgb8``, but a photo with transparency is flattened onto white after it is shrunk to the
-    hash's size, not before: premultiplied colour and alpha shrink by area averaging, which is linear,
-    so the small image is the shrunk flat one (to rounding) at a fraction of the cost."""
-    if not _has_alpha(pil):
-        return _to_rgb8(pil)
-    rgba = np.asarray(pil.convert("RGBA"))
-    h, w = rgba.shape[:2]
-    scale = PHASH_SIDE / max(h, w)
-    alpha = np.ascontiguousarray(rgba[:, :, 3])
-    premultiplied = cv2.multiply(np.ascontiguousarray(rgba[:, :, :3]), cv2.merge([alpha] * 3), scale=1 / 255)
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        premultiplied = cv2.resize(premultiplied, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-    return cv2.add(premultiplied, cv2.merge([255 - alpha] * 3))
+def _array_rgb8(source: _Array, strip: np.ndarray) -> np.ndarray:
+    """A strip of a decoder's array as 8-bit RGB, transparency flattened onto white."""
+    if strip.shape[2] == 4:
+        alpha = strip[:, :, 3:4].astype(np.uint16)
+        colour = strip[:, :, :3].astype(np.uint16)
+        strip = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    else:
+        strip = np.ascontiguousarray(strip)
+    return cv2.cvtColor(strip, cv2.COLOR_BGR2RGB) if source.order == "BGR" else strip
+
+
+def _turned(image: np.ndarray, orientation: int | None) -> np.ndarray:
+    """The image as the camera was held (EXIF orientation 2-8), as numpy views made contiguous once."""
+    views = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: a.swapaxes(0, 1)[::-1],
+    }
+    view = views.get(orientation or 1)
+    return image if view is None else np.ascontiguousarray(view(image))
+
+
+@functools.cache
+def _decode_gate(slots: int) -> threading.BoundedSemaphore:
+    """How many photos this process decodes at once; the rest wait (their memory not yet taken)."""
+    return threading.BoundedSemaphore(max(1, slots))
+
+
+# Decodes of more pixels than this hand the memory they freed back to the system (a fraction of a
+# millisecond): each thread allocates from its own malloc arena, which would otherwise keep a large
+# decode's worth of memory per thread. Intake's reduced JPEG decodes stay under it.
+_TRIM_PIXELS = 2_000_000
+
+
+@contextmanager
+def _trimmed(pixels: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if pixels > _TRIM_PIXELS:
+            _trim()
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None  # another C library: nothing to trim
+
+
+def _trim() -> None:
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _has_alpha(pil: Image.Image) -> bool:
@@ -210,6 +533,20 @@ def _orientation(pil: Image.Image) -> int | None:
     try:
         return pil.getexif().get(_ORIENTATION)
     except Exception:  # unreadable EXIF: the photo is kept as stored
+        return None
+
+
+def _header_orientation(pil: Image.Image) -> int | None:
+    """The EXIF orientation the header carries, without decoding (Pillow's ``getexif`` decodes a
+    whole PNG to look for EXIF after its pixels)."""
+    raw = pil.info.get("exif")
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(_ORIENTATION)
+    except Exception:  # unreadable EXIF: shown as stored
         return None
 
 

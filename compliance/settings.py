@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     # Bad-input limits, applied where photos enter.
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # What decoding one photo may cost at its peak, estimated from its header before any pixel is
+    # decoded (the file, the decoder's buffers and the converted image): a photo over it is refused
+    # at intake with a 413, so that no process (API, worker, dashboard) spends more. A JPEG of any
+    # size up to the pixel limit fits (it is decoded at a reduced scale); formats that cannot be
+    # decoded at a reduced size fit up to about 12-15 MP (WebP and HEIF: 8-10 MP).
+    max_decode_mib: int = Field(default=112, ge=16, le=4096)
+    # The pipelines work on at most this many pixels: a larger photo is decoded at 1/2, 1/4, ...
+    # (a JPEG by its decoder, others by area averaging), keeping at least a phone's 12 MP.
+    working_pixels: int = Field(default=16_000_000, ge=1_000_000)
+    # Photos one process decodes at once (the others wait, holding only their compressed bytes).
+    concurrent_decodes: int = Field(default=2, ge=1, le=64)
 
     # How long the API trusts an API key it has verified before asking the database again: a revoked
     # key (or one moved to another carrier) stops working within this many seconds. 0: every request.
@@ -84,8 +95,14 @@ class Settings(BaseSettings):
 
     @property
     def photo_limits(self) -> dict[str, int]:
-        """Keyword arguments for ``compliance.photos.load_photo`` / ``read_photo_file``."""
-        return {"max_bytes": self.max_upload_bytes, "max_pixels": self.max_image_pixels}
+        """Keyword arguments for ``compliance.photos.load_photo`` / ``receive_photo`` / ``read_photo_file``."""
+        return {
+            "max_bytes": self.max_upload_bytes,
+            "max_pixels": self.max_image_pixels,
+            "max_decode_bytes": self.max_decode_mib * 1024 * 1024,
+            "working_pixels": self.working_pixels,
+            "concurrent_decodes": self.concurrent_decodes,
+        }
 
     # The multimodal LLM pipeline (one prompt per photo). Flat names so that the documented
     # COMPLIANCE_MLLM_MODEL etc. work as they read.

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from compliance.dashboard.security import NotFound, SignedIn, Viewer
-from compliance.dashboard.submissions import _image_response
+from compliance.dashboard.submissions import image_response
 from compliance.dashboard.templating import render
 from compliance.store.errors import MissingBlob, UnknownDriver
 from compliance.store.models import Driver
@@ -59,6 +59,6 @@ def driver_licence(request: Request, driver_id: str, viewer: SignedIn) -> Respon
     if not sha:
         raise NotFound("licence photo")
     try:
-        return _image_response(request.app.state.store.blobs.get(sha))
+        return image_response(request, sha)
     except MissingBlob:
         raise NotFound("licence photo") from None

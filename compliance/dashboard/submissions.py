@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from PIL import Image, ImageOps
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from compliance.agreement import COMPARED
@@ -16,6 +18,7 @@ from compliance.dashboard.filters import read_filters, reason_codes
 from compliance.dashboard.security import NotFound, SignedIn, Viewer
 from compliance.dashboard.templating import render
 from compliance.judgments import Judgments
+from compliance.photos import PhotoRejected, rendition
 from compliance.reports import overlay
 from compliance.reports.queue import in_queue
 from compliance.reports.side_by_side import judgment_rows
@@ -158,15 +161,32 @@ def submission_page(request: Request, submission_id: str, viewer: SignedIn) -> R
         return render(request, "submission.html", detail_context(s, request, viewer, submission))
 
 
-def _image_response(data: bytes) -> Response:
-    """The photo as the pipelines saw it: turned by its EXIF orientation, so the boxes fit."""
-    with Image.open(io.BytesIO(data)) as image:
-        kind = (image.format or "jpeg").lower()
-        if image.getexif().get(_ORIENTATION, 1) != 1 or kind not in ("jpeg", "png", "webp"):
-            turned = ImageOps.exif_transpose(image).convert("RGB")
-            buffer = io.BytesIO()
-            turned.save(buffer, format="JPEG", quality=90)
-            data, kind = buffer.getvalue(), "jpeg"
+# Renditions of photos a browser cannot show as stored, by digest: a reviewer going back and forth
+# between a submission and the queue must not cost a decode each time. About 64 x 0.5 MiB at most.
+_RENDITIONS: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+_RENDITIONS_KEPT = 64
+_RENDITIONS_LOCK = threading.Lock()
+
+
+def image_response(request: Request, sha256: str) -> Response:
+    """The photo as the pipelines saw it (turned by its EXIF orientation, so the boxes fit), as a
+    browser can show it; ``MissingBlob`` when it is not stored."""
+    with _RENDITIONS_LOCK:
+        shown = _RENDITIONS.get(sha256)
+        if shown is not None:
+            _RENDITIONS.move_to_end(sha256)
+    if shown is None:
+        data = request.app.state.store.blobs.get(sha256)
+        try:
+            shown = rendition(data, **request.app.state.settings.photo_limits)
+        except PhotoRejected:
+            raise NotFound("photo") from None  # stored before today's limits: not shown
+        if shown[0] is not data:
+            with _RENDITIONS_LOCK:
+                _RENDITIONS[sha256] = shown
+                while len(_RENDITIONS) > _RENDITIONS_KEPT:
+                    _RENDITIONS.popitem(last=False)
+    data, kind = shown
     # Private: the photo is only for people allowed to see the submission.
     return Response(data, media_type=f"image/{kind}", headers={"Cache-Control": "private, max-age=3600"})
 
@@ -176,7 +196,7 @@ def submission_photo(request: Request, submission_id: str, viewer: SignedIn) -> 
     with request.app.state.read_sessions() as s:
         sha = scoped_submission(s, viewer, submission_id).photo_sha256
     try:
-        return _image_response(request.app.state.store.blobs.get(sha))
+        return image_response(request, sha)
     except MissingBlob:
         raise NotFound("photo") from None
 
@@ -188,6 +208,6 @@ def submission_licence(request: Request, submission_id: str, viewer: SignedIn) -
     if not sha:
         raise NotFound("licence photo")
     try:
-        return _image_response(request.app.state.store.blobs.get(sha))
+        return image_response(request, sha)
     except MissingBlob:
         raise NotFound("licence photo") from None

@@ -87,6 +87,8 @@ def test_every_bad_input_is_a_clear_4xx_and_stores_nothing(api: Api) -> None:
         ("empty file", api.upload(photo=b""), 422, "photo_empty"),
         ("truncated JPEG", api.upload(photo=truncated), 422, "photo_corrupt"),
         ("decompression bomb", api.upload(photo=png_bomb(), filename="p.png"), 413, "photo_too_many_pixels"),
+        # Under the pixel limit but 1.2 GiB to decode at 16 bits a pixel: refused from its header.
+        ("16-bit 7000x7000 PNG", api.upload(photo=png_16_bit_7000(), filename="p.png"), 413, "photo_too_many_pixels"),
         ("job window without end", api.upload(job_start="2026-11-25T08:00:00+08:00"), 422, "invalid_request"),
         ("job window without offset", api.upload(job_start="2026-11-25T08:00", job_end="2026-11-25T10:00"), 422, None),
         (
@@ -109,6 +111,18 @@ def test_every_bad_input_is_a_clear_4xx_and_stores_nothing(api: Api) -> None:
             assert body["error"]["code"] == code, f"{name}: {body}"
     assert count(api, Submission) == 0
     assert blob_files(api) == before
+
+
+def png_16_bit_7000() -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.broadcast_to((np.arange(7000, dtype=np.uint32) * 9).astype(np.uint16), (7000, 7000))
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(ramp)).save(out, "PNG")
+    return out.getvalue()
 
 
 def test_files_over_the_limit_are_413(api: Api) -> None:

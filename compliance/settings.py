@@ -90,6 +90,29 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated; uvicorn's format).
     # None by default: a client cannot claim another address to slip the sign-in throttle.
     trusted_proxies: str = ""
+    # The API's HTTP server (compliance/api/server.py): how long a client may take, and how many at once.
+    # A request's head (request line and headers, a few hundred bytes to a few KB) must be complete this
+    # long after the connection opened or the previous response ended, however it trickles: 1 KB takes
+    # 0.2 s even at 2G's 50 kbit/s, so 10 s leaves room for a weak link's retransmissions, not for a
+    # client that holds the connection by sending a byte now and then.
+    api_header_timeout_s: float = Field(default=10.0, gt=0.0)
+    # A request's body must be complete this long after its head. The largest body allowed is the
+    # largest photo plus 1 MiB of form (20 + 1 MiB = 176 Mbit): in 120 s that needs 1.5 Mbit/s of
+    # uplink (a weak 3G/4G link); a typical 3 MB phone photo needs 0.2 Mbit/s. Behind a proxy that
+    # buffers bodies (README) the proxy absorbs slow clients and this only guards the proxy's hop.
+    api_body_timeout_s: float = Field(default=120.0, gt=0.0)
+    # The largest request head, in bytes: nginx's default (4 buffers of 8 KB); ours are under 4 KB.
+    api_max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    # Connections per API process (idle keep-alive ones count); a request on one more is answered 503.
+    # An upload costs ~16 ms of CPU here, so 256 waiting already means ~4 s of work queued per core:
+    # past that a quick 503 (Retry-After: 1) serves a client better than a slow answer.
+    api_limit_concurrency: int = Field(default=256, ge=1)
+    # An idle keep-alive connection is closed after this long (uvicorn's default). A proxy that keeps
+    # connections open to the API must close idle ones sooner (nginx: upstream keepalive_timeout 4s).
+    api_keep_alive_s: float = Field(default=5.0, gt=0.0)
+    # Connections the kernel queues before the API accepts them (uvicorn's default; the kernel caps it
+    # at net.core.somaxconn).
+    api_backlog: int = Field(default=2048, ge=1)
 
     thresholds: Thresholds = Field(default_factory=Thresholds)
 

@@ -32,9 +32,12 @@ def api(
     """Serve the upload API (OpenAPI at /docs)."""
     import uvicorn
 
+    from compliance.api.server import uvicorn_options
+
     if workers > 1:
         _metrics_dir()
-    trusted = get_settings().trusted_proxies.strip()
+    settings = get_settings()
+    trusted = settings.trusted_proxies.strip()
     uvicorn.run(
         "compliance.api.app:create_app",
         factory=True,
@@ -46,6 +49,8 @@ def api(
         # X-Forwarded-For only from the proxies named in COMPLIANCE_TRUSTED_PROXIES (none by default).
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
+        # Deadlines for a request's head and body, a head-size cap, a connection limit (per process).
+        **uvicorn_options(settings),
     )
 
 

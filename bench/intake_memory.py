@@ -10,7 +10,7 @@ photo of the same format once (codecs load lazily), then reads the file and runs
 before it (Linux: the peak is reset through ``/proc/self/clear_refs``, read as ``VmHWM``), and
 "CPU s" the user + system CPU it took. The photos are made once, in ``--cases`` (a temporary
 folder by default): smooth content, so that even the largest stay under the upload size limit, as
-an attacker's would; sizes at the pixel limit, just over it, and a phone's 12 MP.
+an attacker's would; sizes just under, at and just over the pixel limit, and a phone's 12 MP.
 """
 
 from __future__ import annotations
@@ -71,7 +71,12 @@ KINDS = [
 
 def sizes(limit: int) -> dict[str, tuple[int, int]]:
     width = 10_000
-    return {"12MP": (4032, 3024), "limit": (width, limit // width), "over": (width, limit // width + 1)}
+    return {
+        "12MP": (4032, 3024),
+        "under": (width, limit // width - 1),
+        "limit": (width, limit // width),
+        "over": (width, limit // width + 1),
+    }
 
 
 def _smooth(width: int, height: int, channels: int, dtype: type = np.uint8) -> np.ndarray:
@@ -251,7 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stages", nargs="+", default=["intake", "worker", "dashboard"])
     parser.add_argument("--only", nargs="*", default=[], help="kinds whose name contains one of these")
-    parser.add_argument("--sizes", nargs="+", default=["12MP", "limit", "over"])
+    parser.add_argument("--sizes", nargs="+", default=["12MP", "under", "limit", "over"])
     parser.add_argument("--cases", type=Path, default=Path(tempfile.gettempdir()) / "compliance-intake-cases")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)

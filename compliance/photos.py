@@ -23,12 +23,14 @@ import cv2
 import imagehash
 import numpy as np
 import pi_heif
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from compliance.judgments import Quality
 
 # Phones save HEIC by default.
 pi_heif.register_heif_opener()
+# A PNG's text chunks are held in memory as they are read: 64 MiB of them by Pillow's default.
+PngImagePlugin.MAX_TEXT_MEMORY = 4 * 1024 * 1024
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO", "HEIF"})
 
@@ -129,7 +131,7 @@ def load_photo(
     ``working_pixels``, at the largest reduction (1/2, 1/4, …) that keeps at least that many."""
     with _refusals():
         pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        factor = _check_cost(pil, len(data), max_decode_bytes, working_pixels)
+        factor = _check_cost(pil, data, max_decode_bytes, working_pixels)
         with _decode_gate(concurrent_decodes), _trimmed(pil.width * pil.height // factor**2):
             _reduce_jpeg(pil, factor)
             pixels = _pixels(pil, data)
@@ -159,7 +161,7 @@ def receive_photo(
     scale: the upload API accepts photos at a fraction of the cost."""
     with _refusals():
         pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        _check_cost(pil, len(data), max_decode_bytes, working_pixels)
+        _check_cost(pil, data, max_decode_bytes, working_pixels)
         w, h = pil.size
         decoded = w * h // (64 if _format(pil) in _JPEG else 1)
         with _decode_gate(concurrent_decodes), _trimmed(decoded):
@@ -204,7 +206,7 @@ def rendition(
     ``max_side`` a side, decoded within the same bounds as a worker's."""
     with _refusals():
         pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        _check_cost(pil, len(data), max_decode_bytes, working_pixels)
+        _check_cost(pil, data, max_decode_bytes, working_pixels)
         kind = _SHOWN_AS_IS.get(_format(pil))
         if kind is not None and _header_orientation(pil) in (None, 1):
             return data, kind
@@ -324,7 +326,9 @@ def _decoder_bytes(pil: Image.Image, decoded: int, kept: int) -> int:
     return decoded * _pixel_bytes(pil.mode) + kept * 4
 
 
-def decode_cost(pil: Image.Image, data_bytes: int, working_pixels: int, jpeg_factor: int | None = None) -> int:
+def decode_cost(
+    pil: Image.Image, data_bytes: int, working_pixels: int, jpeg_factor: int | None = None, *, scans: int = 1
+) -> int:
     """What decoding the photo for a worker costs at its peak, in bytes, from its header: the file,
     the decoder's buffers (a progressive JPEG's coefficients all at once), the decoded image (a
     JPEG's at its reduced scale) and the converted one. Intake costs less; an accepted photo must be
@@ -337,23 +341,30 @@ def decode_cost(pil: Image.Image, data_bytes: int, working_pixels: int, jpeg_fac
     decoded = -(-w // factor) * -(-h // factor)
     kept = decoded // _factor(decoded, working_pixels) ** 2
     cost = data_bytes + _decoder_bytes(pil, decoded, kept)
-    if fmt in _JPEG and (pil.info.get("progressive") or pil.info.get("progression")):
+    if fmt in _JPEG and (scans > 1 or pil.info.get("progressive") or pil.info.get("progression")):
+        # More than one scan (progressive, or baseline one component at a time): the decoder keeps
+        # every coefficient until the last scan.
         cost += _coefficient_bytes(pil)
     return cost
 
 
-def _check_cost(pil: Image.Image, data_bytes: int, max_decode_bytes: int, working_pixels: int) -> int:
+def _check_cost(pil: Image.Image, data: bytes, max_decode_bytes: int, working_pixels: int) -> int:
     """The JPEG decoder's scale to use (1 for other formats), or ``PhotoRejected`` when even the
     smallest decode would cost more than ``max_decode_bytes``. A JPEG too costly in full (a large
     progressive one) is decoded at a further reduced scale rather than refused."""
     w, h = pil.size
-    factors = [1]
+    factors, scans = [1], 1
     if _format(pil) in _JPEG:
         first = _jpeg_factor(w, h, working_pixels)
         factors = [f for f in (1, 2, 4, 8) if f >= first]
+        scans = _jpeg_scans(data)
+        if scans > MAX_JPEG_SCANS:
+            # Each scan passes over every block again: 50,000 scans of a 12 MP photo fit in 1 MiB
+            # and cost 10 s of CPU. Cameras and encoders write 1 to about 12.
+            raise PhotoRejected("too_complex", f"a JPEG of {scans} scans (at most {MAX_JPEG_SCANS} are decoded)")
     cost = 0
     for factor in factors:
-        cost = decode_cost(pil, data_bytes, working_pixels, factor)
+        cost = decode_cost(pil, len(data), working_pixels, factor, scans=scans)
         if cost <= max_decode_bytes:
             return factor
     raise PhotoRejected(
@@ -361,6 +372,32 @@ def _check_cost(pil: Image.Image, data_bytes: int, max_decode_bytes: int, workin
         f"a {w}x{h} {_format(pil)} ({pil.mode}) needs about {cost // MIB} MiB to decode, over the "
         f"{max_decode_bytes // MIB} MiB limit: send it as a JPEG, or smaller",
     )
+
+
+MAX_JPEG_SCANS = 64
+_SOS, _EOI = b"\xff\xda", b"\xff\xd9"
+
+
+def _jpeg_scans(data: bytes) -> int:
+    """How many scans the JPEG's (first) picture has: its start-of-scan markers, counted from the
+    first to the end of the picture. Segments before the first scan are skipped by their length, so
+    an EXIF thumbnail's scans are not counted; inside entropy-coded data 0xFF is always stuffed."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return 1  # not a marker where one must be: the decoder will refuse it
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1  # fill byte
+            continue
+        if marker == 0xDA:
+            end = data.find(_EOI, position)
+            return data.count(_SOS, position, end if end >= 0 else len(data))
+        if 0xD0 <= marker <= 0xD9 or marker == 0x01:
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return 1
 
 
 def _coefficient_bytes(pil: Image.Image) -> int:

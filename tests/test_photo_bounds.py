@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from compliance.photos import PhotoRejected, load_photo, receive_photo, rendition
 from compliance.settings import Settings
@@ -162,3 +162,35 @@ def test_decodes_at_once_are_capped(tmp_path: Path) -> None:
     assert capped["peak_mib"] < one * 1.5, (one, capped)
     uncapped = _peak("worker", data, tmp_path, threads=4, env={"COMPLIANCE_CONCURRENT_DECODES": "4"})
     assert uncapped["peak_mib"] > one * 2, (one, uncapped)  # the cap, not luck, kept it down
+
+
+def _with_repeated_scan(jpeg: bytes, copies: int) -> bytes:
+    """The JPEG with one of its scans (the smallest) repeated before the last: every copy makes the
+    decoder pass over every block again, for a few bytes each."""
+    sos = [i for i in range(len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] == 0xDA]
+    ends = [*sos[1:], jpeg.rindex(b"\xff\xd9")]
+    smallest = min(zip(sos, ends, strict=True), key=lambda span: span[1] - span[0])
+    return jpeg[: sos[-1]] + jpeg[smallest[0] : smallest[1]] * copies + jpeg[sos[-1] :]
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding() -> None:
+    """50,000 repeats of a scan of a 12 MP photo fit in 1 MiB and cost 10 s of CPU to decode."""
+    progressive = _encoded(_smooth(4032, 3024, 3), "JPEG", progressive=True, quality=90)
+    assert receive_photo(progressive, **LIMITS).width == 4032  # its own ten scans are fine
+    bomb = _with_repeated_scan(progressive, 5000)
+    for decode in (receive_photo, load_photo, rendition):
+        with pytest.raises(PhotoRejected) as refused:
+            decode(bomb, **LIMITS)
+        assert refused.value.code == "too_complex"
+
+
+def test_a_png_of_many_text_chunks_is_refused(tmp_path: Path) -> None:
+    """Each compressed text chunk may hold 1 MiB once inflated; Pillow keeps up to 64 of them."""
+    info = PngImagePlugin.PngInfo()
+    for i in range(40):
+        info.add_text(f"k{i}", "x" * 1_000_000, zip=True)
+    data = _encoded(_smooth(64, 64, 3), "PNG", pnginfo=info)
+    assert len(data) < 200_000
+    measured = _peak("intake", data, tmp_path)
+    assert measured["outcomes"] == ["corrupt"], measured
+    assert measured["peak_mib"] < 20, measured

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # are CPU-bound: a few threads overlap the waits; many only contend for the GIL, and under a
     # burst the rest wait their turn in the event loop, which costs nothing.
     api_threads: int = Field(default=4, ge=1, le=200)
+    # The largest body other than a photo upload (JSON: an audit's 1,000 ids are about 10 KiB).
+    # Parsed JSON takes tens of times its size in memory: 20 MiB of "[{},{},…]" would be 450 MiB.
+    api_max_json_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
     # /metrics counts every carrier's submissions: with a token, only a scraper that sends it (Bearer);
     # without one, only a client on this host (loopback).
     metrics_token: SecretStr | None = None

@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + _ENVELOPE_BYTES)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_upload_bytes + _ENVELOPE_BYTES, max_other_bytes=settings.api_max_json_bytes
+    )
     app.state.settings = settings
     app.state.store = Store.open(settings)
     app.state.publisher = publisher or Publisher(settings)

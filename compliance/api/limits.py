@@ -1,6 +1,7 @@
-"""The request-body limit: a body larger than the largest upload allowed is refused with a JSON 413
-as soon as its declared length (or, streamed, its bytes so far) says so, before anything is parsed
-or written to disk."""
+"""The request-body limits: a body larger than allowed is refused with a JSON 413 as soon as its
+declared length (or, streamed, its bytes so far) says so, before anything is parsed or written to
+disk. A photo upload (multipart) may be as large as the largest photo allowed; any other body (JSON)
+is small: parsed, a few MiB of JSON become hundreds of MiB of Python objects."""
 
 from __future__ import annotations
 
@@ -17,17 +18,21 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_other_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_upload_bytes = max_bytes
+        self.max_other_bytes = max_other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = BodyTooLarge(self.max_bytes)
+        headers = dict(scope.get("headers") or [])
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.max_upload_bytes if upload else self.max_other_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            error = BodyTooLarge(limit)
             await JSONResponse(error_body("too_large", str(error.detail)), status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -37,9 +42,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     # Raised inside the app's body parsing: the error handlers turn it into a JSON 413.
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counted, send)

@@ -4,6 +4,8 @@ lists and cursor pages, reviews, and an upload while the broker is down."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import sqlalchemy as sa
 
 from compliance.store.models import AuditEvent, Submission
@@ -233,3 +235,22 @@ def test_a_cursor_carrying_a_naive_or_extreme_time_is_a_422(api: Api) -> None:
         cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
         response = api.client.get("/v1/submissions", params={"cursor": cursor}, headers=api.acme.auth)
         assert_error(response, 422, "invalid_cursor")
+
+
+def test_a_body_that_is_not_an_upload_is_small(api: Api) -> None:
+    """JSON parsed into Python takes tens of times its size: 20 MiB of ``[{},{},…]`` took 450 MiB.
+    Only a photo upload may be large; any other body over COMPLIANCE_API_MAX_JSON_BYTES is a 413,
+    declared or streamed, before it is parsed."""
+    many = ("[" + ",".join(["{}"] * 200_000) + "]").encode()
+    assert api.settings.api_max_json_bytes < len(many) < api.settings.max_upload_bytes
+    headers = {**api.acme.auth, "content-type": "application/json"}
+    declared = api.client.post("/v1/webhooks", content=many, headers=headers)
+    assert_error(declared, 413, "too_large")
+
+    def streamed() -> Iterator[bytes]:
+        for start in range(0, len(many), 65536):
+            yield many[start : start + 65536]
+
+    assert_error(api.client.post("/v1/webhooks", content=streamed(), headers=headers), 413, "too_large")
+    small = api.client.post("/v1/webhooks", json={"url": "not a url"}, headers=api.acme.auth)
+    assert small.status_code == 422, small.text  # an ordinary body is still read and judged

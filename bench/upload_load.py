@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -177,14 +179,38 @@ class Round:
     stages: dict[str, tuple[float, float]]  # stage -> (uploads, mean ms) over the measured uploads
 
 
+_REGISTER = """
+import json
+from compliance.settings import Settings
+from compliance.store import Store
+from tests.service.conftest import add_carrier
+
+store = Store.open(Settings())
+acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
+print(json.dumps({"token": acme.token, "driver_id": acme.driver_id, "vehicle_id": acme.vehicle_id}))
+"""
+
+
+def _registered(repo: Path, env: dict[str, str]) -> dict[str, object]:
+    """A carrier, driver, vehicle and key, made by the checkout's own code: the database then has its
+    schema (a newer checkout's migrations would be unknown to an older one)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _REGISTER],
+        env={**env, "PYTHONPATH": str(repo)},
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def one_round(repo: Path, args: argparse.Namespace, photos: list[Path]) -> Round:
     """A fresh stack (PostgreSQL schema, Redis, blob folder) with ``repo``'s API, loaded once."""
     import httpx
     import redis as redis_client
 
-    from compliance.store import Store
     from tests.databases import postgres_schema
-    from tests.service.conftest import add_carrier
     from tests.service.stack import RedisServer, ServiceStack
 
     folder = Path(tempfile.mkdtemp(prefix="upload-load-"))
@@ -193,26 +219,24 @@ def one_round(repo: Path, args: argparse.Namespace, photos: list[Path]) -> Round
     try:
         with postgres_schema(args.postgres) as url:
             stack = ServiceStack(folder, url, redis, repo=repo)
-            store = Store.open(stack.settings)
-            acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
-            fields = {"driver_id": str(acme.driver_id), "vehicle_id": str(acme.vehicle_id)}
+            acme = _registered(repo, stack.env)
+            fields = {"driver_id": str(acme["driver_id"]), "vehicle_id": str(acme["vehicle_id"])}
             bodies = [multipart(fields, p) for p in photos]
             try:
                 _, base = stack.api(workers=args.api_workers)
-                warm = asyncio.run(run_load(base, acme.token, bodies, args.warmup, min(args.clients, 4)))
+                warm = asyncio.run(run_load(base, acme["token"], bodies, args.warmup, min(args.clients, 4)))
                 assert all(s == 202 for s, _ in warm), Counter(s for s, _ in warm)
                 before = stage_means(httpx.get(base + "/metrics").text)
                 start = time.perf_counter()
                 if args.rate:
-                    results = asyncio.run(run_open(base, acme.token, bodies, args.requests, args.rate))
+                    results = asyncio.run(run_open(base, acme["token"], bodies, args.requests, args.rate))
                 else:
-                    results = asyncio.run(run_load(base, acme.token, bodies, args.requests, args.clients))
+                    results = asyncio.run(run_load(base, acme["token"], bodies, args.requests, args.clients))
                 wall = time.perf_counter() - start
                 after = stage_means(httpx.get(base + "/metrics").text)
                 depth = int(redis_client.Redis(port=redis.port).llen("multistage"))
             finally:
                 stack.stop()
-                store.engine.dispose()
     finally:
         redis.kill()
     stages = {}

@@ -375,13 +375,13 @@ def _check_cost(pil: Image.Image, data: bytes, max_decode_bytes: int, working_pi
 
 
 MAX_JPEG_SCANS = 64
-_SOS, _EOI = b"\xff\xda", b"\xff\xd9"
+_SOS = b"\xff\xda"
 
 
 def _jpeg_scans(data: bytes) -> int:
-    """How many scans the JPEG's (first) picture has: its start-of-scan markers, counted from the
-    first to the end of the picture. Segments before the first scan are skipped by their length, so
-    an EXIF thumbnail's scans are not counted; inside entropy-coded data 0xFF is always stuffed."""
+    """How many scans the JPEG has: its start-of-scan markers from the first on. Segments before the
+    first scan are skipped by their length, so an EXIF thumbnail's scans are not counted; inside
+    entropy-coded data 0xFF is always stuffed, so no marker is counted that is not one."""
     position = 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
@@ -391,8 +391,8 @@ def _jpeg_scans(data: bytes) -> int:
             position += 1  # fill byte
             continue
         if marker == 0xDA:
-            end = data.find(_EOI, position)
-            return data.count(_SOS, position, end if end >= 0 else len(data))
+            # To the end of the file: an MPO's further pictures count too, a few scans each.
+            return data.count(_SOS, position)
         if 0xD0 <= marker <= 0xD9 or marker == 0x01:
             position += 2
             continue
@@ -448,6 +448,9 @@ def _converted(source: Image.Image | _Array, factor: int, *, grey: bool) -> np.n
         if source.order == "BGR" and source.pixels.shape[2] == 3 and factor == 1 and not grey:
             return source.pixels  # OpenCV's array is already what the pipelines read
     else:
+        if factor > 1 and source.mode in _REDUCIBLE:
+            # Pillow's box reduction in C, into an image factor² smaller: cheaper than strips.
+            source, factor = source.reduce(factor), 1
         w, h = source.size
     out_w, out_h = max(1, w // factor), max(1, h // factor)
     out = np.empty((out_h, out_w) if grey else (out_h, out_w, 3), dtype=np.uint8)
@@ -457,13 +460,23 @@ def _converted(source: Image.Image | _Array, factor: int, *, grey: bool) -> np.n
         bottom = min(top + rows, out_h * factor)
         if isinstance(source, _Array):
             rgb = _array_rgb8(source, source.pixels[top:bottom, : out_w * factor])
+            strip = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY if grey else cv2.COLOR_RGB2BGR)
+        elif grey and source.mode == "L":  # intake's JPEG, decoded straight to luminance
+            strip = np.asarray(source.crop((0, top, out_w * factor, bottom)))
         else:
             rgb = _rgb8(source.crop((0, top, out_w * factor, bottom)), peak)
-        strip = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY if grey else cv2.COLOR_RGB2BGR)
+            if factor == 1 and not grey:
+                cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=out[top:bottom])  # straight into place
+                continue
+            strip = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY if grey else cv2.COLOR_RGB2BGR)
         if factor > 1:
             strip = cv2.resize(strip, (out_w, (bottom - top) // factor), interpolation=cv2.INTER_AREA)
         out[top // factor : bottom // factor] = strip
     return out
+
+
+# Modes Pillow's reduce() takes (not palette, 1-bit or 16-bit ones).
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F"})
 
 
 def _peak(pil: Image.Image) -> int:
@@ -491,7 +504,7 @@ def _rgb8(pil: Image.Image, peak: int) -> np.ndarray:
         rgba = pil.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         pil = Image.alpha_composite(background, rgba)
-    return np.asarray(pil.convert("RGB"), dtype=np.uint8)
+    return np.asarray(pil if pil.mode == "RGB" else pil.convert("RGB"), dtype=np.uint8)
 
 
 def _array_rgb8(source: _Array, strip: np.ndarray) -> np.ndarray:

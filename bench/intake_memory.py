@@ -259,6 +259,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["12MP", "under", "limit", "over"])
     parser.add_argument("--cases", type=Path, default=Path(tempfile.gettempdir()) / "compliance-intake-cases")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=Path, help=argparse.SUPPRESS)
@@ -290,10 +291,21 @@ def main() -> None:
             result = measure(path, stage, warmup)
             row[stage] = result
         rows.append(row)
-        if not args.json:
+        if not (args.json or args.markdown):
             print(row, file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
+        return
+    if args.markdown:
+        print("| photo | size | KiB | " + " | ".join(f"{s} outcome | {s} MiB | {s} CPU s" for s in args.stages) + " |")
+        print("|---|---|---:|" + "---|---:|---:|" * len(args.stages))
+        for row in rows:
+            cells = [str(row["case"]), str(row["pixels"]), str(row["KiB"])]
+            for stage in args.stages:
+                r = row[stage]
+                assert isinstance(r, dict)
+                cells += [str(r["outcome"]), f"{r['peak_mib']:.0f}", f"{r['cpu_s']:.2f}"]
+            print("| " + " | ".join(cells) + " |")
         return
     table = Table(
         title=f"peak memory (MiB) and CPU (s) per photo; limits {settings.max_image_pixels:,} px, "

@@ -20,6 +20,7 @@ log = logging.getLogger("compliance.api")
 router = APIRouter(prefix="/v1/audits", tags=["audits"], dependencies=[Depends(requires("audit"))])
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "a body that cannot be parsed"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'audit' scope"},
     404: {"model": ErrorResponse, "description": "no such audit for this carrier"},

@@ -22,6 +22,7 @@ After = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "a body that cannot be parsed (JSON or multipart)"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'registry' scope"},
     404: {"model": ErrorResponse, "description": "no such driver or vehicle for this carrier"},

@@ -43,7 +43,7 @@ SubmissionId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description=
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 _ERRORS = {
-    400: {"model": ErrorResponse, "description": "malformed header"},
+    400: {"model": ErrorResponse, "description": "malformed header, or a body that cannot be parsed"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the scope: 'submit', or 'review' to review"},
     404: {"model": ErrorResponse, "description": "no such submission for this carrier"},

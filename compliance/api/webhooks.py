@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depen
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "a body that cannot be parsed"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'webhooks' scope"},
     404: {"model": ErrorResponse, "description": "no such webhook for this carrier"},

@@ -20,6 +20,27 @@ from compliance.store.models import (
 from compliance.store.models import SubmissionStatus as Status
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 
+
+def links(status: int, **targets: tuple[str, str, str]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose answer names what other routes take: OpenAPI links, by
+    name, to (method, path, the path parameter the answer's ``id`` fills). Clients, and the stateful
+    API tests, follow them from the resource a POST made to reading, reviewing or deleting it."""
+
+    def ref(method: str, path: str) -> str:
+        return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+    return {
+        "responses": {
+            str(status): {
+                "links": {
+                    name: {"operationRef": ref(method, path), "parameters": {parameter: "$response.body#/id"}}
+                    for name, (method, path, parameter) in targets.items()
+                }
+            }
+        }
+    }
+
+
 # Ids as the database keeps them (32-bit integers).
 DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
 

@@ -19,6 +19,7 @@ from compliance.api.schemas import (
     SubmissionDetail,
     SubmissionPageOut,
     SubmissionSummary,
+    links,
 )
 from compliance.photos import PhotoRejected, receive_photo
 from compliance.service import intake
@@ -71,6 +72,11 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     responses=_ERRORS,
     dependencies=_SUBMIT,
     summary="Upload a photo of a driver by the vehicle",
+    openapi_extra=links(
+        202,
+        GetSubmission=("get", "/v1/submissions/{submission_id}", "submission_id"),
+        ReviewSubmission=("post", "/v1/submissions/{submission_id}/review", "submission_id"),
+    ),
 )
 def create_submission(
     response: Response,
@@ -205,6 +211,7 @@ def list_submissions(
     response_model=SubmissionDetail,
     responses=_ERRORS,
     dependencies=_REVIEW,
+    openapi_extra=links(201, GetSubmission=("get", "/v1/submissions/{submission_id}", "submission_id")),
 )
 def review_submission(
     submission_id: SubmissionId, review: ReviewIn, caller: CallerDep, store: StoreDep, publisher: PublisherDep

@@ -41,8 +41,9 @@ def links(status: int, **targets: tuple[str, str, str]) -> dict[str, Any]:
     }
 
 
-# Ids as the database keeps them (32-bit integers).
-DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# Ids as the database keeps them (32-bit integers), written as JSON integers: strict, so that true
+# is not read as driver 1, nor "7" as 7.
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 
 
 class Error(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StrictInt, field_validator
 
 from compliance import plates
 from compliance.judgments import Answer, Judgments, PlateColor, VehicleKind
@@ -95,7 +95,7 @@ class Corrections(BaseModel):
     vehicle_kind: VehicleKind | None = None
     plate_text: str | None = None
     plate_color: PlateColor | None = None
-    plate_rows: int | None = None
+    plate_rows: StrictInt | None = None  # strict: true is not one row
     same_person: Answer | None = None
 
     @field_validator("plate_text")

@@ -30,6 +30,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.longrepr = f"CI is set, so this may not be skipped: {reason}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    """... nor a whole module skipped while it is collected (``pytest.importorskip`` at its top)."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI is set, so this may not be skipped: {reason}"
+
+
 def eval_dir() -> Path:
     return Path(os.environ.get("COMPLIANCE_EVAL_DIR", REPO.parent / "shared" / "eval" / "dev"))
 
@@ -38,7 +49,9 @@ def eval_dir() -> Path:
 def dev_dir() -> Path:
     path = eval_dir()
     if not (path / "manifest.csv").is_file():
-        pytest.skip(f"labelled dev photos not found at {path} (set COMPLIANCE_EVAL_DIR to the shared/eval/dev folder)")
+        pytest.skip(
+            f"the labelled dev set is missing at {path} (set COMPLIANCE_EVAL_DIR to the shared/eval/dev folder)"
+        )
     return path
 
 

@@ -7,7 +7,6 @@ Plates are generated from regexes written here from the plate rules, independent
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -281,16 +280,8 @@ def test_split_rows() -> None:
     assert plates.split_rows(None) is None
 
 
-def eval_dir() -> Path:
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
-    return Path(os.environ.get("COMPLIANCE_EVAL_DIR", default))
-
-
-def test_dev_set_labels_fit_the_grammar() -> None:
-    manifest = eval_dir() / "manifest.csv"
-    if not manifest.is_file():
-        pytest.skip(f"no labelled dev set at {manifest} (set COMPLIANCE_EVAL_DIR)")
-    with manifest.open(encoding="utf-8") as f:
+def test_dev_set_labels_fit_the_grammar(dev_dir: Path) -> None:
+    with (dev_dir / "manifest.csv").open(encoding="utf-8") as f:
         # plate_color reads like "yellow (double-row)": the colour is the first word
         labels = [(r["plate_text"], r["plate_color"].split(" ")[0]) for r in csv.DictReader(f) if r["plate_text"]]
     readable = [(t, c) for t, c in labels if "?" not in t]

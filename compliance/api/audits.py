@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 
 from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import not_found, store_error
-from compliance.api.schemas import AuditIn, AuditOut, ErrorResponse
+from compliance.api.schemas import AuditIn, AuditOut, ErrorResponse, links
 from compliance.service.audits import start_audit
 from compliance.store import audit_jobs
 from compliance.store.errors import StoreError, UnknownAuditJob
@@ -20,6 +20,7 @@ log = logging.getLogger("compliance.api")
 router = APIRouter(prefix="/v1/audits", tags=["audits"], dependencies=[Depends(requires("audit"))])
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "a body that cannot be parsed"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'audit' scope"},
     404: {"model": ErrorResponse, "description": "no such audit for this carrier"},
@@ -27,7 +28,13 @@ _ERRORS = {
 }
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=AuditOut, responses=_ERRORS)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AuditOut,
+    responses=_ERRORS,
+    openapi_extra=links(202, GetAudit=("get", "/v1/audits/{audit_id}", "audit_id")),
+)
 def create_audit(
     body: AuditIn, caller: CallerDep, store: StoreDep, settings: SettingsDep, publisher: PublisherDep
 ) -> AuditOut:

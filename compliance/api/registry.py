@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile, sta
 
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import not_found, photo_error, store_error
-from compliance.api.schemas import DriverOut, DriverPage, ErrorResponse, VehicleIn, VehicleOut, VehiclePage
+from compliance.api.schemas import DriverOut, DriverPage, ErrorResponse, VehicleIn, VehicleOut, VehiclePage, links
 from compliance.photos import PhotoRejected, ReceivedPhoto, receive_photo
 from compliance.service import registry as registering
 from compliance.settings import Settings
@@ -22,6 +22,7 @@ After = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "a body that cannot be parsed (JSON or multipart)"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'registry' scope"},
     404: {"model": ErrorResponse, "description": "no such driver or vehicle for this carrier"},
@@ -47,7 +48,17 @@ def _refused(exc: StoreError) -> Exception:
     return error
 
 
-@router.post("/drivers", status_code=status.HTTP_201_CREATED, response_model=DriverOut, responses=_ERRORS)
+@router.post(
+    "/drivers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DriverOut,
+    responses=_ERRORS,
+    openapi_extra=links(
+        201,
+        GetDriver=("get", "/v1/drivers/{driver_id}", "driver_id"),
+        ReplaceLicence=("put", "/v1/drivers/{driver_id}/licence", "driver_id"),
+    ),
+)
 def create_driver(
     caller: CallerDep,
     store: StoreDep,
@@ -109,7 +120,13 @@ def list_drivers(
         return DriverPage(items=[DriverOut.of(d) for d in rows], next_after=next_after)
 
 
-@router.post("/vehicles", status_code=status.HTTP_201_CREATED, response_model=VehicleOut, responses=_ERRORS)
+@router.post(
+    "/vehicles",
+    status_code=status.HTTP_201_CREATED,
+    response_model=VehicleOut,
+    responses=_ERRORS,
+    openapi_extra=links(201, GetVehicle=("get", "/v1/vehicles/{vehicle_id}", "vehicle_id")),
+)
 def create_vehicle(body: VehicleIn, caller: CallerDep, store: StoreDep) -> VehicleOut:
     """Register a vehicle by its plate (and the plate's colour)."""
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from compliance.judgments import PlateColor, VehicleKind
 from compliance.store.models import (
@@ -20,8 +20,30 @@ from compliance.store.models import (
 from compliance.store.models import SubmissionStatus as Status
 from compliance.verdicts import Corrections, Outcome, ReasonCode
 
-# Ids as the database keeps them (32-bit integers).
-DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+def links(status: int, **targets: tuple[str, str, str]) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose answer names what other routes take: OpenAPI links, by
+    name, to (method, path, the path parameter the answer's ``id`` fills). Clients, and the stateful
+    API tests, follow them from the resource a POST made to reading, reviewing or deleting it."""
+
+    def ref(method: str, path: str) -> str:
+        return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+    return {
+        "responses": {
+            str(status): {
+                "links": {
+                    name: {"operationRef": ref(method, path), "parameters": {parameter: "$response.body#/id"}}
+                    for name, (method, path, parameter) in targets.items()
+                }
+            }
+        }
+    }
+
+
+# Ids as the database keeps them (32-bit integers), written as JSON integers: strict, so that true
+# is not read as driver 1, nor "7" as 7.
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
 
 
 class Error(BaseModel):
@@ -218,11 +240,22 @@ class VehiclePage(RegistryPage):
 # Audits
 
 
+def _written_time(value: Any) -> Any:
+    """A time in a JSON body is written as the spec says, a date-time string: a number is refused
+    rather than read as seconds since 1970 (pydantic's lax reading)."""
+    if isinstance(value, int | float):
+        raise ValueError("a date-time string is expected, e.g. 2026-11-25T08:00:00+08:00")
+    return value
+
+
+WrittenTime = Annotated[AwareDatetime, BeforeValidator(_written_time)]
+
+
 class AuditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(None, description="submissions created at or after (with a UTC offset)")
-    until: AwareDatetime | None = Field(None, description="… and before (with a UTC offset)")
+    since: WrittenTime | None = Field(None, description="submissions created at or after (with a UTC offset)")
+    until: WrittenTime | None = Field(None, description="… and before (with a UTC offset)")
     driver_ids: list[DbId] = Field(default_factory=list, max_length=1000)
     vehicle_ids: list[DbId] = Field(default_factory=list, max_length=1000)
     pipeline: str | None = Field(None, description="default: the deployment's pipeline")

@@ -19,6 +19,7 @@ from compliance.api.schemas import (
     SubmissionDetail,
     SubmissionPageOut,
     SubmissionSummary,
+    links,
 )
 from compliance.photos import PhotoRejected, receive_photo
 from compliance.service import intake
@@ -43,7 +44,7 @@ SubmissionId = Annotated[str, Path(pattern=r"^[0-9A-Za-z-]{1,64}$", description=
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 _ERRORS = {
-    400: {"model": ErrorResponse, "description": "malformed header"},
+    400: {"model": ErrorResponse, "description": "malformed header, or a body that cannot be parsed"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the scope: 'submit', or 'review' to review"},
     404: {"model": ErrorResponse, "description": "no such submission for this carrier"},
@@ -71,6 +72,11 @@ def _aware(name: str, value: datetime | None) -> datetime | None:
     responses=_ERRORS,
     dependencies=_SUBMIT,
     summary="Upload a photo of a driver by the vehicle",
+    openapi_extra=links(
+        202,
+        GetSubmission=("get", "/v1/submissions/{submission_id}", "submission_id"),
+        ReviewSubmission=("post", "/v1/submissions/{submission_id}/review", "submission_id"),
+    ),
 )
 def create_submission(
     response: Response,
@@ -205,6 +211,7 @@ def list_submissions(
     response_model=SubmissionDetail,
     responses=_ERRORS,
     dependencies=_REVIEW,
+    openapi_extra=links(201, GetSubmission=("get", "/v1/submissions/{submission_id}", "submission_id")),
 )
 def review_submission(
     submission_id: SubmissionId, review: ReviewIn, caller: CallerDep, store: StoreDep, publisher: PublisherDep

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import invalid, not_found
-from compliance.api.schemas import DeliveryOut, DeliveryPage, ErrorResponse, WebhookCreated, WebhookIn, WebhookOut
+from compliance.api.schemas import (
+    DeliveryOut,
+    DeliveryPage,
+    ErrorResponse,
+    WebhookCreated,
+    WebhookIn,
+    WebhookOut,
+    links,
+)
 from compliance.service.webhooks import RefusedURL, check_url
 from compliance.store import webhooks
 from compliance.store.errors import UnknownWebhook
@@ -18,6 +26,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depen
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 _ERRORS = {
+    400: {"model": ErrorResponse, "description": "a body that cannot be parsed"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'webhooks' scope"},
     404: {"model": ErrorResponse, "description": "no such webhook for this carrier"},
@@ -28,7 +37,17 @@ _ERRORS = {
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated, responses=_ERRORS)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookCreated,
+    responses=_ERRORS,
+    openapi_extra=links(
+        201,
+        ListDeliveries=("get", "/v1/webhooks/{webhook_id}/deliveries", "webhook_id"),
+        DeleteWebhook=("delete", "/v1/webhooks/{webhook_id}", "webhook_id"),
+    ),
+)
 def create_webhook(body: WebhookIn, caller: CallerDep, store: StoreDep, settings: SettingsDep) -> WebhookCreated:
     """Register a URL. Each decided verdict is POSTed to it as JSON, signed:
     ``X-Compliance-Signature: sha256=<HMAC-SHA256 of the body under the secret returned here>``."""

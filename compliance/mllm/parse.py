@@ -7,10 +7,12 @@ costs that field only, which becomes unknown/None with an error string. The erro
 not say.
 
 Confidence comes from the probabilities the model gave the tokens it wrote, never from a number it
-writes: a value's confidence is the lowest probability among the tokens that spell it. A categorical
-value (yes/no, kind, colour, count, rows) below ``confidence_min`` becomes unknown and is noted. The
-plate keeps one probability per character (``char_confidences``) and their minimum as ``confidence``,
-which the plate check compares with its own threshold.
+writes: a value's confidence is the lowest probability among the tokens that spell it, where the
+answer object writes it (the same words in prose before it, or in a draft object, lend it nothing;
+a key the object writes twice is unknown and noted). A categorical value (yes/no, kind, colour,
+count, rows) below ``confidence_min`` becomes unknown and is noted. The plate keeps one probability
+per character (``char_confidences``) and their minimum as ``confidence``, which the plate check
+compares with its own threshold.
 
 The plate goes through the grammar as the baseline's readings do: ``normalise`` -> ``repair`` ->
 ``parse``. A reading made only of plate characters is kept even when it fits no known shape
@@ -22,8 +24,6 @@ and an error.
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +42,7 @@ from compliance.judgments import (
     VehicleKind,
 )
 from compliance.mllm.answer import OPTIONAL_FIELDS, SEEN_PLATE_FIELDS, UNKNOWN, field_adapter, seen_plate_adapter
-from compliance.mllm.backends.base import TokenLogprob
+from compliance.mllm.backends.base import TokenLogprob, probability
 from compliance.mllm.prompt import Task
 
 # Fields whose value is a choice the model makes (as opposed to the plate, read character by character).
@@ -86,10 +86,10 @@ def parse_answer(
     elif probs is None:
         errors.append("token log-probabilities do not spell the answer text (invalid UTF-8?): confidence unknown")
 
-    found = extract_object(text)
+    found = _answer_object(text)
     if found is None:
         errors.append("no JSON object in the answer")
-    answer = found or {}
+    answer, written = found or ({}, None)
 
     values: dict[str, Any] = {}
     spans: dict[str, _Span | None] = {}
@@ -101,7 +101,11 @@ def parse_answer(
                 errors.append(f"{name}: missing")
             continue
         raw = answer[name]
-        span = _locate(text, name, raw)
+        places = written.written(name) if written else []
+        if len(places) > 1:
+            errors.append(f"{name}: written {len(places)} times, taken as unknown")
+            continue
+        span = _span_of(text, places[0] if places else None, raw)
         if span is not None and not span.closed and not finished:
             errors.append(f"{name}: cut off ({raw!r})")
             continue
@@ -129,7 +133,12 @@ def parse_answer(
     errors += plate_errors
     seen: tuple[PlateReading, ...] = (plate,) if plate.text else ()
     if "plates" in task.fields and "plates" in answer:
-        seen = _seen_plates(plate, answer["plates"], text, tokens, probs, confidence_min, errors)
+        places = written.written("plates") if written else []
+        if len(places) > 1:
+            errors.append(f"plates: written {len(places)} times, taken as unknown")
+        else:
+            where = places[0] if places else None
+            seen = _seen_plates(plate, answer["plates"], where, text, tokens, probs, confidence_min, errors)
     person, vehicle = _person(values, errors), _vehicle(values, errors)
     face = FaceMatch(
         scene_face=Answer(values.get("face", UNKNOWN)),
@@ -142,21 +151,129 @@ def parse_answer(
 def extract_object(text: str) -> dict[str, Any] | None:
     """The answer's JSON object, wherever it sits in the text; with several, the one that names the
     most answer fields (the last of equals: models draft, then answer)."""
-    try:
-        found = json_repair.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    candidates = (
-        [found]
-        if isinstance(found, dict)
-        else [c for c in found if isinstance(c, dict)]
-        if isinstance(found, list)
-        else []
-    )
+    found = _answer_object(text)
+    return found[0] if found else None
+
+
+def _answer_object(text: str) -> tuple[dict[str, Any], _Written] | None:
+    """``extract_object``'s object, with where it is written: its values' confidences are read there
+    and nowhere else (not from the same words in prose before it, nor from a draft)."""
+    candidates = []
+    for where in _objects_written(text):
+        try:
+            found = json_repair.loads(text[where.start : where.end])
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(found, dict):
+            candidates.append((found, where))
     if not candidates:
         return None
     known = set(Task.SUBMISSION.fields)
-    return max(reversed(candidates), key=lambda c: len(known & set(c)))
+    return max(reversed(candidates), key=lambda c: len(known & set(c[0])))
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A value as written in the answer text: where (inside the quotes for a string), and for an
+    object or a list, what it holds. Read as tolerantly as ``json_repair`` reads values: an unclosed
+    string, list or object runs to the end of the text."""
+
+    start: int
+    end: int
+    closed: bool
+    quote: str = ""  # a string's quote character
+    members: tuple[tuple[str, _Written], ...] | None = None  # an object's keys (decoded) and values, in order
+    items: tuple[_Written, ...] | None = None  # a list's values
+
+    def written(self, key: str) -> list[_Written]:
+        """Every value written for ``key`` in this object (a key written twice has two)."""
+        return [value for k, value in self.members or () if k == key]
+
+
+_BLANK = " \t\r\n"
+_MAX_DEPTH = 32  # deeper lists and objects are read as plain text: no answer nests so deep
+
+
+def _objects_written(text: str) -> list[_Written]:
+    """Every top-level ``{...}`` in the text, in order."""
+    found = []
+    start = text.find("{")
+    while start != -1:
+        where, end = _container(text, start, 0)
+        found.append(where)
+        start = text.find("{", max(end, start + 1))
+    return found
+
+
+def _value(text: str, i: int, depth: int) -> tuple[_Written, int]:
+    """The value written from ``i`` on (after blanks), and where reading stopped."""
+    while i < len(text) and text[i] in _BLANK:
+        i += 1
+    if i >= len(text):
+        return _Written(i, i, False), i
+    if text[i] in "{[" and depth < _MAX_DEPTH:
+        return _container(text, i, depth)
+    if text[i] in "\"'":
+        end = _string_end(text, i + 1, text[i])
+        return _Written(i + 1, end, end < len(text), quote=text[i]), min(end + 1, len(text))
+    stop = i
+    while stop < len(text) and text[stop] not in ",}]\n":
+        stop += 1
+    return _Written(i, i + len(text[i:stop].rstrip()), stop < len(text)), stop
+
+
+def _container(text: str, start: int, depth: int) -> tuple[_Written, int]:
+    """The object or list opened at ``start``."""
+    is_object = text[start] == "{"
+    closing = "}" if is_object else "]"
+    members: list[tuple[str, _Written]] = []
+    items: list[_Written] = []
+    i = start + 1
+    while True:
+        while i < len(text) and text[i] in _BLANK + ",":
+            i += 1
+        if i >= len(text) or text[i] == closing:
+            closed = i < len(text)
+            end = i + 1 if closed else len(text)
+            if is_object:
+                return _Written(start, end, closed, members=tuple(members)), end
+            return _Written(start, end, closed, items=tuple(items)), end
+        if text[i] in "}]":  # the other bracket, stray: skipped
+            i += 1
+            continue
+        if not is_object:
+            value, after = _value(text, i, depth + 1)
+            items.append(value)
+            i = max(after, i + 1)
+            continue
+        key, after = _key(text, i)
+        while after < len(text) and text[after] in _BLANK:
+            after += 1
+        if after < len(text) and text[after] == ":":
+            value, after = _value(text, after + 1, depth + 1)
+            members.append((key, value))
+        i = max(after, i + 1)
+
+
+def _key(text: str, i: int) -> tuple[str, int]:
+    """An object's key written at ``i`` (quoted, or bare as in ``{person: yes}``), decoded."""
+    if text[i] in "\"'":
+        end = _string_end(text, i + 1, text[i])
+        return _decoded(text[i + 1 : end], text[i]), min(end + 1, len(text))
+    stop = i
+    while stop < len(text) and text[stop] not in ":,{}[]\n":
+        stop += 1
+    return text[i:stop].strip(), stop
+
+
+def _decoded(written: str, quote: str) -> str:
+    if quote != '"':
+        return written
+    try:
+        decoded = json.loads(f'"{written}"')
+    except ValueError:
+        return written
+    return decoded if isinstance(decoded, str) else written
 
 
 def char_probabilities(text: str, tokens: Sequence[TokenLogprob]) -> list[float] | None:
@@ -197,27 +314,18 @@ def _span_probability(span: _Span | None, probs: list[float]) -> float | None:
     return min(probs[span.start : span.end])
 
 
-def _locate(text: str, key: str, value: Any, after: int = 0) -> _Span | None:
-    """Where ``key``'s value is written (from ``after`` on), checked against what was parsed, so that
-    a key named in prose before the JSON is not taken for it."""
-    pattern = re.compile(r"(?<![\w])[\"']?" + re.escape(key) + r"[\"']?\s*:\s*")
-    for match in pattern.finditer(text, after):
-        start = match.end()
-        if start < len(text) and text[start] in "\"'":
-            end = _string_end(text, start + 1, text[start])
-            span = _Span(start + 1, end, end < len(text))
-            written = text[span.start : span.end]
-            try:
-                decoded: Any = json.loads(f'"{written}"') if text[start] == '"' else written
-            except ValueError:
-                decoded = written
-            if decoded == value or (value is None and written == ""):
-                return span
-            continue
-        stop = next((i for i in range(start, len(text)) if text[i] in ",}\n"), len(text))
-        written = text[start:stop].rstrip()
-        if written and _same_literal(written, value):
-            return _Span(start, start + len(written), stop < len(text))
+def _span_of(text: str, where: _Written | None, value: Any) -> _Span | None:
+    """Where ``value`` is spelled, if ``where`` (the one place its key is written in the answer
+    object) spells it; None when it does not (the parsed value came from elsewhere or was repaired)."""
+    if where is None or where.members is not None or where.items is not None:
+        return None
+    written = text[where.start : where.end]
+    if where.quote:
+        if _decoded(written, where.quote) == value or (value is None and written == ""):
+            return _Span(where.start, where.end, where.closed)
+        return None
+    if written and _same_literal(written, value):
+        return _Span(where.start, where.end, where.closed)
     return None
 
 
@@ -248,6 +356,7 @@ def _short(value: Any) -> str:
 def _seen_plates(
     plate: PlateReading,
     listed: Any,
+    where: _Written | None,
     text: str,
     tokens: Sequence[TokenLogprob] | None,
     probs: list[float] | None,
@@ -261,18 +370,25 @@ def _seen_plates(
     if not isinstance(listed, list):
         errors.append(f"plates: invalid value {_short(listed)}")
         return main
-    key = re.search(r"(?<![\w])[\"']?plates[\"']?\s*:", text)
-    after = key.end() if key else len(text)  # no spans, so no confidences, if it cannot be found
+    # Where each listed plate is written, when the list as written and as parsed agree item by item;
+    # otherwise no spans, so no confidences.
+    items = where.items if where is not None and where.items is not None else ()
+    aligned = len(items) == len(listed)
     readings: list[PlateReading] = []
     for i, item in enumerate(listed):
         if not isinstance(item, dict):
             errors.append(f"plates[{i}]: invalid value {_short(item)}")
             continue
+        item_where = items[i] if aligned else None
         values: dict[str, Any] = {}
         spans: dict[str, _Span | None] = {}
         for name in SEEN_PLATE_FIELDS:
             raw = item.get(name)
-            span = _locate(text, name, raw, after) if name in item else None
+            places = item_where.written(name) if item_where is not None else []
+            if len(places) > 1:
+                errors.append(f"plates[{i}].{name}: written {len(places)} times, taken as unknown")
+                continue
+            span = _span_of(text, places[0], raw) if name in item and places else None
             try:
                 values[name] = seen_plate_adapter(name).validate_python(raw)
             except ValidationError:
@@ -284,8 +400,6 @@ def _seen_plates(
                 if confidence is None or confidence < confidence_min:
                     errors.append(f"plates[{i}].{name}: {values[name]!r} not sure enough, taken as unknown")
                     values[name] = None if name == "rows" else UNKNOWN
-        ends = [s.end for s in spans.values() if s is not None]
-        after = max(ends, default=after)
         reading, reading_errors = _plate(values, spans.get("plate"), text, tokens, probs)
         errors += [f"plates[{i}].{e}" for e in reading_errors]
         readings.append(reading)
@@ -397,7 +511,7 @@ def _alternative(text: str, index: int, char: str, tokens: Sequence[TokenLogprob
         token_end = position + len(token.bytes)
         if position == start and token_end == end:
             wanted = char.encode("utf-8")
-            return next((math.exp(lp) for b, lp in token.top if b == wanted), 0.0)
+            return next((probability(lp) for b, lp in token.top if b == wanted), 0.0)
         if token_end > start:
             return 0.0
         position = token_end

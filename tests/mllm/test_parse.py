@@ -6,6 +6,7 @@ Chinese characters split across tokens the way they do in Qwen's vocabulary.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -431,3 +432,86 @@ def test_a_list_that_is_not_a_list_is_an_error(tokenise: Tokenise) -> None:
     parsed = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text))
     assert parsed.plates == (parsed.plate,)
     assert [e.split(":")[0] for e in parsed.errors] == ["plates"]
+
+
+# -- a value's confidence is read where the answer writes it, and nowhere else ----------------------
+# Each of these passed before (a sure copy elsewhere lent the answer's unsure value its confidence).
+
+
+def _char_tokens(text: str, unsure: str, occurrence: int = -1, p: float = 0.3) -> tuple[TokenLogprob, ...]:
+    """One token per character at 0.99, the ``occurrence``-th (default: last) ``unsure`` at ``p``."""
+    starts = [i for i in range(len(text)) if text.startswith(unsure, i)]
+    start = starts[occurrence]
+    probs = [p if start <= i < start + len(unsure) else 0.99 for i in range(len(text))]
+    return tuple(TokenLogprob(c.encode("utf-8"), math.log(q)) for c, q in zip(text, probs, strict=True))
+
+
+def _decided(text: str, tokens: tuple[TokenLogprob, ...]) -> tuple[Any, Any]:
+    from compliance.judgments import Judgments, Provenance, Quality
+
+    parsed = parse_answer(text, Task.SUBMISSION, tokens=tokens)
+    judgments = Judgments(
+        person=parsed.person,
+        vehicle=parsed.vehicle,
+        plate=parsed.plate,
+        plates=parsed.plates,
+        face=parsed.face,
+        quality=Quality(blur=200.0, brightness=120.0, width=1280, height=960),
+        provenance=Provenance(pipeline="mllm", raw_output=text, output_errors=parsed.errors),
+    )
+    return parsed, decide(judgments, thresholds=Thresholds(), registered_plates=["京A12345"], licence_given=True)
+
+
+def test_the_same_words_in_prose_lend_no_confidence() -> None:
+    text = 'I would say "same": "yes".\n' + _answer()
+    parsed, verdict = _decided(text, _char_tokens(text, '"yes"}'))
+    assert parsed.face.same_person is Answer.UNKNOWN and verdict.outcome is Outcome.REVIEW
+    assert any(e.startswith("same: 'yes' at probability 0.30") for e in parsed.errors)
+
+
+def test_a_sure_draft_lends_the_answer_no_confidence() -> None:
+    text = "Draft: " + _answer() + "\nAnswer: " + _answer()
+    parsed, verdict = _decided(text, _char_tokens(text, '"yes"}'))  # the answer's "same", not the draft's
+    assert parsed.face.same_person is Answer.UNKNOWN and verdict.outcome is Outcome.REVIEW
+
+
+def test_a_key_written_twice_is_unknown() -> None:
+    text = _answer()[:-1] + ', "same": "yes"}'
+    parsed, verdict = _decided(text, _char_tokens(text, '"yes"}'))
+    assert parsed.face.same_person is Answer.UNKNOWN and verdict.outcome is Outcome.REVIEW
+    assert "same: written 2 times, taken as unknown" in parsed.errors
+
+
+def test_an_escaped_key_is_read_where_it_is_written() -> None:
+    text = "same: yes\n" + _answer().replace('"same"', '"\\u0073ame"')
+    parsed, verdict = _decided(text, _char_tokens(text, '"yes"}'))
+    assert parsed.face.same_person is Answer.UNKNOWN and verdict.outcome is Outcome.REVIEW
+
+
+def test_the_plate_in_prose_lends_the_answer_no_confidence() -> None:
+    text = "The plate: 京A12345\n" + _answer()
+    parsed, verdict = _decided(text, _char_tokens(text, "京A12345"))
+    assert parsed.plate.text == "京A12345" and parsed.plate.confidence == pytest.approx(0.3)
+    assert verdict.outcome is Outcome.REVIEW and ReasonCode.PLATE_LOW_CONFIDENCE in verdict.reasons
+
+
+def test_the_main_plate_after_the_list_has_its_own_confidence() -> None:
+    listed = [{"plate": "京A12345", "color": "blue", "rows": 1}]
+    text = json.dumps({"plates": listed, **FULL}, ensure_ascii=False)
+    parsed, verdict = _decided(text, _char_tokens(text, "京A12345"))  # the main plate, written last
+    assert parsed.plate.confidence == pytest.approx(0.3) and verdict.outcome is Outcome.REVIEW
+
+
+@pytest.mark.parametrize("logprob", [math.nan, 0.5, 710.0, math.inf])
+def test_a_log_probability_no_model_gives_counts_as_zero(logprob: float) -> None:
+    """NaN passed every threshold (no comparison with NaN is true); 710 overflowed exp()."""
+    text = _answer()
+    same, plate = text.rindex('"yes"}') + 1, text.index("12345")
+    broken = set(range(same, same + 3)) | set(range(plate, plate + 5))
+    tokens = [
+        TokenLogprob(c.encode("utf-8"), logprob if i in broken else math.log(0.99), ((b"0", logprob),))
+        for i, c in enumerate(text)
+    ]
+    parsed, verdict = _decided(text, tuple(tokens))
+    assert parsed.face.same_person is Answer.UNKNOWN and verdict.outcome is Outcome.REVIEW
+    assert parsed.plate.confidence == 0.0

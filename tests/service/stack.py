@@ -5,6 +5,7 @@ a PostgreSQL schema of its own."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 COMPLIANCE = [sys.executable, "-c", "from compliance.cli import main; main()"]
+# The tests start private Redis servers from this binary (not the one on 6379 that `make serve` uses).
+REDIS_SERVER = os.environ.get("COMPLIANCE_TEST_REDIS_SERVER", "redis-server")
+
+
+class RedisUnavailable(RuntimeError):
+    """No redis-server to start (outside a test; in a test it is a skip, and under CI a failure)."""
+
+
+def redis_unavailable() -> str | None:
+    """Why no private Redis can be started, or None when it can."""
+    if shutil.which(REDIS_SERVER) is None:
+        return (
+            f"Redis: no redis-server at {REDIS_SERVER!r} "
+            "(apt-get install redis-server, or set COMPLIANCE_TEST_REDIS_SERVER)"
+        )
+    return None
 
 
 def free_port() -> int:
@@ -48,10 +65,17 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        reason = redis_unavailable()
+        if reason is not None:
+            if os.environ.get("PYTEST_CURRENT_TEST"):  # in a test: a skip, which CI turns into a failure
+                import pytest
+
+                pytest.skip(reason)
+            raise RedisUnavailable(reason)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                "redis-server",
+                REDIS_SERVER,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -69,7 +93,10 @@ class RedisServer:
         import redis
 
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        wait_for(lambda: _pings(client), 10, "redis-server to start")
+        process = self.process
+        wait_for(lambda: _pings(client) or process.poll() is not None, 10, "Redis (redis-server) to start")
+        if process.poll() is not None:
+            raise RuntimeError(f"Redis: {REDIS_SERVER} exited with status {process.returncode} on port {self.port}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -30,7 +30,15 @@ class TokenLogprob:
 
     @property
     def probability(self) -> float:
-        return math.exp(self.logprob)
+        return probability(self.logprob)
+
+
+def probability(logprob: float) -> float:
+    """``exp(logprob)``, always in [0, 1]. What no log-probability can be (NaN, or above 0 beyond
+    rounding) is a broken server's number: it counts as 0, never as sure, and never overflows."""
+    if math.isnan(logprob) or logprob > 1e-6:
+        return 0.0
+    return math.exp(min(logprob, 0.0))
 
 
 @dataclass(frozen=True, slots=True)

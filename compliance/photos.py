@@ -251,8 +251,19 @@ def _refusals() -> Iterator[None]:
         raise PhotoRejected("too_many_pixels", "decompression bomb: too many pixels") from None
     except MemoryError:
         raise PhotoRejected("too_many_pixels", "the image is too large to decode") from None
-    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error, EOFError) as exc:
-        # Pillow and its plugins report truncated and corrupt data in their own words and types.
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        struct.error,
+        EOFError,
+        RuntimeError,
+    ) as exc:
+        # Pillow and its plugins (libheif's are RuntimeErrors) report truncated and corrupt data in
+        # their own words and types; the words are not passed on (they may span lines).
         raise PhotoRejected("corrupt", f"the image data is truncated or corrupt ({type(exc).__name__})") from None
 
 
@@ -269,9 +280,23 @@ def _opened(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
     w, h = pil.size
     if w * h > max_pixels:
         raise PhotoRejected("too_many_pixels", f"{w}x{h} is over the {max_pixels}-pixel limit (decompression bomb?)")
+    if fmt == "HEIF" and _heif_coded_pixels(data) > max_pixels:
+        # Pillow's size is the picture's after its crop; libheif decodes the whole coded image.
+        raise PhotoRejected("too_many_pixels", f"the coded image is over the {max_pixels}-pixel limit")
     if w < 16 or h < 16:
         raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
     return pil
+
+
+def _heif_coded_pixels(data: bytes) -> int:
+    """The largest image a HEIF file says it codes (its 'ispe' boxes: the grid and every tile)."""
+    largest, at = 0, data.find(b"ispe")
+    while 0 <= at <= len(data) - 16:
+        width = int.from_bytes(data[at + 8 : at + 12], "big")
+        height = int.from_bytes(data[at + 12 : at + 16], "big")
+        largest = max(largest, width * height)
+        at = data.find(b"ispe", at + 4)
+    return largest
 
 
 def _pixel_bytes(mode: str) -> int:
@@ -327,7 +352,13 @@ def _decoder_bytes(pil: Image.Image, decoded: int, kept: int) -> int:
 
 
 def decode_cost(
-    pil: Image.Image, data_bytes: int, working_pixels: int, jpeg_factor: int | None = None, *, scans: int = 1
+    pil: Image.Image,
+    data_bytes: int,
+    working_pixels: int,
+    jpeg_factor: int | None = None,
+    *,
+    scans: int = 1,
+    coded_pixels: int = 0,
 ) -> int:
     """What decoding the photo for a worker costs at its peak, in bytes, from its header: the file,
     the decoder's buffers (a progressive JPEG's coefficients all at once), the decoded image (a
@@ -338,7 +369,7 @@ def decode_cost(
     factor = 1
     if fmt in _JPEG:
         factor = jpeg_factor or _jpeg_factor(w, h, working_pixels)
-    decoded = -(-w // factor) * -(-h // factor)
+    decoded = max(-(-w // factor) * -(-h // factor), coded_pixels)
     kept = decoded // _factor(decoded, working_pixels) ** 2
     cost = data_bytes + _decoder_bytes(pil, decoded, kept)
     if fmt in _JPEG and (scans > 1 or pil.info.get("progressive") or pil.info.get("progression")):
@@ -354,6 +385,7 @@ def _check_cost(pil: Image.Image, data: bytes, max_decode_bytes: int, working_pi
     progressive one) is decoded at a further reduced scale rather than refused."""
     w, h = pil.size
     factors, scans = [1], 1
+    coded = _heif_coded_pixels(data) if _format(pil) == "HEIF" else 0
     if _format(pil) in _JPEG:
         first = _jpeg_factor(w, h, working_pixels)
         factors = [f for f in (1, 2, 4, 8) if f >= first]
@@ -364,7 +396,7 @@ def _check_cost(pil: Image.Image, data: bytes, max_decode_bytes: int, working_pi
             raise PhotoRejected("too_complex", f"a JPEG of {scans} scans (at most {MAX_JPEG_SCANS} are decoded)")
     cost = 0
     for factor in factors:
-        cost = decode_cost(pil, len(data), working_pixels, factor, scans=scans)
+        cost = decode_cost(pil, len(data), working_pixels, factor, scans=scans, coded_pixels=coded)
         if cost <= max_decode_bytes:
             return factor
     raise PhotoRejected(

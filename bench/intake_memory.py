@@ -252,6 +252,15 @@ def measure(path: Path, stage: str, warmup: Path) -> dict[str, object]:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def _cells(row: dict[str, object], stages: list[str]) -> list[str]:
+    cells = [str(row["case"]), str(row["pixels"]), str(row["KiB"])]
+    for stage in stages:
+        result = row[stage]
+        assert isinstance(result, dict)
+        cells += [str(result["outcome"]), f"{result['peak_mib']:.0f}", f"{result['cpu_s']:.2f}"]
+    return cells
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stages", nargs="+", default=["intake", "worker", "dashboard"])
@@ -300,12 +309,7 @@ def main() -> None:
         print("| photo | size | KiB | " + " | ".join(f"{s} outcome | {s} MiB | {s} CPU s" for s in args.stages) + " |")
         print("|---|---|---:|" + "---|---:|---:|" * len(args.stages))
         for row in rows:
-            cells = [str(row["case"]), str(row["pixels"]), str(row["KiB"])]
-            for stage in args.stages:
-                r = row[stage]
-                assert isinstance(r, dict)
-                cells += [str(r["outcome"]), f"{r['peak_mib']:.0f}", f"{r['cpu_s']:.2f}"]
-            print("| " + " | ".join(cells) + " |")
+            print("| " + " | ".join(_cells(row, args.stages)) + " |")
         return
     table = Table(
         title=f"peak memory (MiB) and CPU (s) per photo; limits {settings.max_image_pixels:,} px, "
@@ -318,12 +322,7 @@ def main() -> None:
         table.add_column(f"{stage} MiB", justify="right")
         table.add_column(f"{stage} CPU s", justify="right")
     for row in rows:
-        cells = [str(row["case"]), str(row["pixels"]), str(row["KiB"])]
-        for stage in args.stages:
-            r = row[stage]
-            assert isinstance(r, dict)
-            cells += [str(r["outcome"]), f"{r['peak_mib']:.0f}", f"{r['cpu_s']:.2f}"]
-        table.add_row(*cells)
+        table.add_row(*_cells(row, args.stages))
     Console(width=250).print(table)
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Unpack
 
 import cv2
 import imagehash
@@ -26,6 +27,7 @@ import pi_heif
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from compliance.judgments import Quality
+from compliance.settings import PhotoLimits
 
 # Phones save HEIC by default.
 pi_heif.register_heif_opener()
@@ -75,31 +77,16 @@ CONCURRENT_DECODES = 2
 _STRIP_PIXELS = 1 << 20
 
 
-def read_photo_file(
-    path: Path,
-    *,
-    max_bytes: int,
-    max_pixels: int,
-    max_decode_bytes: int = MAX_DECODE_BYTES,
-    working_pixels: int = WORKING_PIXELS,
-    concurrent_decodes: int = CONCURRENT_DECODES,
-) -> Photo:
+def read_photo_file(path: Path, **limits: Unpack[PhotoLimits]) -> Photo:
     if not path.exists():
         raise PhotoRejected("not_found", f"{path}: no such file")
     if not path.is_file():
         raise PhotoRejected("not_a_file", f"{path}: not a file")
-    size = path.stat().st_size
+    size, max_bytes = path.stat().st_size, limits["max_bytes"]
     if size > max_bytes:
         raise PhotoRejected("too_large", f"{path}: {size} bytes is over the {max_bytes}-byte limit")
     try:
-        return load_photo(
-            path.read_bytes(),
-            max_bytes=max_bytes,
-            max_pixels=max_pixels,
-            max_decode_bytes=max_decode_bytes,
-            working_pixels=working_pixels,
-            concurrent_decodes=concurrent_decodes,
-        )
+        return load_photo(path.read_bytes(), **limits)
     except PhotoRejected as exc:
         raise PhotoRejected(exc.code, f"{path}: {exc}") from None
 
@@ -118,26 +105,19 @@ class ReceivedPhoto:
     phash: str
 
 
-def load_photo(
-    data: bytes,
-    *,
-    max_bytes: int,
-    max_pixels: int,
-    max_decode_bytes: int = MAX_DECODE_BYTES,
-    working_pixels: int = WORKING_PIXELS,
-    concurrent_decodes: int = CONCURRENT_DECODES,
-) -> Photo:
+def load_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> Photo:
     """Validate and decode a photo for the pipelines: in full, or, when it has more than
     ``working_pixels``, at the largest reduction (1/2, 1/4, …) that keeps at least that many."""
+    bounds = _Bounds.of(limits)
     with _refusals():
-        pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        factor = _check_cost(pil, data, max_decode_bytes, working_pixels)
-        with _decode_gate(concurrent_decodes), _trimmed(pil.width * pil.height // factor**2):
+        pil = _opened(data, bounds)
+        factor = _check_cost(pil, data, bounds)
+        with _decode_gate(bounds.concurrent_decodes), _trimmed(pil.width * pil.height // factor**2):
             _reduce_jpeg(pil, factor)
             pixels = _pixels(pil, data)
             capture_time, orientation = _exif_capture_time(pil), _orientation(pil)
             w, h = pil.size
-            image = _converted(pixels, _factor(w * h, working_pixels), grey=False)
+            image = _converted(pixels, _factor(w * h, bounds.working_pixels), grey=False)
             del pixels
             pil.close()  # frees the decoded pixels before the copy turning them may make
             image = _turned(image, orientation)
@@ -146,25 +126,18 @@ def load_photo(
     )
 
 
-def receive_photo(
-    data: bytes,
-    *,
-    max_bytes: int,
-    max_pixels: int,
-    max_decode_bytes: int = MAX_DECODE_BYTES,
-    working_pixels: int = WORKING_PIXELS,
-    concurrent_decodes: int = CONCURRENT_DECODES,
-) -> ReceivedPhoto:
+def receive_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> ReceivedPhoto:
     """Validate a photo as ``load_photo`` does, for intake. Every byte is still decoded (a truncated
     or corrupt file is refused alike), and a photo a worker could not decode within the same bounds
     is refused here; but only a small luminance image is kept, and a JPEG is decoded at a reduced
     scale: the upload API accepts photos at a fraction of the cost."""
+    bounds = _Bounds.of(limits)
     with _refusals():
-        pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        _check_cost(pil, data, max_decode_bytes, working_pixels)
+        pil = _opened(data, bounds)
+        _check_cost(pil, data, bounds)
         w, h = pil.size
         decoded = w * h // (64 if _format(pil) in _JPEG else 1)
-        with _decode_gate(concurrent_decodes), _trimmed(decoded):
+        with _decode_gate(bounds.concurrent_decodes), _trimmed(decoded):
             if _format(pil) in _JPEG:
                 # A colour JPEG decodes straight to its Y channel (every byte still entropy-decoded),
                 # skipping chroma upsampling and colour conversion.
@@ -191,33 +164,18 @@ def receive_photo(
 _SHOWN_AS_IS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"}
 
 
-def rendition(
-    data: bytes,
-    *,
-    max_side: int = 2048,
-    max_bytes: int,
-    max_pixels: int,
-    max_decode_bytes: int = MAX_DECODE_BYTES,
-    working_pixels: int = WORKING_PIXELS,
-    concurrent_decodes: int = CONCURRENT_DECODES,
-) -> tuple[bytes, str]:
+def rendition(data: bytes, *, max_side: int = 2048, **limits: Unpack[PhotoLimits]) -> tuple[bytes, str]:
     """What a reviewer's browser is sent, and its image type: the stored bytes when a browser shows
     them as the pipelines saw them (JPEG, PNG, WebP, upright), else an upright JPEG of at most
     ``max_side`` a side, decoded within the same bounds as a worker's."""
+    bounds = _Bounds.of(limits)
     with _refusals():
-        pil = _opened(data, max_bytes=max_bytes, max_pixels=max_pixels)
-        _check_cost(pil, data, max_decode_bytes, working_pixels)
+        pil = _opened(data, bounds)
+        _check_cost(pil, data, bounds)
         kind = _SHOWN_AS_IS.get(_format(pil))
         if kind is not None and _header_orientation(pil) in (None, 1):
             return data, kind
-    photo = load_photo(
-        data,
-        max_bytes=max_bytes,
-        max_pixels=max_pixels,
-        max_decode_bytes=max_decode_bytes,
-        working_pixels=min(working_pixels, max_side * max_side),
-        concurrent_decodes=concurrent_decodes,
-    )
+    photo = load_photo(data, **{**limits, "working_pixels": min(bounds.working_pixels, max_side * max_side)})
     image = photo.image
     h, w = image.shape[:2]
     if max(h, w) > max_side:
@@ -267,8 +225,28 @@ def _refusals() -> Iterator[None]:
         raise PhotoRejected("corrupt", f"the image data is truncated or corrupt ({type(exc).__name__})") from None
 
 
-def _opened(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    max_bytes: int
+    max_pixels: int
+    max_decode_bytes: int
+    working_pixels: int
+    concurrent_decodes: int
+
+    @classmethod
+    def of(cls, limits: PhotoLimits) -> _Bounds:
+        return cls(
+            max_bytes=limits["max_bytes"],
+            max_pixels=limits["max_pixels"],
+            max_decode_bytes=limits.get("max_decode_bytes", MAX_DECODE_BYTES),
+            working_pixels=limits.get("working_pixels", WORKING_PIXELS),
+            concurrent_decodes=limits.get("concurrent_decodes", CONCURRENT_DECODES),
+        )
+
+
+def _opened(data: bytes, bounds: _Bounds) -> Image.Image:
     """The checks every way in shares, from the header alone: no pixel is decoded yet."""
+    max_bytes, max_pixels = bounds.max_bytes, bounds.max_pixels
     if not data:
         raise PhotoRejected("empty", "the file is empty")
     if len(data) > max_bytes:
@@ -379,10 +357,11 @@ def decode_cost(
     return cost
 
 
-def _check_cost(pil: Image.Image, data: bytes, max_decode_bytes: int, working_pixels: int) -> int:
+def _check_cost(pil: Image.Image, data: bytes, bounds: _Bounds) -> int:
     """The JPEG decoder's scale to use (1 for other formats), or ``PhotoRejected`` when even the
     smallest decode would cost more than ``max_decode_bytes``. A JPEG too costly in full (a large
     progressive one) is decoded at a further reduced scale rather than refused."""
+    max_decode_bytes, working_pixels = bounds.max_decode_bytes, bounds.working_pixels
     w, h = pil.size
     factors, scans = [1], 1
     coded = _heif_coded_pixels(data) if _format(pil) == "HEIF" else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,16 @@ class Thresholds(BaseModel):
     # Cameras write local time without an offset; read it in this zone. Slack covers clock drift.
     local_timezone: str = "Asia/Shanghai"
     capture_time_tolerance_minutes: float = 15.0
+
+
+class PhotoLimits(TypedDict):
+    """The bounds a photo is decoded within (``compliance.photos``); the last three have defaults there."""
+
+    max_bytes: int
+    max_pixels: int
+    max_decode_bytes: NotRequired[int]
+    working_pixels: NotRequired[int]
+    concurrent_decodes: NotRequired[int]
 
 
 class Settings(BaseSettings):
@@ -120,7 +130,7 @@ class Settings(BaseSettings):
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @property
-    def photo_limits(self) -> dict[str, int]:
+    def photo_limits(self) -> PhotoLimits:
         """Keyword arguments for ``compliance.photos.load_photo`` / ``receive_photo`` / ``read_photo_file``."""
         return {
             "max_bytes": self.max_upload_bytes,

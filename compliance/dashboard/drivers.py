@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from compliance.dashboard.security import NotFound, SignedIn, Viewer
 from compliance.dashboard.submissions import image_response
 from compliance.dashboard.templating import render
-from compliance.store.errors import MissingBlob, UnknownDriver
+from compliance.store.errors import UnknownDriver
 from compliance.store.models import Driver
 from compliance.store.pages import licence_recheck
 from compliance.store.registry import get_carrier, get_driver
@@ -56,9 +56,4 @@ def driver_page(request: Request, driver_id: str, viewer: SignedIn) -> Response:
 def driver_licence(request: Request, driver_id: str, viewer: SignedIn) -> Response:
     with request.app.state.read_sessions() as s:
         sha = scoped_driver(s, viewer, driver_id).licence_sha256
-    if not sha:
-        raise NotFound("licence photo")
-    try:
-        return image_response(request, sha)
-    except MissingBlob:
-        raise NotFound("licence photo") from None
+    return image_response(request, sha, "licence photo")

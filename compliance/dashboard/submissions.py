@@ -168,19 +168,21 @@ _RENDITIONS_KEPT = 64
 _RENDITIONS_LOCK = threading.Lock()
 
 
-def image_response(request: Request, sha256: str) -> Response:
+def image_response(request: Request, sha256: str | None, what: str = "photo") -> Response:
     """The photo as the pipelines saw it (turned by its EXIF orientation, so the boxes fit), as a
-    browser can show it; ``MissingBlob`` when it is not stored."""
+    browser can show it; a 404 naming ``what`` when there is none or it is not stored."""
+    if not sha256:
+        raise NotFound(what)
     with _RENDITIONS_LOCK:
         shown = _RENDITIONS.get(sha256)
         if shown is not None:
             _RENDITIONS.move_to_end(sha256)
     if shown is None:
-        data = request.app.state.store.blobs.get(sha256)
         try:
+            data = request.app.state.store.blobs.get(sha256)
             shown = rendition(data, **request.app.state.settings.photo_limits)
-        except PhotoRejected:
-            raise NotFound("photo") from None  # stored before today's limits: not shown
+        except (MissingBlob, PhotoRejected):  # gone, or stored before today's limits: not shown
+            raise NotFound(what) from None
         if shown[0] is not data:
             with _RENDITIONS_LOCK:
                 _RENDITIONS[sha256] = shown
@@ -195,19 +197,11 @@ def image_response(request: Request, sha256: str) -> Response:
 def submission_photo(request: Request, submission_id: str, viewer: SignedIn) -> Response:
     with request.app.state.read_sessions() as s:
         sha = scoped_submission(s, viewer, submission_id).photo_sha256
-    try:
-        return image_response(request, sha)
-    except MissingBlob:
-        raise NotFound("photo") from None
+    return image_response(request, sha)
 
 
 @router.get("/submissions/{submission_id}/licence")
 def submission_licence(request: Request, submission_id: str, viewer: SignedIn) -> Response:
     with request.app.state.read_sessions() as s:
         sha = scoped_submission(s, viewer, submission_id).driver.licence_sha256
-    if not sha:
-        raise NotFound("licence photo")
-    try:
-        return image_response(request, sha)
-    except MissingBlob:
-        raise NotFound("licence photo") from None
+    return image_response(request, sha, "licence photo")

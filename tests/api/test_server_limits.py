@@ -18,7 +18,7 @@ import pytest
 from compliance.settings import Settings
 from compliance.store import Store
 from tests.service.conftest import PASSING_PHOTO, Carrier, add_carrier
-from tests.service.stack import REPO, Process, RedisServer, free_port, wait_for
+from tests.service.stack import REPO, Process, RedisServer, start_api, wait_for
 
 HEAD_S = 2.0  # COMPLIANCE_API_HEADER_TIMEOUT_S
 BODY_S = 3.5  # COMPLIANCE_API_BODY_TIMEOUT_S
@@ -62,20 +62,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
         "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         **{f"COMPLIANCE_{k.upper()}": str(v) for k, v in values.items()},
     }
-    port = free_port()
-    process = Process(["api", "--host", "127.0.0.1", "--port", str(port)], env, folder / "api.log", cwd=REPO).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.process is not None and process.process.poll() is None, process.output()[-3000:]
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    process, base = start_api(env, folder / "api.log", REPO)
     try:
-        wait_for(up, 60, "the API to answer")
-        yield Server(port, base, acme, process)
+        yield Server(int(base.rsplit(":", 1)[1]), base, acme, process)
     finally:
         process.stop()
 

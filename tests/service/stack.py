@@ -175,6 +175,29 @@ def start_worker(queues: list[str], env: dict[str, str], log: Path, *args: str, 
     return worker
 
 
+def start_api(env: dict[str, str], log: Path, repo: Path, *args: str) -> tuple[Process, str]:
+    """``compliance api`` on a free port, once it answers /healthz: the process and its base URL."""
+    import httpx
+
+    port = free_port()
+    process = Process(["api", "--host", "127.0.0.1", "--port", str(port), *args], env, log, cwd=repo).start()
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert process.process is not None and process.process.poll() is None, process.output()[-3000:]
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 60, "the API to answer")
+    except BaseException:
+        process.stop()
+        raise
+    return process, base
+
+
 class ServiceStack:
     """The service's processes over one database, blob folder and private Redis, configured the way
     production is: every setting through ``COMPLIANCE_*`` environment variables.
@@ -220,22 +243,8 @@ class ServiceStack:
         return process
 
     def api(self, workers: int = 1) -> tuple[Process, str]:
-        import httpx
-
-        port = free_port()
-        args = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-        process = Process(args, self.env, self._log("api"), cwd=self.repo).start()
+        process, base = start_api(self.env, self._log("api"), self.repo, "--workers", str(workers))
         self.processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            assert process.process is not None and process.process.poll() is None, process.output()[-3000:]
-            try:
-                return httpx.get(base + "/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, 60, "the API to answer")
         return process, base
 
     def sweeper(self) -> Process:

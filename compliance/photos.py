@@ -368,11 +368,11 @@ def _check_cost(pil: Image.Image, data: bytes, bounds: _Bounds) -> int:
     if _format(pil) in _JPEG:
         first = _jpeg_factor(w, h, working_pixels)
         factors = [f for f in (1, 2, 4, 8) if f >= first]
-        scans = _jpeg_scans(data)
-        if scans > MAX_JPEG_SCANS:
+        total, scans = _jpeg_scans(data)
+        if total > MAX_JPEG_SCANS:
             # Each scan passes over every block again: 50,000 scans of a 12 MP photo fit in 1 MiB
-            # and cost 10 s of CPU. Cameras and encoders write 1 to about 12.
-            raise PhotoRejected("too_complex", f"a JPEG of {scans} scans (at most {MAX_JPEG_SCANS} are decoded)")
+            # and cost 10 s of CPU. Cameras and encoders write 1 to about 12 a picture.
+            raise PhotoRejected("too_complex", f"a JPEG of {total} scans (at most {MAX_JPEG_SCANS} are decoded)")
     cost = 0
     for factor in factors:
         cost = decode_cost(pil, len(data), working_pixels, factor, scans=scans, coded_pixels=coded)
@@ -386,29 +386,34 @@ def _check_cost(pil: Image.Image, data: bytes, bounds: _Bounds) -> int:
 
 
 MAX_JPEG_SCANS = 64
-_SOS = b"\xff\xda"
+_SOS, _EOI = b"\xff\xda", b"\xff\xd9"
 
 
-def _jpeg_scans(data: bytes) -> int:
-    """How many scans the JPEG has: its start-of-scan markers from the first on. Segments before the
-    first scan are skipped by their length, so an EXIF thumbnail's scans are not counted; inside
-    entropy-coded data 0xFF is always stuffed, so no marker is counted that is not one."""
+def _jpeg_scans(data: bytes) -> tuple[int, int]:
+    """How many scans the JPEG has in all, and in its first picture (what is decoded): its
+    start-of-scan markers from the first on. Segments before the first scan are skipped by their
+    length, so an EXIF thumbnail's scans are not counted; inside entropy-coded data 0xFF is always
+    stuffed, so no marker is counted that is not one. An MPO's further pictures follow the first's
+    end-of-image marker."""
     position = 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
-            return 1  # not a marker where one must be: the decoder will refuse it
+            return 1, 1  # not a marker where one must be: the decoder will refuse it
         marker = data[position + 1]
         if marker == 0xFF:
             position += 1  # fill byte
             continue
         if marker == 0xDA:
-            # To the end of the file: an MPO's further pictures count too, a few scans each.
-            return data.count(_SOS, position)
+            total = data.count(_SOS, position)
+            if total == 1:
+                return 1, 1  # an ordinary baseline JPEG: one pass over the file
+            end = data.find(_EOI, position)
+            return total, data.count(_SOS, position, end if end >= 0 else len(data))
         if 0xD0 <= marker <= 0xD9 or marker == 0x01:
             position += 2
             continue
         position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
-    return 1
+    return 1, 1
 
 
 def _coefficient_bytes(pil: Image.Image) -> int:

@@ -46,6 +46,13 @@ def _encoded(array: np.ndarray, fmt: str, **options: object) -> bytes:
     return out.getvalue()
 
 
+def _mpo(array: np.ndarray) -> bytes:
+    first = Image.fromarray(array)
+    out = io.BytesIO()
+    first.save(out, "MPO", save_all=True, append_images=[first.resize((first.width // 4, first.height // 4))])
+    return out.getvalue()
+
+
 _MEASURE = """
 import json, sys
 from pathlib import Path
@@ -127,6 +134,8 @@ def test_a_photo_too_costly_to_decode_is_refused_from_its_header(attack: str, tm
 ACCEPTED = {
     "jpeg-at-the-pixel-limit": lambda: _encoded(_smooth(10_000, 5_000, 3), "JPEG", quality=90),
     "jpeg-just-under-the-pixel-limit": lambda: _encoded(_smooth(10_000, 4_999, 3), "JPEG", quality=90),
+    # A phone's MPO: a JPEG followed by more pictures (their scans are not the first picture's).
+    "mpo-at-the-pixel-limit": lambda: _mpo(_smooth(10_000, 5_000, 3)),
     "png-12mp": lambda: _encoded(_smooth(4032, 3024, 3), "PNG"),
     "webp-12mp": lambda: _encoded(_smooth(4032, 3024, 3), "WEBP", quality=80, method=0),
     "heic-12mp": HEIC_12MP.read_bytes,

@@ -30,13 +30,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.settings import Settings
 from compliance.store import Store, references
 from compliance.store.blobs import PrefixListing
-from compliance.store.db import session_factory
+from compliance.store.db import alone, session_factory
 
 log = logging.getLogger("compliance.orphans")
 
@@ -80,25 +79,15 @@ def sweep_photos(
     result = PhotoSweep(dry_run=dry_run)
     older_than = (time.time() if now is None else now) - settings.orphan_grace_s
     reading = session_factory(store.engine, read_only=True)
-    with store.engine.connect() as lock_connection, store.blobs.exclusive() as alone:
-        postgres = lock_connection.dialect.name == "postgresql"
-        if postgres:
-            alone = alone and bool(
-                lock_connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY}).scalar()
-            )
-        if not alone:
+    with store.blobs.exclusive() as alone_here, alone(store.engine, _LOCK_KEY) as alone_anywhere:
+        if not (alone_here and alone_anywhere):
             result.skipped = "another photo sweep is running"
             return result
-        try:
-            for prefix in store.blobs.prefixes():
-                if stop is not None and stop.is_set():
-                    result.skipped = "stopped"
-                    break
-                _sweep_prefix(store, reading, store.blobs.listing(prefix), older_than, result)
-        finally:
-            if postgres:
-                lock_connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
-                lock_connection.commit()
+        for prefix in store.blobs.prefixes():
+            if stop is not None and stop.is_set():
+                result.skipped = "stopped"
+                break
+            _sweep_prefix(store, reading, store.blobs.listing(prefix), older_than, result)
     log.info(
         "photo sweep%s: kept %d (%d referenced, %d within the grace), %s %d (%d bytes), %d stale temporary file(s)",
         " (dry run)" if dry_run else "",

@@ -26,8 +26,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
 from compliance import metrics
 from compliance.queue.publisher import BrokerUnavailable, Publisher
 from compliance.queue.routing import routes
@@ -35,6 +33,7 @@ from compliance.service.orphans import sweep_photos_every
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
+from compliance.store.db import alone
 from compliance.store.models import SubmissionStatus, utcnow
 
 log = logging.getLogger("compliance.sweeper")
@@ -61,20 +60,14 @@ class Sweep:
 
 def sweep_once(store: Store, settings: Settings, publisher: Publisher) -> Sweep:
     result = Sweep()
-    with store.engine.connect() as lock_connection:
-        if lock_connection.dialect.name == "postgresql":
-            got = lock_connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _SWEEP_LOCK_KEY}).scalar()
-            if not got:
-                result.skipped = "another sweeper is sweeping"
-                return result
+    with alone(store.engine, _SWEEP_LOCK_KEY) as only_sweeper:
+        if not only_sweeper:
+            result.skipped = "another sweeper is sweeping"
+            return result
         try:
             _sweep(store, settings, publisher, result)
         except BrokerUnavailable as exc:
             result.skipped = f"broker unavailable: {exc}"
-        finally:
-            if lock_connection.dialect.name == "postgresql":
-                lock_connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SWEEP_LOCK_KEY})
-                lock_connection.commit()
     return result
 
 

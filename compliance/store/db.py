@@ -7,6 +7,8 @@ the CLI, API and workers call on start. ``Base.metadata.create_all`` is not used
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,21 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def alone(engine: Engine, key: int) -> Iterator[bool]:
+    """Whether this process is the only one doing the work ``key`` names, across hosts: a
+    PostgreSQL session advisory lock, held for the block (True) or held by another (False). SQLite
+    has one host and no such lock: always True."""
+    with engine.connect() as connection:
+        if connection.dialect.name != "postgresql":
+            yield True
+            return
+        got = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        try:
+            yield got
+        finally:
+            if got:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()

@@ -110,8 +110,7 @@ def load_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> Photo:
     ``working_pixels``, at the largest reduction (1/2, 1/4, …) that keeps at least that many."""
     bounds = _Bounds.of(limits)
     with _refusals():
-        pil = _opened(data, bounds)
-        factor = _check_cost(pil, data, bounds)
+        pil, factor = _opened(data, bounds)
         with _decode_gate(bounds.concurrent_decodes), _trimmed(pil.width * pil.height // factor**2):
             _reduce_jpeg(pil, factor)
             pixels = _pixels(pil, data)
@@ -133,8 +132,7 @@ def receive_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> ReceivedPhoto:
     scale: the upload API accepts photos at a fraction of the cost."""
     bounds = _Bounds.of(limits)
     with _refusals():
-        pil = _opened(data, bounds)
-        _check_cost(pil, data, bounds)
+        pil, _ = _opened(data, bounds)
         w, h = pil.size
         decoded = w * h // (64 if _format(pil) in _JPEG else 1)
         with _decode_gate(bounds.concurrent_decodes), _trimmed(decoded):
@@ -170,8 +168,7 @@ def rendition(data: bytes, *, max_side: int = 2048, **limits: Unpack[PhotoLimits
     ``max_side`` a side, decoded within the same bounds as a worker's."""
     bounds = _Bounds.of(limits)
     with _refusals():
-        pil = _opened(data, bounds)
-        _check_cost(pil, data, bounds)
+        pil, _ = _opened(data, bounds)
         kind = _SHOWN_AS_IS.get(_format(pil))
         if kind is not None and _header_orientation(pil) in (None, 1):
             return data, kind
@@ -244,8 +241,9 @@ class _Bounds:
         )
 
 
-def _opened(data: bytes, bounds: _Bounds) -> Image.Image:
-    """The checks every way in shares, from the header alone: no pixel is decoded yet."""
+def _opened(data: bytes, bounds: _Bounds) -> tuple[Image.Image, int]:
+    """The checks every way in shares, from the header alone (no pixel is decoded yet): the photo
+    opened, and the JPEG decoder's scale its decode may use (1 for other formats)."""
     max_bytes, max_pixels = bounds.max_bytes, bounds.max_pixels
     if not data:
         raise PhotoRejected("empty", "the file is empty")
@@ -258,12 +256,13 @@ def _opened(data: bytes, bounds: _Bounds) -> Image.Image:
     w, h = pil.size
     if w * h > max_pixels:
         raise PhotoRejected("too_many_pixels", f"{w}x{h} is over the {max_pixels}-pixel limit (decompression bomb?)")
-    if fmt == "HEIF" and _heif_coded_pixels(data) > max_pixels:
-        # Pillow's size is the picture's after its crop; libheif decodes the whole coded image.
+    # Pillow's size is a HEIF's picture after its crop; libheif decodes the whole coded image.
+    coded = _heif_coded_pixels(data) if fmt == "HEIF" else 0
+    if coded > max_pixels:
         raise PhotoRejected("too_many_pixels", f"the coded image is over the {max_pixels}-pixel limit")
     if w < 16 or h < 16:
         raise PhotoRejected("too_small", f"{w}x{h} is too small to judge")
-    return pil
+    return pil, _check_cost(pil, data, bounds, coded)
 
 
 def _heif_coded_pixels(data: bytes) -> int:
@@ -330,23 +329,15 @@ def _decoder_bytes(pil: Image.Image, decoded: int, kept: int) -> int:
 
 
 def decode_cost(
-    pil: Image.Image,
-    data_bytes: int,
-    working_pixels: int,
-    jpeg_factor: int | None = None,
-    *,
-    scans: int = 1,
-    coded_pixels: int = 0,
+    pil: Image.Image, data_bytes: int, working_pixels: int, jpeg_factor: int, *, scans: int, coded_pixels: int
 ) -> int:
     """What decoding the photo for a worker costs at its peak, in bytes, from its header: the file,
     the decoder's buffers (a progressive JPEG's coefficients all at once), the decoded image (a
-    JPEG's at its reduced scale) and the converted one. Intake costs less; an accepted photo must be
+    JPEG's at 1/``jpeg_factor``) and the converted one. Intake costs less; an accepted photo must be
     decodable by a worker, so intake is held to this."""
     w, h = pil.size
     fmt = _format(pil)
-    factor = 1
-    if fmt in _JPEG:
-        factor = jpeg_factor or _jpeg_factor(w, h, working_pixels)
+    factor = jpeg_factor if fmt in _JPEG else 1
     decoded = max(-(-w // factor) * -(-h // factor), coded_pixels)
     kept = decoded // _factor(decoded, working_pixels) ** 2
     cost = data_bytes + _decoder_bytes(pil, decoded, kept)
@@ -357,14 +348,13 @@ def decode_cost(
     return cost
 
 
-def _check_cost(pil: Image.Image, data: bytes, bounds: _Bounds) -> int:
+def _check_cost(pil: Image.Image, data: bytes, bounds: _Bounds, coded: int) -> int:
     """The JPEG decoder's scale to use (1 for other formats), or ``PhotoRejected`` when even the
     smallest decode would cost more than ``max_decode_bytes``. A JPEG too costly in full (a large
     progressive one) is decoded at a further reduced scale rather than refused."""
     max_decode_bytes, working_pixels = bounds.max_decode_bytes, bounds.working_pixels
     w, h = pil.size
     factors, scans = [1], 1
-    coded = _heif_coded_pixels(data) if _format(pil) == "HEIF" else 0
     if _format(pil) in _JPEG:
         first = _jpeg_factor(w, h, working_pixels)
         factors = [f for f in (1, 2, 4, 8) if f >= first]
@@ -516,22 +506,22 @@ def _rgb8(pil: Image.Image, peak: int) -> np.ndarray:
         grey = ((values * 255 + peak // 2) // peak).astype(np.uint8)
         return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
     if _has_alpha(pil):
-        # Flatten transparency onto white rather than black: black would read as "dark photo".
-        rgba = pil.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        pil = Image.alpha_composite(background, rgba)
+        return _on_white(np.asarray(pil.convert("RGBA")))
     return np.asarray(pil if pil.mode == "RGB" else pil.convert("RGB"), dtype=np.uint8)
 
 
 def _array_rgb8(source: _Array, strip: np.ndarray) -> np.ndarray:
     """A strip of a decoder's array as 8-bit RGB, transparency flattened onto white."""
-    if strip.shape[2] == 4:
-        alpha = strip[:, :, 3:4].astype(np.uint16)
-        colour = strip[:, :, :3].astype(np.uint16)
-        strip = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
-    else:
-        strip = np.ascontiguousarray(strip)
+    strip = _on_white(strip) if strip.shape[2] == 4 else np.ascontiguousarray(strip)
     return cv2.cvtColor(strip, cv2.COLOR_BGR2RGB) if source.order == "BGR" else strip
+
+
+def _on_white(strip: np.ndarray) -> np.ndarray:
+    """Three colour channels and alpha, flattened onto white (not black: black would read as a dark
+    photo), in integer arithmetic; the channels keep their order."""
+    alpha = strip[:, :, 3:4].astype(np.uint16)
+    colour = strip[:, :, :3].astype(np.uint16)
+    return ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
 def _turned(image: np.ndarray, orientation: int | None) -> np.ndarray:

@@ -13,21 +13,19 @@ from compliance.dashboard.templating import render
 from compliance.store.errors import UnknownDriver
 from compliance.store.models import Driver
 from compliance.store.pages import licence_recheck
-from compliance.store.registry import get_carrier, get_driver
+from compliance.store.registry import get_carrier, get_driver, row_id
 from compliance.verdicts import Outcome
 
 router = APIRouter()
 
-_MAX_ID = 2**31 - 1
-
 
 def scoped_driver(session: Session, viewer: Viewer, driver_id: str) -> Driver:
     """The driver if the viewer may see them; "not found" otherwise, exactly as for no driver."""
-    # ASCII digits a column holds, or no such driver ("²" is a digit to str.isdigit).
-    if not (driver_id.isascii() and driver_id.isdigit() and 0 < int(driver_id) <= _MAX_ID):
+    found = row_id(driver_id)
+    if found is None:
         raise NotFound("driver")
     try:
-        return get_driver(session, int(driver_id), carrier_id=viewer.carrier_id)
+        return get_driver(session, found, carrier_id=viewer.carrier_id)
     except UnknownDriver:
         raise NotFound("driver") from None
 

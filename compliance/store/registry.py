@@ -336,16 +336,23 @@ def find_driver(session: Session, carrier_id: int, external_ref: str) -> Driver 
 _MAX_ID = 2**31 - 1
 
 
+def row_id(text: str) -> int | None:
+    """The row id ``text`` spells, or None: ASCII digits only ("²" is a digit to str.isdigit), and
+    an id a column can hold (1 to 2**31 - 1)."""
+    if text.isascii() and text.isdigit() and 0 < int(text) <= _MAX_ID:
+        return int(text)
+    return None
+
+
 def find_driver_ids(session: Session, ref: str, carrier_id: int | None = None) -> list[int]:
     """The drivers ``ref`` names: by id (``#12``, or digits; digits that are no id are tried as a
     reference) or by the carrier's reference; within one carrier when ``carrier_id`` is given."""
     query = sa.select(Driver.id)
     if carrier_id is not None:
         query = query.where(Driver.carrier_id == carrier_id)
-    by_id = ref.removeprefix("#")
-    # ASCII digits only ("²" is a digit to str.isdigit), and an id a column can hold.
-    if by_id.isascii() and by_id.isdigit() and int(by_id) <= _MAX_ID:
-        found = session.scalars(query.where(Driver.id == int(by_id))).all()
+    by_id = row_id(ref.removeprefix("#"))
+    if by_id is not None:
+        found = session.scalars(query.where(Driver.id == by_id)).all()
         if found:
             return list(found)
     return list(session.scalars(query.where(Driver.external_ref == ref)).all())

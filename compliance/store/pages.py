@@ -27,6 +27,7 @@ from compliance.store.models import (
     storable_time,
     utcnow,
 )
+from compliance.store.registry import LICENCE_ACTION
 from compliance.verdicts import Outcome, ReasonCode
 
 
@@ -232,9 +233,6 @@ def list_submissions(
 
 
 # A driver's page: the licence photo's replacements, and the verdicts decided against an old one.
-
-# The audit action ``registry.set_driver_licence`` records, with ``licence_sha256`` before and after.
-LICENCE_ACTION = "driver.licence"
 
 
 @dataclass(frozen=True, kw_only=True)

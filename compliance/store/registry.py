@@ -334,6 +334,8 @@ def find_driver(session: Session, carrier_id: int, external_ref: str) -> Driver 
 
 
 _MAX_ID = 2**31 - 1
+# The audit action a licence photo's change is recorded under (the driver page reads it back).
+LICENCE_ACTION = "driver.licence"
 
 
 def row_id(text: str) -> int | None:
@@ -407,7 +409,7 @@ def set_driver_licence(
     record_event(
         session,
         actor=actor,
-        action="driver.licence",
+        action=LICENCE_ACTION,
         subject_type="driver",
         subject_id=driver.id,
         before=before,

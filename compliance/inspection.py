@@ -76,6 +76,7 @@ def combined(first: Judgments, second: Judgments) -> Judgments:
                 },
                 raw_output=a.raw_output if a.raw_output is not None else b.raw_output,
                 output_errors=a.output_errors,
+                output_doubts=a.output_doubts,
                 pipelines=(a.pipeline, b.pipeline),
             )
         }

@@ -136,6 +136,10 @@ class Provenance(_Frozen):
     output_errors: tuple[str, ...] = Field(
         default=(), description="fields the model gave that were missing, malformed or outside the grammar"
     )
+    output_doubts: tuple[str, ...] = Field(
+        default=(),
+        description="values the model wrote at too low a token probability to act on (each taken as unknown)",
+    )
     pipelines: tuple[str, ...] = Field(
         default=(),
         description="for judgments compared across pipelines ('both'): every pipeline used, the one whose values "

@@ -100,8 +100,8 @@ def get_pipelines(choice: str, settings: Settings) -> dict[str, Pipeline]:
 
 
 class FallbackPipeline:
-    """The MLLM first; where it fails (``MllmError``) or answers invalidly (output errors), the
-    baseline judges instead. The result says so: ``provenance.fallback`` holds the reason and the
+    """The MLLM first; where it fails (``MllmError``) or answers invalidly or unsurely (output errors
+    or doubts), the baseline judges instead. The result says so: ``provenance.fallback`` holds the reason and the
     MLLM's raw answer, ``provenance.models`` both pipelines' models, and the policy's
     ``FallbackDeclared`` check puts it in the verdict."""
 
@@ -121,10 +121,13 @@ class FallbackPipeline:
     def _checked(
         self, first: Judgments, scene: Image, licence: Image | None, thresholds: Thresholds | None
     ) -> Judgments:
-        errors = first.provenance.output_errors
-        if not errors:
+        errors, doubts = first.provenance.output_errors, first.provenance.output_doubts
+        if not errors and not doubts:
             return first
-        why = "invalid answer: " + "; ".join(errors)
+        why = "; ".join(
+            ([f"invalid answer: {'; '.join(errors)}"] if errors else [])
+            + ([f"unsure answer: {'; '.join(doubts)}"] if doubts else [])
+        )
         return self._instead(scene, licence, thresholds, why, first.provenance.raw_output)
 
     def judge_batch(

@@ -13,6 +13,7 @@ and flagged (``plate_type=None``, ``valid=False``), never forced into a known sh
 from __future__ import annotations
 
 import itertools
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -170,6 +171,35 @@ _SUFFIXES = frozenset(s.classes[-1] for s in _SHAPES if len(s.classes[-1]) == 1 
 
 # Every character some plate can carry, for filtering a recogniser's alphabet.
 CHARSET = "".join(dict.fromkeys(PROVINCES + DIGITS + "".join(s for shape in _SHAPES for s in shape.classes)))
+
+
+def _regex_class(allowed: str) -> str:
+    """One position as a regular expression: a literal, or a class with runs of consecutive
+    characters written as ranges (A-H J-N P-Z), so that the pattern stays short."""
+    if len(allowed) == 1:
+        return re.escape(allowed)
+    points = sorted(set(map(ord, allowed)))
+    runs: list[list[int]] = []
+    for point in points:
+        if runs and point == runs[-1][-1] + 1:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    parts = [chr(r[0]) + ("-" if len(r) > 2 else "") + chr(r[-1]) if len(r) > 1 else chr(r[0]) for r in runs]
+    return "[" + "".join(p if len(p) > 1 else re.escape(p) for p in parts) + "]"
+
+
+def _shape_regex(shape: _Shape) -> str:
+    pieces = [(key, len(list(group))) for key, group in itertools.groupby(shape.classes)]
+    return "".join(_regex_class(allowed) + (f"{{{count}}}" if count > 1 else "") for allowed, count in pieces)
+
+
+# Every plate the grammar accepts, as one regular expression over the normalised text: what a
+# grammar-constrained decoder lets a model write in a plate field (``mllm.answer``). Generated from
+# the shapes, so there is one definition of a plate.
+PATTERN = "^(?:" + "|".join(dict.fromkeys(_shape_regex(shape) for shape in _SHAPES)) + ")$"
+# The longest plate, in characters.
+MAX_LENGTH = max(len(shape.classes) for shape in _SHAPES)
 
 
 def normalise(text: str) -> str:

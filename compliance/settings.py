@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     mllm_min_pixels: int = 256 * 28 * 28
     mllm_max_pixels: int = 640 * 28 * 28
     mllm_max_new_tokens: int = 256
+    # Constrain the in-process model's decoding to the answer's JSON schema (xgrammar): every answer
+    # parses. False decodes freely, to compare. A server constrains by its own engine (response_format).
+    mllm_constrained: bool = True
     mllm_batch_size: int = 8
     # Token probability below which a field the model gave is too unsure to act on (-> REVIEW).
     mllm_confidence_min: float = 0.6

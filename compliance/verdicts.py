@@ -53,6 +53,8 @@ class ReasonCode(StrEnum):
     CAPTURE_TIME_OUTSIDE_WINDOW = "CAPTURE_TIME_OUTSIDE_WINDOW"
     CAPTURE_TIME_MISSING = "CAPTURE_TIME_MISSING"
     INVALID_MODEL_OUTPUT = "INVALID_MODEL_OUTPUT"
+    # A well-formed answer whose values the model itself gave too low a probability: noise, or doubt.
+    MODEL_LOW_CONFIDENCE = "MODEL_LOW_CONFIDENCE"
     # Judged by two pipelines ("both") that disagree on one field: a person looks.
     PIPELINES_DISAGREE_PERSON = "PIPELINES_DISAGREE_PERSON"
     PIPELINES_DISAGREE_VEHICLE = "PIPELINES_DISAGREE_VEHICLE"

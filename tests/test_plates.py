@@ -309,3 +309,78 @@ def test_chinese_and_numeric_date_stamps_are_no_plate(stamp: str) -> None:
 @pytest.mark.parametrize("reading", ["B2V9L7", "皖A12", "SN13971", "123456使", "沪AF7IOI7", "1234567学"])
 def test_misread_plates_still_look_like_plates(reading: str) -> None:
     assert plates.plate_like(reading)
+
+
+# The plate grammar as a regular expression (``plates.PATTERN``), which constrained decoding puts in
+# the answer schema: it must admit exactly the plates ``parse`` accepts, both as Python reads it and
+# as xgrammar (the decoder's engine) compiles it.
+_NEAR_PLATE = st.sampled_from(plates.CHARSET + "OI日年月:- 京A")
+
+
+@pytest.fixture(scope="module")
+def plate_matcher() -> object:
+    import json
+
+    import xgrammar as xgr
+
+    from compliance.mllm.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=len(tokenizer)))
+    grammar = compiler.compile_json_schema(
+        json.dumps({"type": "string", "pattern": plates.PATTERN}), any_whitespace=False
+    )
+
+    def accepts(text: str) -> bool:
+        matcher = xgr.GrammarMatcher(grammar)
+        return bool(matcher.accept_string(json.dumps(text, ensure_ascii=False)) and matcher.is_completed())
+
+    return accepts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(plates.PATTERN, fullmatch=True))
+def test_every_plate_the_pattern_admits_parses_as_a_plate(text: str) -> None:
+    parsed = plates.parse(text)
+    assert parsed.valid and parsed.text == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_NEAR_PLATE, min_size=0, max_size=10))
+def test_the_pattern_refuses_what_the_grammar_rejects(text: str) -> None:
+    import re
+
+    assume(plates.normalise(text) == text)  # the pattern reads normalised text, as parse does
+    assert (re.fullmatch(plates.PATTERN, text) is not None) is plates.parse(text).valid
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(plates.PATTERN, fullmatch=True), st.integers(0, 8), _NEAR_PLATE)
+def test_the_decoder_reads_the_pattern_as_the_grammar_does(
+    plate_matcher: object, plate: str, at: int, char: str
+) -> None:
+    """One character changed in a valid plate: xgrammar's compiled pattern accepts it exactly when
+    ``parse`` does (the regular-expression dialects of Python and xgrammar could differ)."""
+    assert callable(plate_matcher)
+    assert plate_matcher(plate)
+    mutated = plate[:at] + char + plate[at + 1 :]
+    assume(plates.normalise(mutated) == mutated)
+    assert plate_matcher(mutated) is plates.parse(mutated).valid
+
+
+def test_the_pattern_covers_every_plate_type_and_length() -> None:
+    import re
+
+    for example in (
+        "京A12345",
+        "京AD12345",
+        "京A12345D",
+        "京A1234挂",
+        "粤Z1234港",
+        "使123456",
+        "123456使",
+        "WJ京1234X",
+        "QA12345",
+    ):
+        assert re.fullmatch(plates.PATTERN, example), example
+    assert plates.MAX_LENGTH == max(len(e) for e in ("WJ1234567", "京AD12345"))

@@ -9,12 +9,13 @@ from compliance.checks.base import Check, CheckContext
 from compliance.checks.face import FaceMatchesLicence
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.checks.presence import PersonPresent, VehiclePresent
-from compliance.checks.provenance import FallbackDeclared, ModelOutputValid, NotReused, TakenDuringJob
+from compliance.checks.provenance import FallbackDeclared, ModelOutputValid, ModelSure, NotReused, TakenDuringJob
 from compliance.checks.quality import LargeEnough, SharpEnough, WellExposed
 from compliance.verdicts import Verdict, worst
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
     ModelOutputValid(),
+    ModelSure(),
     PersonPresent(),
     VehiclePresent(),
     PlateMatchesRegistered(),
@@ -37,7 +38,8 @@ class Policy:
 
     # 2026.11.2: a second pipeline's judgments are compared field by field; an MLLM fallback is declared.
     # 2026.12.1: every plate read is compared; one doubted character is a REVIEW (PLATE_UNCERTAIN_CHARACTER).
-    version = "2026.12.1"
+    # 2026.12.2: values an MLLM wrote unsurely are a REVIEW of their own (MODEL_LOW_CONFIDENCE), not invalid output.
+    version = "2026.12.2"
 
     def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
         self.checks = tuple(checks)

@@ -77,6 +77,25 @@ class ModelOutputValid:
         return passed(self.name)
 
 
+class ModelSure:
+    """A generative model's answer that was well formed but unsure: values it wrote at a token
+    probability below ``mllm_confidence_min`` (each already taken as unknown). Under constrained
+    decoding every answer is well formed, so this is what stands between noise and a PASS."""
+
+    name = "model_confidence"
+
+    def run(self, ctx: CheckContext) -> CheckResult | None:
+        doubts = []
+        for judgments in (ctx.judgments, ctx.second_opinion):
+            if judgments is not None and judgments.provenance.output_doubts:
+                which = next(iter(judgments.provenance.pipelines), judgments.provenance.pipeline)
+                own = "" if ctx.second_opinion is None else f"{which}: "
+                doubts.append(own + "; ".join(judgments.provenance.output_doubts))
+        if doubts:
+            return review(self.name, ReasonCode.MODEL_LOW_CONFIDENCE, " | ".join(doubts))
+        return None
+
+
 class FallbackDeclared:
     """Judged by the baseline because the MLLM failed or answered invalidly (setting mllm_fallback).
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
+from compliance import plates
 from compliance.judgments import Answer, PlateColor, VehicleKind
 
 YES, NO, UNKNOWN = Answer.YES.value, Answer.NO.value, Answer.UNKNOWN.value
@@ -267,6 +268,59 @@ def answer_schema(fields: Iterable[str]) -> dict[str, Any]:
         "required": names,
         "additionalProperties": False,
     }
+
+
+def decoding_schema(fields: Iterable[str]) -> dict[str, Any]:
+    """``answer_schema`` with what a constrained decoder enforces and a prompt need not spell out:
+    every plate under the plate grammar's pattern (``plates.PATTERN``) and no longer than the
+    longest plate, and no key beyond the schema's in a listed plate. Every value is then an enum, a
+    bounded number, a bounded list or a bounded string, so the answer ends where the grammar ends
+    (``longest_answer_bytes``)."""
+    return _decodable(answer_schema(fields))
+
+
+_PLATE_STRING = {"type": "string", "pattern": plates.PATTERN, "maxLength": plates.MAX_LENGTH}
+
+
+def _decodable(node: Any, key: str | None = None) -> Any:
+    if isinstance(node, list):
+        return [_decodable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if key == "plate" and "anyOf" in node:
+        return {**node, "anyOf": [_PLATE_STRING if b.get("type") == "string" else b for b in node["anyOf"]]}
+    out = {k: _decodable(v, None) for k, v in node.items() if k != "properties"}
+    if "properties" in node:
+        out["properties"] = {name: _decodable(value, name) for name, value in node["properties"].items()}
+        out["additionalProperties"] = False
+    return out
+
+
+def longest_answer_bytes(schema: dict[str, Any]) -> int:
+    """The most UTF-8 bytes a compact JSON value of ``schema`` can take. A decoder writes at least
+    one byte per token, so a token limit above this never cuts a constrained answer off. Raises
+    ``ValueError`` for an unbounded schema (a string with no length, a list with no size)."""
+    if "enum" in schema:
+        return max(len(compact_json(v).encode()) for v in schema["enum"])
+    if "anyOf" in schema:
+        return max(longest_answer_bytes(branch) for branch in schema["anyOf"])
+    kind = schema.get("type")
+    if kind == "null":
+        return len("null")
+    if kind == "integer" and "minimum" in schema and "maximum" in schema:
+        return max(len(str(schema["minimum"])), len(str(schema["maximum"])))
+    if kind == "string" and "maxLength" in schema:
+        # Quotes, and each character at its widest: four UTF-8 bytes where a pattern spells the
+        # characters, a \\uXXXX escape pair where any character may be written.
+        return 2 + (4 if "pattern" in schema else 12) * schema["maxLength"]
+    if kind == "array" and "maxItems" in schema:
+        count = schema["maxItems"]
+        return 2 + count * longest_answer_bytes(schema["items"]) + max(0, count - 1)
+    if kind == "object":
+        members = schema["properties"]
+        inner = sum(len(compact_json(name).encode()) + 1 + longest_answer_bytes(v) for name, v in members.items())
+        return 2 + inner + max(0, len(members) - 1)
+    raise ValueError(f"no bound on the length of {compact_json(schema)[:80]}")
 
 
 def compact_json(value: Any) -> str:

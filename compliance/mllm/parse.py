@@ -10,7 +10,8 @@ Confidence comes from the probabilities the model gave the tokens it wrote, neve
 writes: a value's confidence is the lowest probability among the tokens that spell it, where the
 answer object writes it (the same words in prose before it, or in a draft object, lend it nothing;
 a key the object writes twice is unknown and noted). A categorical value (yes/no, kind, colour,
-count, rows) below ``confidence_min`` becomes unknown and is noted. The plate keeps one probability
+count, rows) below ``confidence_min`` becomes unknown and is noted as a doubt (``doubts``: the
+answer is well formed, the model unsure), apart from the errors. The plate keeps one probability
 per character (``char_confidences``) and their minimum as ``confidence``, which the plate check
 compares with its own threshold.
 
@@ -57,7 +58,10 @@ class ParsedAnswer:
     # Every plate the model listed, ``plate`` first when it has text.
     plates: tuple[PlateReading, ...]
     face: FaceMatch
+    # What was wrong with the answer: missing, malformed, cut off, outside the grammar.
     errors: tuple[str, ...]
+    # Values the model wrote but gave too low a probability to act on (each now unknown).
+    doubts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ def parse_answer(
     confidence_min: float = 0.6,
 ) -> ParsedAnswer:
     errors: list[str] = []
+    doubts: list[str] = []
     if not finished:
         errors.append("answer cut off at the token limit")
     probs = char_probabilities(text, tokens) if tokens is not None else None
@@ -126,7 +131,7 @@ def parse_answer(
         if confidence is None:
             errors.append(f"{name}: value not found among the generated tokens: confidence unknown")
         elif confidence < confidence_min:
-            errors.append(f"{name}: {value!r} at probability {confidence:.2f} < {confidence_min:.2f}, taken as unknown")
+            doubts.append(f"{name}: {value!r} at probability {confidence:.2f} < {confidence_min:.2f}, taken as unknown")
             values[name] = None if name in ("people", "rows") else UNKNOWN
 
     plate, plate_errors = _plate(values, spans.get("plate"), text, tokens, probs)
@@ -138,14 +143,16 @@ def parse_answer(
             errors.append(f"plates: written {len(places)} times, taken as unknown")
         else:
             where = places[0] if places else None
-            seen = _seen_plates(plate, answer["plates"], where, text, tokens, probs, confidence_min, errors)
+            seen = _seen_plates(plate, answer["plates"], where, text, tokens, probs, confidence_min, errors, doubts)
     person, vehicle = _person(values, errors), _vehicle(values, errors)
     face = FaceMatch(
         scene_face=Answer(values.get("face", UNKNOWN)),
         licence_face=Answer(values.get("licence_face", UNKNOWN)),
         same_person=Answer(values.get("same", UNKNOWN)),
     )
-    return ParsedAnswer(person=person, vehicle=vehicle, plate=plate, plates=seen, face=face, errors=tuple(errors))
+    return ParsedAnswer(
+        person=person, vehicle=vehicle, plate=plate, plates=seen, face=face, errors=tuple(errors), doubts=tuple(doubts)
+    )
 
 
 def extract_object(text: str) -> dict[str, Any] | None:
@@ -362,6 +369,7 @@ def _seen_plates(
     probs: list[float] | None,
     confidence_min: float,
     errors: list[str],
+    doubts: list[str],
 ) -> tuple[PlateReading, ...]:
     """The listed plates, each read as the main plate is (grammar, per-character confidence, a doubtful
     colour or row count unknown); a value that fails validation is unknown and noted. The main plate
@@ -397,8 +405,13 @@ def _seen_plates(
             spans[name] = span
             if name != "plate" and values[name] not in (None, UNKNOWN) and probs is not None:
                 confidence = _span_probability(span, probs)
-                if confidence is None or confidence < confidence_min:
-                    errors.append(f"plates[{i}].{name}: {values[name]!r} not sure enough, taken as unknown")
+                if confidence is None:
+                    errors.append(f"plates[{i}].{name}: value not found among the generated tokens: confidence unknown")
+                    values[name] = None if name == "rows" else UNKNOWN
+                elif confidence < confidence_min:
+                    doubts.append(
+                        f"plates[{i}].{name}: {values[name]!r} at probability {confidence:.2f}, taken as unknown"
+                    )
                     values[name] = None if name == "rows" else UNKNOWN
         reading, reading_errors = _plate(values, spans.get("plate"), text, tokens, probs)
         errors += [f"plates[{i}].{e}" for e in reading_errors]

@@ -76,6 +76,7 @@ class MllmPipeline:
                         latency_ms=latency,
                         raw_output=output.text,
                         output_errors=parsed.errors,
+                        output_doubts=parsed.doubts,
                     ),
                 )
             )

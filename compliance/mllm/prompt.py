@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from compliance.mllm.answer import FACE_FIELDS, FIELDS, LICENCE_FIELDS, answer_schema, compact_json
+from compliance.mllm.answer import FACE_FIELDS, FIELDS, LICENCE_FIELDS, answer_schema, compact_json, decoding_schema
 from compliance.mllm.backends.base import Image, MllmRequest
 
 
@@ -60,7 +60,9 @@ def build_request(task: Task, first: Image, second: Image | None = None) -> Mllm
         if second is None:
             raise ValueError(f"a {task.value} prompt takes two images")
         parts = ("Image 1 / 图1:", first, "Image 2 / 图2:", second, instruction(task))
-    return MllmRequest(parts=parts, schema=answer_schema(task.fields))
+    # The prompt shows the plain schema; the decoder (or a server's) enforces the richer one, whose
+    # plate pattern would cost hundreds of prompt tokens a model does not need to read.
+    return MllmRequest(parts=parts, schema=decoding_schema(task.fields))
 
 
 def submission_request(scene: Image, licence: Image | None) -> tuple[Task, MllmRequest]:

@@ -57,6 +57,7 @@ _ROWS: tuple[tuple[str, str, Callable[[Judgments], str], bool], ...] = (
     ("quality", "size", lambda j: f"{j.quality.width}×{j.quality.height}" if j.quality.width else "—", False),
     ("provenance", "time (ms)", lambda j: _number(j.total_ms, 0), False),
     ("provenance", "output errors", lambda j: ", ".join(j.provenance.output_errors) or "none", False),
+    ("provenance", "unsure values", lambda j: ", ".join(j.provenance.output_doubts) or "none", False),
 )
 
 

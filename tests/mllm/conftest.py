@@ -64,7 +64,19 @@ def multistage() -> Pipeline:
 
 @pytest.fixture(scope="session")
 def tiny_mllm(tiny_settings: Settings) -> MllmPipeline:
+    """Constrained to the answer's schema, as in production: noise that parses, at low probability."""
     return MllmPipeline(TransformersBackend(tiny_settings), tiny_settings)
+
+
+@pytest.fixture(scope="session")
+def free_settings(tiny_settings: Settings) -> Settings:
+    return tiny_settings.model_copy(update={"mllm_constrained": False})
+
+
+@pytest.fixture(scope="session")
+def free_mllm(free_settings: Settings) -> MllmPipeline:
+    """Decoding freely: noise that is invalid output (no JSON, cut off at the token limit)."""
+    return MllmPipeline(TransformersBackend(free_settings), free_settings)
 
 
 def sample(name: str) -> Photo:

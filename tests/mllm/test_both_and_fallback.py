@@ -59,7 +59,9 @@ def test_both_reviews_every_field_the_real_pipelines_disagree_on(
         ReasonCode.PIPELINES_DISAGREE_PLATE,
         ReasonCode.PIPELINES_DISAGREE_FACE,
     } <= set(verdict.reasons)
-    assert ReasonCode.INVALID_MODEL_OUTPUT in verdict.reasons
+    # The MLLM's answer is well formed (constrained) and unsure: a REVIEW of its own.
+    assert ReasonCode.MODEL_LOW_CONFIDENCE in verdict.reasons
+    assert ReasonCode.INVALID_MODEL_OUTPUT not in verdict.reasons
     plate = next(r for r in verdict.results if r.check == "agreement_plate")
     assert plate.detail == f"mllm: plate unread; multistage: plate {PLATE}"
     provenance = verdict.judgments.provenance
@@ -69,9 +71,10 @@ def test_both_reviews_every_field_the_real_pipelines_disagree_on(
 
 
 def test_fallback_on_an_invalid_answer_judges_with_the_baseline_and_says_so(
-    tiny_mllm: MllmPipeline, multistage: Pipeline, photos: Photos
+    free_mllm: MllmPipeline, multistage: Pipeline, photos: Photos
 ) -> None:
     scene, licence = photos
+    tiny_mllm = free_mllm  # decoding freely, the noise is invalid output
     judgments = FallbackPipeline(tiny_mllm, multistage).judge(scene, licence)
 
     provenance = judgments.provenance
@@ -89,6 +92,16 @@ def test_fallback_on_an_invalid_answer_judges_with_the_baseline_and_says_so(
     assert verdict.reasons == (ReasonCode.MLLM_FALLBACK,)
     declared = next(r for r in verdict.results if r.check == "fallback")
     assert "because mllm failed: invalid answer" in declared.detail
+
+
+def test_fallback_on_an_unsure_answer_judges_with_the_baseline_and_says_so(
+    tiny_mllm: MllmPipeline, multistage: Pipeline, photos: Photos
+) -> None:
+    judgments = FallbackPipeline(tiny_mllm, multistage).judge(*photos)
+    fallback = judgments.provenance.fallback
+    assert fallback is not None and fallback.reason.startswith("unsure answer: ")
+    assert "at probability" in fallback.reason
+    assert verdict_of(judgments).reasons == (ReasonCode.MLLM_FALLBACK,)
 
 
 def test_fallback_on_a_failed_backend(tmp_path: Path, photos: Photos) -> None:
@@ -110,7 +123,7 @@ def test_without_the_setting_there_is_no_fallback(tiny_settings: Settings, photo
     pipeline = get_pipeline("mllm", tiny_settings)
     assert isinstance(pipeline, MllmPipeline)
     verdict = verdict_of(pipeline.judge(*photos))
-    assert verdict.outcome is Outcome.REVIEW and ReasonCode.INVALID_MODEL_OUTPUT in verdict.reasons
+    assert verdict.outcome is Outcome.REVIEW and ReasonCode.MODEL_LOW_CONFIDENCE in verdict.reasons
 
 
 def test_both_never_falls_back(tiny_settings: Settings) -> None:

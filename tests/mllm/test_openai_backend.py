@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from compliance import plates
 from compliance.inspection import decide
 from compliance.judgments import Answer
 from compliance.mllm.backends.base import MllmError
@@ -169,7 +170,14 @@ def test_one_submission_is_one_request_with_two_images_and_the_schema(
     decoded = cv2.imdecode(np.frombuffer(base64.b64decode(images[0].split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape[0] * decoded.shape[1] <= 64 * 28 * 28
     assert body["logprobs"] is True and body["temperature"] == 0.0
-    assert body["response_format"]["json_schema"]["schema"]["required"][-1] == "same"
+    sent = body["response_format"]["json_schema"]
+    assert sent["strict"] is True and sent["schema"]["required"][-1] == "same"
+    # The richer schema: each plate under the plate grammar, so a server that honours `pattern`
+    # can only let the model write a well-formed plate.
+    plate_string = next(b for b in sent["schema"]["properties"]["plate"]["anyOf"] if b["type"] == "string")
+    assert plate_string["pattern"] == plates.PATTERN
+    listed = sent["schema"]["properties"]["plates"]["items"]["properties"]["plate"]["anyOf"]
+    assert plate_string in listed
 
     assert judgments.provenance.output_errors == ()
     assert judgments.plate.text == "京A12345" and judgments.plate.confidence == pytest.approx(0.99)
@@ -270,7 +278,7 @@ def test_an_unsure_answer_from_the_server_becomes_unknown(server: tuple[str, Scr
     judgments = MllmPipeline(backend, backend.settings).judge(photo, photo)
     assert judgments.face.same_person is Answer.UNKNOWN
     assert judgments.face.scene_face is Answer.YES
-    assert any(e.startswith("same: 'yes' at probability 0.30") for e in judgments.provenance.output_errors)
+    assert any(e.startswith("same: 'yes' at probability 0.30") for e in judgments.provenance.output_doubts)
 
 
 def test_a_batch_is_sent_concurrently_up_to_the_limit(server: tuple[str, Script], photo: np.ndarray) -> None:

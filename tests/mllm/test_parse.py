@@ -315,10 +315,10 @@ def test_an_unsure_yes_becomes_unknown(tokenise: Tokenise) -> None:
     parsed = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text, low={'"same": "yes"': 0.4}), confidence_min=0.6)
     assert parsed.face.same_person is Answer.UNKNOWN
     assert parsed.person.present is Answer.YES  # the others were sure
-    assert any(e.startswith("same: 'yes' at probability 0.40 < 0.60") for e in parsed.errors)
+    assert any(e.startswith("same: 'yes' at probability 0.40 < 0.60") for e in parsed.doubts) and not parsed.errors
 
     sure = parse_answer(text, Task.SUBMISSION, tokens=tokenise(text, low={'"same": "yes"': 0.7}), confidence_min=0.6)
-    assert sure.face.same_person is Answer.YES and sure.errors == ()
+    assert sure.face.same_person is Answer.YES and sure.errors == () and sure.doubts == ()
 
 
 def test_plate_confidence_is_per_character_with_the_weakest_as_the_whole(tokenise: Tokenise) -> None:
@@ -457,7 +457,9 @@ def _decided(text: str, tokens: tuple[TokenLogprob, ...]) -> tuple[Any, Any]:
         plates=parsed.plates,
         face=parsed.face,
         quality=Quality(blur=200.0, brightness=120.0, width=1280, height=960),
-        provenance=Provenance(pipeline="mllm", raw_output=text, output_errors=parsed.errors),
+        provenance=Provenance(
+            pipeline="mllm", raw_output=text, output_errors=parsed.errors, output_doubts=parsed.doubts
+        ),
     )
     return parsed, decide(judgments, thresholds=Thresholds(), registered_plates=["京A12345"], licence_given=True)
 
@@ -466,7 +468,8 @@ def test_the_same_words_in_prose_lend_no_confidence() -> None:
     text = 'I would say "same": "yes".\n' + _answer()
     parsed, verdict = _decided(text, _char_tokens(text, '"yes"}'))
     assert parsed.face.same_person is Answer.UNKNOWN and verdict.outcome is Outcome.REVIEW
-    assert any(e.startswith("same: 'yes' at probability 0.30") for e in parsed.errors)
+    assert any(e.startswith("same: 'yes' at probability 0.30") for e in parsed.doubts)
+    assert ReasonCode.MODEL_LOW_CONFIDENCE in verdict.reasons
 
 
 def test_a_sure_draft_lends_the_answer_no_confidence() -> None:

@@ -28,7 +28,7 @@ def test_stored_mllm_judgment_of_noise_is_kept_and_reviewed(
     sid = submit(store)
     verdict = judge(store, store_settings, sid, tiny_mllm)
     assert verdict.outcome is Outcome.REVIEW
-    assert ReasonCode.INVALID_MODEL_OUTPUT in verdict.reasons
+    assert ReasonCode.MODEL_LOW_CONFIDENCE in verdict.reasons
     with store.sessions() as s:
         sub = submissions.get_submission(s, sid)
         assert [j.pipeline for j in sub.judgments] == ["mllm"]

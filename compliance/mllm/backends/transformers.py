@@ -1,6 +1,12 @@
 """Qwen2-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, or a local folder of one) run in-process by
 transformers: batched greedy generation with each chosen token's log-probability.
 
+With ``mllm_constrained`` (the default) generation is constrained to the request's JSON schema by
+xgrammar, the engine vLLM and SGLang use: one grammar matcher per sequence masks the tokens the
+schema does not allow at each step, so the answer always parses and validates. The probability
+recorded for each token is the one the model gave it *before* the mask: a mask makes whatever it
+allows look sure, and confidence must be the model's own.
+
 Weights are read from disk only (``local_files_only``): ``pull`` is the one explicit step that
 fetches them, so that judging a photo never starts a download.
 """
@@ -16,11 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compliance.lazy import LazyModel
+from compliance.mllm.answer import compact_json, longest_answer_bytes
 from compliance.mllm.backends.base import MllmError, MllmOutput, MllmRequest, TokenLogprob, to_pil
 from compliance.settings import Settings
 
 if TYPE_CHECKING:
     import torch
+    import xgrammar
 
 # Alternatives kept per generated token: enough to look up a character the plate grammar repaired.
 TOP_K = 5
@@ -35,6 +43,31 @@ class _Loaded:
     stop_ids: frozenset[int]
     pad_id: int
     version: str
+    grammars: _Grammars | None = None  # None: generation is free
+
+
+class _Grammars:
+    """The model's tokenizer as xgrammar sees it, and each schema's grammar compiled once: a
+    grammar is compiled per tokenizer and schema, and a service asks for two or three schemas."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int, stop_ids: frozenset[int]) -> None:
+        import xgrammar as xgr
+
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=sorted(stop_ids))
+        self.vocab_size = vocab_size
+        self._compiler = xgr.GrammarCompiler(info)
+        self._compiled: dict[str, xgrammar.CompiledGrammar] = {}
+        self._lock = threading.Lock()
+
+    def compiled(self, schema: dict[str, Any]) -> xgrammar.CompiledGrammar:
+        key = compact_json(schema)
+        with self._lock:
+            if key not in self._compiled:
+                # Compact and without free whitespace: a model cannot pad an answer past its bound.
+                self._compiled[key] = self._compiler.compile_json_schema(
+                    key, any_whitespace=False, separators=(",", ":"), strict_mode=True
+                )
+            return self._compiled[key]
 
 
 class TransformersBackend(LazyModel[_Loaded]):
@@ -129,9 +162,13 @@ class TransformersBackend(LazyModel[_Loaded]):
         inputs = loaded.processor(text=texts, images=images or None, padding=True, return_tensors="pt").to(
             loaded.device
         )
-        recorder = _TopLogprobs(TOP_K)
+        grammars = loaded.grammars
+        schemas = [r.schema for r in batch] if grammars is not None else [None] * len(batch)
+        recorder = _Recorder(
+            TOP_K, [grammars.compiled(s) if grammars and s is not None else None for s in schemas], grammars
+        )
         config = GenerationConfig(
-            max_new_tokens=self.settings.mllm_max_new_tokens,
+            max_new_tokens=self._token_limit(schemas),
             min_new_tokens=self.min_new_tokens or None,
             do_sample=False,
             num_beams=1,
@@ -145,46 +182,111 @@ class TransformersBackend(LazyModel[_Loaded]):
                 **inputs, generation_config=config, logits_processor=LogitsProcessorList([recorder])
             )
         new_ids = result.sequences[:, inputs["input_ids"].shape[1] :].tolist()
-        return [recorder.output(row, ids, loaded) for row, ids in enumerate(new_ids)]
+        return recorder.outputs(new_ids, loaded)
+
+    def _token_limit(self, schemas: list[dict[str, Any] | None]) -> int:
+        """The setting; where every answer is constrained, at least the longest answer its schema
+        allows (a token holds one byte or more), so that no constrained answer is ever cut off."""
+        limit = self.settings.mllm_max_new_tokens
+        if schemas and all(s is not None for s in schemas):
+            limit = max(limit, 1 + max(longest_answer_bytes(s) for s in schemas if s is not None))
+        return limit
 
 
-class _TopLogprobs:
-    """A logits processor that records, per step and row, the log-probabilities of the most likely
-    tokens, and changes nothing. ``output_scores`` would keep the whole vocabulary per step
-    (151 936 floats x steps x batch, gigabytes on a large batch); the top few are all we read."""
+class _Recorder:
+    """A logits processor that masks each sequence's next token to its grammar (if it has one)
+    and records, per step and row, the token greedy decoding will pick, the log-probability the
+    model gave it before the mask, and the model's own most likely tokens.
 
-    def __init__(self, k: int) -> None:
+    ``output_scores`` would keep the whole vocabulary per step (151 936 floats x steps x batch,
+    gigabytes on a large batch); these few numbers are all we read. It must be the last logits
+    processor, so that the argmax it sees is the token ``generate`` picks.
+    """
+
+    def __init__(self, k: int, grammars: Sequence[xgrammar.CompiledGrammar | None], table: _Grammars | None) -> None:
         self.k = k
-        self.steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.matchers: list[xgrammar.GrammarMatcher | None] = []
+        self.bitmask: torch.Tensor | None = None
+        if table is not None and any(g is not None for g in grammars):
+            import xgrammar as xgr
+
+            self.matchers = [xgr.GrammarMatcher(g) if g is not None else None for g in grammars]
+            self.bitmask = xgr.allocate_token_bitmask(len(grammars), table.vocab_size)
+        self.steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.broken: set[int] = set()  # rows whose grammar refused a token: their answers are not constrained
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         import torch
 
         logprobs = torch.log_softmax(scores.float(), dim=-1)
-        values, ids = logprobs.topk(self.k, dim=-1)
-        self.steps.append((values, ids))
+        if self.matchers:
+            scores = self._masked(input_ids, scores)
+        chosen = scores.argmax(dim=-1)
+        top_values, top_ids = logprobs.topk(self.k, dim=-1)
+        self.steps.append((chosen, logprobs.gather(-1, chosen[:, None])[:, 0], top_values, top_ids))
         return scores
 
-    def output(self, row: int, generated: list[int], loaded: _Loaded) -> MllmOutput:
+    def _masked(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import xgrammar as xgr
+
+        assert self.bitmask is not None
+        live = []
+        for row, matcher in enumerate(self.matchers):
+            if matcher is None or row in self.broken or matcher.is_terminated():
+                continue
+            if self.steps and not matcher.accept_token(int(input_ids[row, -1])):
+                self.broken.add(row)  # cannot happen under greedy decoding; if it does, the parser judges
+                continue
+            if not matcher.is_terminated():
+                matcher.fill_next_token_bitmask(self.bitmask, row)
+                live.append(row)
+        if not live:
+            return scores
+        on_cpu = scores.device.type != "cuda"
+        target = scores.cpu() if on_cpu else scores
+        xgr.apply_token_bitmask_inplace(target, self.bitmask.to(target.device, non_blocking=True), indices=live)
+        return target.to(scores.device) if on_cpu else target
+
+    def outputs(self, generated: list[list[int]], loaded: _Loaded) -> list[MllmOutput]:
+        if not self.steps:
+            return [self._output(ids, [], loaded) for ids in generated]
+        chosen, chosen_lp, top_values, top_ids = (_steps_on_cpu([s[i] for s in self.steps]) for i in range(4))
+        return [
+            self._output(
+                ids,
+                list(
+                    zip(
+                        chosen[:, row].tolist(),
+                        chosen_lp[:, row].tolist(),
+                        top_ids[:, row].tolist(),
+                        top_values[:, row].tolist(),
+                        strict=True,
+                    )
+                ),
+                loaded,
+            )
+            for row, ids in enumerate(generated)
+        ]
+
+    @staticmethod
+    def _output(
+        generated: list[int], steps: list[tuple[int, float, list[int], list[float]]], loaded: _Loaded
+    ) -> MllmOutput:
         tokens: list[TokenLogprob] = []
         finished = False
-        aligned = len(self.steps) >= len(generated)
+        aligned = len(steps) >= len(generated)
         for step, token_id in enumerate(generated):
             if token_id in loaded.stop_ids:
                 finished = True
                 break
-            if not aligned:
+            if not aligned or steps[step][0] != token_id:
+                aligned = False  # the recording is off: no confidence rather than the wrong one
                 break
-            values, ids = self.steps[step]
-            top_ids, top_values = ids[row].tolist(), values[row].tolist()
-            if top_ids[0] != token_id:
-                # Greedy picks the most likely token; anything else means the recording is off.
-                aligned = False
-                break
+            _, logprob, top_ids, top_values = steps[step]
             tokens.append(
                 TokenLogprob(
                     bytes=loaded.token_bytes.get(token_id, b""),
-                    logprob=top_values[0],
+                    logprob=logprob,
                     top=tuple((loaded.token_bytes.get(i, b""), v) for i, v in zip(top_ids, top_values, strict=True)),
                 )
             )
@@ -194,6 +296,13 @@ class _TopLogprobs:
             return MllmOutput(text=text, tokens=None, finished=finished)
         text = b"".join(t.bytes for t in tokens).decode("utf-8", errors="replace")
         return MllmOutput(text=text, tokens=tuple(tokens), finished=finished)
+
+
+def _steps_on_cpu(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Steps x rows, on the CPU: one transfer for the whole answer instead of one per step."""
+    import torch
+
+    return torch.stack(tensors).cpu()
 
 
 def chat_messages(request: MllmRequest) -> list[dict[str, Any]]:
@@ -219,7 +328,12 @@ def _assemble(processor: Any, model: Any, device: Any, version: str, settings: S
     if tokenizer.eos_token_id is not None:
         stop_ids.add(tokenizer.eos_token_id)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stop_ids)
-    return _Loaded(processor, model, device, token_bytes(tokenizer), frozenset(stop_ids), pad_id, version)
+    grammars = None
+    if settings.mllm_constrained:
+        # The logits' width, which a checkpoint pads beyond the tokenizer's vocabulary.
+        vocab_size = model.get_output_embeddings().weight.shape[0]
+        grammars = _Grammars(tokenizer, vocab_size, frozenset(stop_ids))
+    return _Loaded(processor, model, device, token_bytes(tokenizer), frozenset(stop_ids), pad_id, version, grammars)
 
 
 def token_bytes(tokenizer: Any) -> dict[int, bytes]:

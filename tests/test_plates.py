@@ -343,6 +343,7 @@ def plate_matcher() -> object:
 def test_every_plate_the_pattern_admits_parses_as_a_plate(text: str) -> None:
     parsed = plates.parse(text)
     assert parsed.valid and parsed.text == text
+    assert len(text) <= plates.MAX_LENGTH  # the pattern bounds the plate field's length
 
 
 @settings(max_examples=300, deadline=None)

@@ -279,7 +279,11 @@ def decoding_schema(fields: Iterable[str]) -> dict[str, Any]:
     return _decodable(answer_schema(fields))
 
 
-_PLATE_STRING = {"type": "string", "pattern": plates.PATTERN, "maxLength": plates.MAX_LENGTH}
+# No maxLength beside the pattern: the pattern bounds the length itself (``plates.MAX_LENGTH``), and
+# xgrammar ignores a length beside a pattern, so vLLM refuses the pair on its xgrammar backend.
+_PLATE_STRING = {"type": "string", "pattern": plates.PATTERN}
+# Patterns whose every match is at most this many characters.
+_PATTERN_LENGTH = {plates.PATTERN: plates.MAX_LENGTH}
 
 
 def _decodable(node: Any, key: str | None = None) -> Any:
@@ -309,10 +313,10 @@ def longest_answer_bytes(schema: dict[str, Any]) -> int:
         return len("null")
     if kind == "integer" and "minimum" in schema and "maximum" in schema:
         return max(len(str(schema["minimum"])), len(str(schema["maximum"])))
+    if kind == "string" and schema.get("pattern") in _PATTERN_LENGTH:
+        return 2 + 4 * _PATTERN_LENGTH[schema["pattern"]]  # quotes; a pattern spells characters, 4 UTF-8 bytes at most
     if kind == "string" and "maxLength" in schema:
-        # Quotes, and each character at its widest: four UTF-8 bytes where a pattern spells the
-        # characters, a \\uXXXX escape pair where any character may be written.
-        return 2 + (4 if "pattern" in schema else 12) * schema["maxLength"]
+        return 2 + 12 * schema["maxLength"]  # quotes; any character, as a \\uXXXX escape pair at worst
     if kind == "array" and "maxItems" in schema:
         count = schema["maxItems"]
         return 2 + count * longest_answer_bytes(schema["items"]) + max(0, count - 1)

@@ -10,6 +10,7 @@ confidence comes from the model, as with the in-process backend.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ import httpx
 
 from compliance.mllm.backends.base import Image, MllmError, MllmOutput, MllmRequest, TokenLogprob, fit_pixels
 from compliance.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TOP_LOGPROBS = 5
 # Answers worth retrying: the server or something in front of it is busy or restarting.
@@ -87,6 +90,14 @@ class OpenAIBackend:
             else:
                 if response.status_code in (400, 422) and with_schema and self._schema_supported is not True:
                     # Some servers do not know json_schema response formats: ask again without.
+                    if self._schema_supported is None:
+                        log.warning(
+                            "%s refused the answer's JSON schema (%s); answers are no longer constrained "
+                            "by the server, only checked here: %s",
+                            self._url(),
+                            response.status_code,
+                            response.text[:200],
+                        )
                     self._schema_supported = False
                     body = {k: v for k, v in body.items() if k != "response_format"}
                     continue

@@ -1,14 +1,18 @@
-"""MLLM pipeline throughput: photos per second and latency per photo, against batch size and max_pixels.
+"""MLLM pipeline throughput: photos per second and latency per photo, against batch size, max_pixels
+and decoding (free or constrained to the answer's schema).
 
-    PYTHONPATH=. .venv/bin/python bench/mllm_throughput.py                      # CPU: tiny model, under a minute
+    PYTHONPATH=. .venv/bin/python bench/mllm_throughput.py                      # CPU: tiny model, a few minutes
     PYTHONPATH=. .venv/bin/python bench/mllm_throughput.py --model qwen2-vl-2b  # GPU: Qwen2-VL-2B architecture
     PYTHONPATH=. .venv/bin/python bench/mllm_throughput.py --model /path/to/Qwen2-VL-2B-Instruct
 
 Every submission is one prompt with two images (a dev scene photo and a dev face as the licence
 photo) and runs through ``MllmPipeline.judge_batch`` and the production ``TransformersBackend``:
-preprocessing, one ``generate`` per batch, parsing, quality. The answer length is fixed
-(``--new-tokens``, about the length of a compact JSON answer) so that random weights, which never
-stop on their own, cost what a real answer would.
+preprocessing, one ``generate`` per batch, parsing, quality.
+
+Decoding: ``free`` runs have a fixed answer length (``--new-tokens``, about a compact JSON answer)
+so that random weights, which never stop on their own, cost what a real answer would.
+``constrained`` runs are masked by the answer's grammar (xgrammar) and end where the grammar ends:
+their tokens per answer are counted and reported. Grammar compilation is timed once, apart.
 
 Models: ``tiny`` is the test fixture's random-weight Qwen2-VL (2 layers, hidden size 64), loaded from
 a checkpoint folder: on a CPU it measures the plumbing, NOT Qwen2-VL-2B's speed. ``qwen2-vl-2b`` is
@@ -16,8 +20,11 @@ Qwen/Qwen2-VL-2B-Instruct's published architecture (28 layers, hidden 1536, visi
 random weights, built in memory: the same FLOPs and memory traffic as the real model, for a GPU
 where the weights cannot be fetched. A folder runs real weights.
 
-Photos/s = photos / wall time over ``--repeat`` runs (median); latency = median wall time of a
-batch, which is what each photo in it waits.
+Photos/s = photos / wall time over ``--repeat`` runs (median); latency p50/p90 = of the batches'
+wall times, which is what each photo in a batch waits; ms/step = generate time per decoding step
+(prefill included, spread over the steps). After a constrained run, the free run of the same batch
+size writes as many tokens per answer as the constrained answers took, so their ratio is the cost of
+the grammar alone.
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from compliance.mllm.backends.transformers import TransformersBackend
+from compliance.mllm.answer import decoding_schema
+from compliance.mllm.backends.base import MllmOutput, MllmRequest
+from compliance.mllm.backends.transformers import TransformersBackend, _Grammars
 from compliance.mllm.pipeline import MllmPipeline
+from compliance.mllm.prompt import Task
 from compliance.mllm.tiny import build_tiny_checkpoint, random_qwen2_vl_2b
 from compliance.photos import read_photo_file
 from compliance.settings import Settings
@@ -78,7 +88,8 @@ def build_backend(
 ) -> TransformersBackend:
     import torch
 
-    kwargs = {"min_new_tokens": new_tokens, "cache_implementation": cache}
+    # Free runs write a fixed number of tokens; constrained ones stop where the grammar does.
+    kwargs = {"min_new_tokens": 0 if settings.mllm_constrained else new_tokens, "cache_implementation": cache}
     if model != "qwen2-vl-2b":
         return TransformersBackend(settings, **kwargs)
     if "2b" not in built:
@@ -93,6 +104,35 @@ def build_backend(
     return TransformersBackend.with_model(settings, processor, net, "random-weights", **kwargs)
 
 
+class Counting:
+    """The backend, counting the tokens of every answer and the time spent generating."""
+
+    def __init__(self, backend: TransformersBackend) -> None:
+        self.backend = backend
+        self.tokens: list[int] = []
+        self.generate_s = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    def generate(self, requests: list[MllmRequest]) -> list[MllmOutput]:
+        start = time.perf_counter()
+        outputs = self.backend.generate(requests)
+        self.generate_s += time.perf_counter() - start
+        self.tokens += [len(o.tokens or ()) for o in outputs]
+        return outputs
+
+
+def compile_ms(backend: TransformersBackend) -> float:
+    """Compiling the submission schema's grammar for this tokenizer, from scratch (it is cached after)."""
+    loaded = backend.load()
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    fresh = _Grammars(loaded.processor.tokenizer, vocab, loaded.stop_ids)
+    start = time.perf_counter()
+    fresh.compiled(decoding_schema(Task.SUBMISSION.fields))
+    return (time.perf_counter() - start) * 1000.0
+
+
 def main() -> int:
     import torch
 
@@ -101,22 +141,29 @@ def main() -> int:
     parser.add_argument(
         "--model", default="qwen2-vl-2b" if cuda else "tiny", help="tiny | qwen2-vl-2b | a checkpoint folder"
     )
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32] if cuda else [1, 4])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64] if cuda else [1, 4])
     parser.add_argument(
         "--max-pixels",
         type=int,
         nargs="+",
-        default=[256, 640] if cuda else [64, 256],
+        default=[256, 640] if cuda else [64],
         help="in units of 28x28 pixels (one vision token)",
     )
-    parser.add_argument("--photos", type=int, default=64 if cuda else 4, help="submissions per run")
+    parser.add_argument("--photos", type=int, default=128 if cuda else 8, help="submissions per run")
     parser.add_argument(
         "--new-tokens",
         type=int,
         default=80 if cuda else 32,
-        help="output tokens per answer (a compact JSON answer is ~75 Qwen tokens)",
+        help="output tokens per free answer (a compact JSON answer is ~75 Qwen tokens)",
     )
-    parser.add_argument("--repeat", type=int, default=3 if cuda else 2)
+    parser.add_argument(
+        "--decoding",
+        nargs="+",
+        choices=["free", "constrained"],
+        default=["constrained", "free"],
+        help="after a constrained run, a free one writes as many tokens per answer (a like-for-like cost ratio)",
+    )
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
     args = parser.parse_args()
 
@@ -124,51 +171,73 @@ def main() -> int:
     print(f"device: {device_name()}")
     if args.model == "tiny":
         print("model: TINY random-weight Qwen2-VL (2 layers, hidden 64, vision depth 2) -- measures the pipeline's")
-        print("       plumbing (preprocessing, generate loop, parsing), NOT the speed of Qwen2-VL-2B")
+        print("       plumbing (preprocessing, generate loop, grammar, parsing), NOT the speed of Qwen2-VL-2B")
     elif args.model == "qwen2-vl-2b":
         print("model: Qwen2-VL-2B-Instruct architecture with RANDOM weights (same compute as the real model)")
     else:
         print(f"model: {args.model}")
-    print(
-        f"input: {len(items)} submissions x 2 images ({source}); "
-        f"{args.new_tokens} output tokens each; cache {args.cache}"
-    )
+    print(f"input: {len(items)} submissions x 2 images ({source}); cache {args.cache}")
 
     tiny_dir = None
     if args.model == "tiny":
         tiny_dir = Path(tempfile.mkdtemp(prefix="tiny_qwen2_vl_"))
         build_tiny_checkpoint(tiny_dir)
     built: dict[str, Any] = {}
-    print(f"{'max_pixels':>14} {'batch':>5} {'photos/s':>9} {'latency ms':>11} {'tokens in':>9}")
+    compiled = False
+    print(
+        f"{'decoding':>11} {'max_pixels':>12} {'batch':>5} {'photos/s':>9} {'p50 ms':>8} {'p90 ms':>8} "
+        f"{'tokens/answer':>13} {'ms/step':>8} {'tokens in':>9}"
+    )
     for max_pixels in args.max_pixels:
         for batch_size in args.batch_sizes:
-            settings = Settings(
-                mllm_model=str(tiny_dir) if tiny_dir else args.model,
-                mllm_min_pixels=min(64, max_pixels) * PATCH,
-                mllm_max_pixels=max_pixels * PATCH,
-                mllm_max_new_tokens=args.new_tokens,
-                mllm_batch_size=batch_size,
-            )
-            backend = build_backend(
-                args.model, settings, args.new_tokens, None if args.cache == "dynamic" else args.cache, built
-            )
-            pipeline = MllmPipeline(backend, settings)
-            pipeline.judge_batch(items[:batch_size])  # load and warm up
-            runs, batch_ms = [], []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                for first in range(0, len(items), batch_size):
-                    batch_start = time.perf_counter()
-                    pipeline.judge_batch(items[first : first + batch_size])
-                    batch_ms.append((time.perf_counter() - batch_start) * 1000.0)
-                runs.append(time.perf_counter() - start)
-            if cuda:
-                torch.cuda.synchronize()
-            prompt_tokens = _prompt_tokens(backend, items[0])
-            print(
-                f"{max_pixels:>5}x28x28px {batch_size:>5} {len(items) / statistics.median(runs):>9.2f} "
-                f"{statistics.median(batch_ms):>11.0f} {prompt_tokens:>9}"
-            )
+            matched: int | None = None  # the constrained run's tokens per answer, for the free run after it
+            speeds: dict[str, float] = {}
+            for decoding in args.decoding:
+                new_tokens = matched if decoding == "free" and matched else args.new_tokens
+                settings = Settings(
+                    mllm_model=str(tiny_dir) if tiny_dir else args.model,
+                    mllm_min_pixels=min(64, max_pixels) * PATCH,
+                    mllm_max_pixels=max_pixels * PATCH,
+                    mllm_max_new_tokens=new_tokens,
+                    mllm_batch_size=batch_size,
+                    mllm_constrained=decoding == "constrained",
+                )
+                backend = build_backend(
+                    args.model, settings, new_tokens, None if args.cache == "dynamic" else args.cache, built
+                )
+                counting = Counting(backend)
+                pipeline = MllmPipeline(counting, settings)  # type: ignore[arg-type]
+                pipeline.judge_batch(items[:batch_size])  # load, compile the grammar and warm up
+                if decoding == "constrained" and not compiled:
+                    print(f"grammar compilation (once per tokenizer and schema): {compile_ms(backend):.1f} ms")
+                    compiled = True
+                counting.tokens.clear()
+                counting.generate_s = 0.0
+                runs, batch_ms = [], []
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    for first in range(0, len(items), batch_size):
+                        batch_start = time.perf_counter()
+                        pipeline.judge_batch(items[first : first + batch_size])
+                        if cuda:
+                            torch.cuda.synchronize()
+                        batch_ms.append((time.perf_counter() - batch_start) * 1000.0)
+                    runs.append(time.perf_counter() - start)
+                per_answer = statistics.mean(counting.tokens)
+                if decoding == "constrained":
+                    matched = max(1, round(per_answer))
+                step_ms = counting.generate_s * 1000.0 / max(1, sum(counting.tokens)) * batch_size
+                deciles = statistics.quantiles(batch_ms, n=10) if len(batch_ms) > 1 else batch_ms * 9
+                speeds[decoding] = len(items) / statistics.median(runs)
+                print(
+                    f"{decoding:>11} {max_pixels:>4}x28x28px {batch_size:>5} {speeds[decoding]:>9.2f} "
+                    f"{deciles[4]:>8.0f} {deciles[8]:>8.0f} {per_answer:>13.1f} {step_ms:>8.2f} "
+                    f"{_prompt_tokens(backend, items[0]):>9}"
+                )
+            if {"free", "constrained"} <= speeds.keys():
+                print(
+                    f"{'':>11} cost of constrained decoding per answer: {speeds['free'] / speeds['constrained']:.3f}x"
+                )
     return 0
 
 

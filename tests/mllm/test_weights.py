@@ -83,7 +83,7 @@ def test_one_revision_other_than_master_is_found_and_several_are_refused(cache: 
 
 def test_each_source_looks_only_in_its_own_cache(cache: Path) -> None:
     _model(cache / "models/Qwen--Qwen2.5-VL-3B-Instruct/snapshots/master")
-    with pytest.raises(MllmError, match="not on this machine .in the Hugging Face cache"):
+    with pytest.raises(MllmError, match=r"not on this machine \(in the Hugging Face cache\)"):
         resolve_local("compliance-tests/no-such-model", "huggingface")
     assert modelscope_snapshot("compliance-tests/no-such-model") is None
     assert modelscope_snapshot("not-a-model-id") is None

@@ -150,7 +150,7 @@ def _pull_modelscope(model: str) -> Path:
     try:
         folder = Path(snapshot_download(model))
     except Exception as exc:  # modelscope's own errors and its HTTP client's differ between its releases
-        raise MllmError(_not_downloaded(model, "ModelScope", exc, "MODELSCOPE_ENDPOINT for a mirror")) from None
+        raise MllmError(_not_downloaded(model, "ModelScope", exc)) from None
     # A later modelscope may lay its cache out anew: say so now rather than when a photo is judged.
     found = modelscope_snapshot(model)
     if found is None or found.resolve() != folder.resolve():
@@ -161,12 +161,13 @@ def _pull_modelscope(model: str) -> Path:
     return folder
 
 
-def _not_downloaded(model: str, where: str, exc: BaseException, mirror: str) -> str:
+def _not_downloaded(model: str, where: str, exc: BaseException, mirror: str | None = None) -> str:
     # A hub's offline error wraps the connection error that says why; either may span lines.
     cause = exc.__cause__ or exc.__context__ or exc
     why = " ".join(f"{type(cause).__name__}: {cause}".split())
+    network = f"the network ({mirror})" if mirror else "the network"
     return (
-        f"could not download {model} from {where} ({why}); check the network ({mirror}), "
+        f"could not download {model} from {where} ({why}); check {network}, "
         "or copy the model folder to this machine and set COMPLIANCE_MLLM_MODEL to it"
     )
 

@@ -1,8 +1,8 @@
 """Qwen2-VL family (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, or a local folder of one) run in-process by
 transformers: batched greedy generation with each chosen token's log-probability.
 
-Weights are read from disk only (``local_files_only``): ``weights.pull`` is the one explicit step
-that fetches them, so that judging a photo never starts a download.
+Weights are read from disk only (``local_files_only``): ``pull`` is the one explicit step that
+fetches them, so that judging a photo never starts a download.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ _MULTISTAGE_READS = _fields("detector", "yolo_", "thresholds")
 
 
 def _mllm_reads(settings: Settings) -> frozenset[str]:
-    own = _fields("mllm_", "thresholds")(settings)
+    own = _fields("mllm_", "model_source", "thresholds")(settings)
     return own | _MULTISTAGE_READS(settings) if settings.mllm_fallback else own
 
 

@@ -13,6 +13,9 @@ from typing import Literal, NotRequired, TypedDict
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The hubs an MLLM's weights are downloaded from, each into its own cache.
+ModelSource = Literal["huggingface", "modelscope"]
+
 
 class Thresholds(BaseModel):
     """Decision thresholds for the checks. A carrier may override any of them."""
@@ -144,6 +147,9 @@ class Settings(BaseSettings):
     # COMPLIANCE_MLLM_MODEL etc. work as they read.
     mllm_backend: Literal["transformers", "openai"] = "transformers"
     mllm_model: str = "Qwen/Qwen2-VL-2B-Instruct"  # hub id or local folder
+    # Where `compliance models pull` fetches a model id from, and so which cache judging finds it
+    # in: ModelScope is the usual source in mainland China, where the Hugging Face Hub is not.
+    model_source: ModelSource = "huggingface"
     mllm_adapter: str | None = None  # a LoRA adapter folder from `compliance train lora`
     mllm_device: str = "auto"  # auto: cuda if present, else cpu
     mllm_min_pixels: int = 256 * 28 * 28

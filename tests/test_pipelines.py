@@ -110,3 +110,12 @@ def test_a_pipeline_is_built_once_per_the_settings_it_reads(second_look: str) ->
     # ...and a setting it reads does.
     changed = settings.model_copy(update={"detector": "ultralytics"})
     assert get_pipeline(second_look, changed) is not first
+
+
+def test_the_mllm_pipeline_is_built_anew_for_the_other_model_source() -> None:
+    # The same model id names other weights in the other source's cache.
+    settings = Settings(mllm_backend="transformers")
+    first = get_pipeline("mllm", settings)
+    assert get_pipeline("mllm", settings.model_copy(update={"model_source": "modelscope"})) is not first
+    assert get_pipeline("mllm", settings.model_copy(update={"mllm_batch_size": 3})) is not first
+    assert get_pipeline("mllm", settings.model_copy(update={"database_url": "sqlite:///elsewhere.db"})) is first

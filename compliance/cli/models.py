@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -15,42 +16,40 @@ from compliance.cli.console import (
     spinner,
     user_errors,
 )
-from compliance.settings import Settings
+from compliance.settings import ModelSource
 
 models_app = typer.Typer(help="Model weights: fetch them once, before judging.", no_args_is_help=True)
 
 
 @models_app.command("pull")
-def pull(mllm_model: MllmModel = None) -> None:
-    """Download the MLLM (COMPLIANCE_MLLM_MODEL) into the Hugging Face cache, and the ultralytics
-    YOLO weights when COMPLIANCE_DETECTOR=ultralytics. Needs the network; judging never does."""
+def pull(
+    mllm_model: MllmModel = None,
+    source: Annotated[
+        ModelSource | None,
+        typer.Option("--source", help="where to fetch a model id from (overrides COMPLIANCE_MODEL_SOURCE)"),
+    ] = None,
+) -> None:
+    """Download the MLLM (COMPLIANCE_MLLM_MODEL) into the Hugging Face or the ModelScope cache, and the
+    ultralytics YOLO weights when COMPLIANCE_DETECTOR=ultralytics. Needs the network; judging never does."""
 
     settings = settings_for(mllm_model)
+    chosen = source or settings.model_source
     with user_errors():
         if settings.mllm_backend == "openai":
             err.print(f"mllm: served by {settings.mllm_base_url}; nothing to fetch here")
         else:
-            path = spinner(f"fetching {settings.mllm_model}", lambda: _pull_mllm(settings.mllm_model))
+            from compliance.mllm.backends.weights import SOURCE_NAMES
+            from compliance.mllm.backends.weights import pull as pull_weights
+
+            label = f"fetching {settings.mllm_model} from {SOURCE_NAMES[chosen]}"
+            path = spinner(label, lambda: pull_weights(settings.mllm_model, chosen))
             out.print(f"mllm: {settings.mllm_model} at {path}")
+            if chosen != settings.model_source and path != Path(settings.mllm_model).expanduser():
+                # Judging looks in the cache of COMPLIANCE_MODEL_SOURCE only.
+                err.print(f"judging finds it with COMPLIANCE_MODEL_SOURCE={chosen}")
         if settings.detector == "ultralytics":
             path = spinner(f"fetching {settings.yolo_weights}", lambda: _pull_yolo(settings.yolo_weights))
             out.print(f"detector: {settings.yolo_weights} at {path}")
-
-
-def _pull_mllm(model: str) -> Path:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from compliance.mllm.backends.transformers import pull as pull_weights
-
-    try:
-        return pull_weights(Settings(mllm_model=model))
-    except (OSError, HfHubHTTPError, ValueError) as exc:
-        cause = exc.__cause__ or exc.__context__
-        why = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}"
-        raise UserError(
-            f"could not download {model} from the Hugging Face Hub ({why}); check the network (HF_ENDPOINT for a "
-            "mirror), or copy the model folder to this machine and set COMPLIANCE_MLLM_MODEL to it"
-        ) from None
 
 
 def _pull_yolo(weights: str) -> Path:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from compliance.lazy import LazyModel
 from compliance.mllm.answer import compact_json, longest_answer_bytes
 from compliance.mllm.backends.base import MllmError, MllmOutput, MllmRequest, TokenLogprob, to_pil
+from compliance.mllm.backends.weights import folder_version, resolve_local
 from compliance.settings import Settings
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class TransformersBackend(LazyModel[_Loaded]):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        folder = resolve_local(self.settings.mllm_model)
+        folder = resolve_local(self.settings.mllm_model, self.settings.model_source)
         device = _device(self.settings.mllm_device)
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         try:
@@ -377,48 +378,6 @@ def _device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(setting)
-
-
-def resolve_local(model: str) -> Path:
-    """The folder holding ``model``: a local folder as given, or a hub id's snapshot already in the
-    local cache. Never downloads."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id=model, local_files_only=True))
-    except (LocalEntryNotFoundError, ValueError, OSError) as exc:
-        raise MllmError(
-            f"the multimodal model {model!r} is not on this machine; fetch it once with `compliance models pull` "
-            "or point COMPLIANCE_MLLM_MODEL at a local folder"
-        ) from exc
-
-
-def pull(settings: Settings) -> Path:
-    """The explicit fetch step (for ``compliance models pull``): download the model's files once."""
-    path = Path(settings.mllm_model).expanduser()
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id=settings.mllm_model))
-
-
-def folder_version(folder: Path) -> str:
-    """The hub commit for a cached snapshot; otherwise a digest of the config and the weight files'
-    names and sizes (hashing gigabytes of weights at every start would cost more than it tells)."""
-    if folder.parent.name == "snapshots":
-        return folder.name
-    digest = hashlib.sha256()
-    config = folder / "config.json"
-    if config.is_file():
-        digest.update(config.read_bytes())
-    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
-    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def _with_adapter(model: Any, adapter: Path) -> tuple[Any, str]:

@@ -45,7 +45,7 @@ def test_a_modelscope_download_is_loaded_by_model_id_and_judges(
     assert judgments.provenance.raw_output
     assert judgments.face.same_person is Answer.UNKNOWN
     verdict = decide(judgments, thresholds=settings.thresholds, registered_plates=["皖AUJ299"], licence_given=True)
-    assert verdict.outcome is Outcome.REVIEW and ReasonCode.INVALID_MODEL_OUTPUT in verdict.reasons
+    assert verdict.outcome is Outcome.REVIEW and ReasonCode.MODEL_LOW_CONFIDENCE in verdict.reasons
 
 
 def test_the_same_model_id_is_not_looked_for_in_the_other_source(

@@ -213,6 +213,7 @@ class _Recorder:
 
             self.matchers = [xgr.GrammarMatcher(g) if g is not None else None for g in grammars]
             self.bitmask = xgr.allocate_token_bitmask(len(grammars), table.vocab_size)
+            self.filler = xgr.BatchGrammarMatcher()
         self.steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.broken: set[int] = set()  # rows whose grammar refused a token: their answers are not constrained
 
@@ -231,18 +232,20 @@ class _Recorder:
         import xgrammar as xgr
 
         assert self.bitmask is not None
-        live = []
+        last = input_ids[:, -1].tolist() if self.steps else None  # one transfer, not one per row
+        live: list[int] = []
         for row, matcher in enumerate(self.matchers):
             if matcher is None or row in self.broken or matcher.is_terminated():
                 continue
-            if self.steps and not matcher.accept_token(int(input_ids[row, -1])):
+            if last is not None and not matcher.accept_token(last[row]):
                 self.broken.add(row)  # cannot happen under greedy decoding; if it does, the parser judges
                 continue
             if not matcher.is_terminated():
-                matcher.fill_next_token_bitmask(self.bitmask, row)
                 live.append(row)
         if not live:
             return scores
+        # The rows' masks in parallel threads: a large batch would otherwise wait on them one by one.
+        self.filler.batch_fill_next_token_bitmask([self.matchers[r] for r in live], self.bitmask, indices=live)
         on_cpu = scores.device.type != "cuda"
         target = scores.cpu() if on_cpu else scores
         xgr.apply_token_bitmask_inplace(target, self.bitmask.to(target.device, non_blocking=True), indices=live)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from compliance.checks.base import CheckContext, failed, passed, review
+from compliance.judgments import Provenance
 from compliance.verdicts import CheckResult, Outcome, ReasonCode
 
 
@@ -66,12 +68,7 @@ class ModelOutputValid:
     name = "model_output"
 
     def run(self, ctx: CheckContext) -> CheckResult:
-        problems = []
-        for judgments in (ctx.judgments, ctx.second_opinion):
-            if judgments is not None and judgments.provenance.output_errors:
-                which = next(iter(judgments.provenance.pipelines), judgments.provenance.pipeline)
-                own = "" if ctx.second_opinion is None else f"{which}: "
-                problems.append(own + "; ".join(judgments.provenance.output_errors))
+        problems = _model_notes(ctx, lambda p: p.output_errors)
         if problems:
             return review(self.name, ReasonCode.INVALID_MODEL_OUTPUT, " | ".join(problems))
         return passed(self.name)
@@ -85,15 +82,22 @@ class ModelSure:
     name = "model_confidence"
 
     def run(self, ctx: CheckContext) -> CheckResult | None:
-        doubts = []
-        for judgments in (ctx.judgments, ctx.second_opinion):
-            if judgments is not None and judgments.provenance.output_doubts:
-                which = next(iter(judgments.provenance.pipelines), judgments.provenance.pipeline)
-                own = "" if ctx.second_opinion is None else f"{which}: "
-                doubts.append(own + "; ".join(judgments.provenance.output_doubts))
+        doubts = _model_notes(ctx, lambda p: p.output_doubts)
         if doubts:
             return review(self.name, ReasonCode.MODEL_LOW_CONFIDENCE, " | ".join(doubts))
         return None
+
+
+def _model_notes(ctx: CheckContext, notes: Callable[[Provenance], tuple[str, ...]]) -> list[str]:
+    """What was noted of each model's answer, the judgments' and the second opinion's (named by
+    pipeline when there are two)."""
+    found = []
+    for judgments in (ctx.judgments, ctx.second_opinion):
+        if judgments is not None and notes(judgments.provenance):
+            which = next(iter(judgments.provenance.pipelines), judgments.provenance.pipeline)
+            own = "" if ctx.second_opinion is None else f"{which}: "
+            found.append(own + "; ".join(notes(judgments.provenance)))
+    return found
 
 
 class FallbackDeclared:

@@ -38,7 +38,7 @@ from compliance.mllm.backends.base import TokenLogprob
 from compliance.mllm.parse import ParsedAnswer, parse_answer
 from compliance.mllm.prompt import Task
 from compliance.settings import Settings, Thresholds
-from compliance.verdicts import Outcome, Verdict
+from compliance.verdicts import Outcome, ReasonCode, Verdict
 
 SETTINGS = Settings()
 THRESHOLDS = Thresholds()
@@ -487,7 +487,9 @@ def _verdict(parsed: ParsedAnswer, text: str, licence: bool = True) -> Verdict:
         plates=parsed.plates,
         face=parsed.face,
         quality=GOOD_QUALITY,
-        provenance=Provenance(pipeline="mllm", raw_output=text, output_errors=parsed.errors),
+        provenance=Provenance(
+            pipeline="mllm", raw_output=text, output_errors=parsed.errors, output_doubts=parsed.doubts
+        ),
     )
     return decide(judgments, thresholds=THRESHOLDS, registered_plates=[REGISTERED], licence_given=licence)
 
@@ -505,7 +507,11 @@ def test_pass_only_on_valid_fields_at_or_above_the_thresholds(answer: Answer) ->
     verdict = _verdict(parsed, answer.text)
     if verdict.outcome is Outcome.PASS:
         assert may_pass(answer), (answer.text, parsed.errors)
-        assert parsed.errors == ()
+        assert parsed.errors == () and parsed.doubts == ()
+    # A value written below the threshold is a doubt, and a doubt is never a PASS: under a grammar,
+    # where every answer is well formed, this is the gate between noise and a PASS.
+    if parsed.doubts:
+        assert verdict.outcome is not Outcome.PASS and ReasonCode.MODEL_LOW_CONFIDENCE in verdict.reasons
     if answer.clean:
         assert verdict.outcome is Outcome.PASS, (answer.text, parsed.errors, verdict.reasons)
 

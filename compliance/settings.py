@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     mllm_timeout_s: float = 60.0
     mllm_retries: int = 3
     mllm_concurrency: int = 8
+    # Send the decoding schema to an OpenAI-compatible server as response_format. A server that reads
+    # log-probabilities after its grammar's mask gives no usable confidence: set false for it.
+    mllm_server_schema: bool = True
 
     # The service: upload API, Celery queues (Redis broker), workers, sweeper, webhooks.
     broker_url: str = "redis://127.0.0.1:6379/0"

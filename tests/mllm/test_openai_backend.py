@@ -49,6 +49,8 @@ class Reply:
     delay_s: float = 0.0
     logprobs: list[tuple[str, float]] | None = None  # (token text, probability)
     finish_reason: str = "stop"
+    # Alternatives a grammar masked out, as vLLM reports them when it reads probabilities after its mask.
+    masked: bool = False
 
 
 @dataclass
@@ -87,7 +89,8 @@ def _completion(reply: Reply) -> dict[str, Any]:
                     "token": t,
                     "logprob": math.log(p),
                     "bytes": list(t.encode("utf-8")),
-                    "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": list(t.encode("utf-8"))}],
+                    "top_logprobs": [{"token": t, "logprob": math.log(p), "bytes": list(t.encode("utf-8"))}]
+                    + ([{"token": "?", "logprob": -9999.0, "bytes": [63]}] if reply.masked else []),
                 }
                 for t, p in reply.logprobs
             ]
@@ -296,3 +299,29 @@ def _request(photo: np.ndarray) -> Any:
     from compliance.mllm.prompt import submission_request
 
     return submission_request(photo, photo)[1]
+
+
+def test_probabilities_read_after_the_servers_grammar_are_no_confidence(
+    server: tuple[str, Script], photo: np.ndarray
+) -> None:
+    """A server that applies its grammar's mask before reading log-probabilities makes every allowed
+    token look sure; its masked alternatives (-9999.0) give it away, and no confidence is used."""
+    url, script = server
+    content = json.dumps(GOOD, ensure_ascii=False)
+    script.replies = [Reply(content=content, logprobs=_confident(content), masked=True)]
+    backend = _backend(url)
+    judgments = MllmPipeline(backend, backend.settings).judge(photo, photo)
+    assert any("confidence unknown" in e for e in judgments.provenance.output_errors)
+    verdict = decide(judgments, thresholds=Thresholds(), registered_plates=["京A12345"], licence_given=True)
+    assert verdict.outcome is Outcome.REVIEW and ReasonCode.INVALID_MODEL_OUTPUT in verdict.reasons
+    assert judgments.plate.confidence is None
+
+
+def test_the_schema_can_be_kept_from_a_server(server: tuple[str, Script], photo: np.ndarray) -> None:
+    url, script = server
+    content = json.dumps(GOOD, ensure_ascii=False)
+    script.replies = [Reply(content=content, logprobs=_confident(content))]
+    backend = _backend(url, mllm_server_schema=False)
+    judgments = MllmPipeline(backend, backend.settings).judge(photo, photo)
+    assert "response_format" not in script.bodies[0]
+    assert judgments.provenance.output_errors == () and judgments.face.same_person is Answer.YES

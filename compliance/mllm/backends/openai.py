@@ -26,6 +26,9 @@ from compliance.settings import Settings
 log = logging.getLogger(__name__)
 
 TOP_LOGPROBS = 5
+# What a server writes for a token its grammar masked out: vLLM clamps -inf to -9999.0. No model's own
+# distribution puts one of its five likeliest tokens there.
+MASKED_LOGPROB = -9999.0
 # Answers worth retrying: the server or something in front of it is busy or restarting.
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -51,6 +54,7 @@ class OpenAIBackend:
         # None: not yet known whether the server takes a json_schema response_format.
         self._schema_supported: bool | None = None
         self._served: str | None = None
+        self._warned_mask = False
         self._lock = threading.Lock()
 
     @property
@@ -131,7 +135,7 @@ class OpenAIBackend:
             "logprobs": True,
             "top_logprobs": TOP_LOGPROBS,
         }
-        if request.schema is not None and self._schema_supported is not False:
+        if request.schema is not None and self.settings.mllm_server_schema and self._schema_supported is not False:
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": request.schema, "strict": True},
@@ -156,12 +160,23 @@ class OpenAIBackend:
         if served:
             with self._lock:
                 self._served = served
-        return MllmOutput(
-            text=text,
-            tokens=_tokens(choice.get("logprobs")),
-            finished=choice.get("finish_reason") != "length",
-            extra={"server_model": served} if served else {},
-        )
+        tokens = _tokens(choice.get("logprobs"))
+        extra = {"server_model": served} if served else {}
+        if tokens is not None and _after_mask(tokens):
+            # The server read the probabilities after its grammar's mask, which makes whatever the
+            # grammar allows look sure: they say nothing of the model's confidence, so none is used.
+            if not self._warned_mask:
+                self._warned_mask = True
+                log.warning(
+                    "%s reports token log-probabilities after its grammar's mask (masked alternatives at %s): "
+                    "they cannot measure the model's confidence, so every answer goes to REVIEW. "
+                    "Set COMPLIANCE_MLLM_SERVER_SCHEMA=false to send no schema to this server.",
+                    self._url(),
+                    MASKED_LOGPROB,
+                )
+            tokens = None
+            extra["logprobs"] = "after the server's grammar mask"
+        return MllmOutput(text=text, tokens=tokens, finished=choice.get("finish_reason") != "length", extra=extra)
 
 
 def _tokens(logprobs: Any) -> tuple[TokenLogprob, ...] | None:
@@ -175,6 +190,11 @@ def _tokens(logprobs: Any) -> tuple[TokenLogprob, ...] | None:
         except (KeyError, TypeError, ValueError):
             return None
     return tuple(tokens)
+
+
+def _after_mask(tokens: tuple[TokenLogprob, ...]) -> bool:
+    """Whether any step's likeliest alternatives include a token the server had masked out."""
+    return any(logprob <= MASKED_LOGPROB for token in tokens for _, logprob in token.top)
 
 
 def _bytes(entry: dict[str, Any]) -> bytes:

@@ -149,7 +149,7 @@ def main() -> int:
         default=[256, 640] if cuda else [64],
         help="in units of 28x28 pixels (one vision token)",
     )
-    parser.add_argument("--photos", type=int, default=128 if cuda else 8, help="submissions per run")
+    parser.add_argument("--batches", type=int, default=3 if cuda else 2, help="batches per run (photos = batch x this)")
     parser.add_argument(
         "--new-tokens",
         type=int,
@@ -163,11 +163,11 @@ def main() -> int:
         default=["constrained", "free"],
         help="after a constrained run, a free one writes as many tokens per answer (a like-for-like cost ratio)",
     )
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=2 if cuda else 3)
     parser.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
     args = parser.parse_args()
 
-    items, source = submissions(args.photos)
+    items, source = submissions(max(args.batch_sizes) * args.batches)
     print(f"device: {device_name()}")
     if args.model == "tiny":
         print("model: TINY random-weight Qwen2-VL (2 layers, hidden 64, vision depth 2) -- measures the pipeline's")
@@ -176,7 +176,7 @@ def main() -> int:
         print("model: Qwen2-VL-2B-Instruct architecture with RANDOM weights (same compute as the real model)")
     else:
         print(f"model: {args.model}")
-    print(f"input: {len(items)} submissions x 2 images ({source}); cache {args.cache}")
+    print(f"input: {args.batches} batches a run of submissions x 2 images ({source}); cache {args.cache}")
 
     tiny_dir = None
     if args.model == "tiny":
@@ -192,6 +192,7 @@ def main() -> int:
         for batch_size in args.batch_sizes:
             matched: int | None = None  # the constrained run's tokens per answer, for the free run after it
             speeds: dict[str, float] = {}
+            run_items = items[: batch_size * args.batches]
             for decoding in args.decoding:
                 new_tokens = matched if decoding == "free" and matched else args.new_tokens
                 settings = Settings(
@@ -207,7 +208,7 @@ def main() -> int:
                 )
                 counting = Counting(backend)
                 pipeline = MllmPipeline(counting, settings)  # type: ignore[arg-type]
-                pipeline.judge_batch(items[:batch_size])  # load, compile the grammar and warm up
+                pipeline.judge_batch(run_items[:batch_size])  # load, compile the grammar and warm up
                 if decoding == "constrained" and not compiled:
                     print(f"grammar compilation (once per tokenizer and schema): {compile_ms(backend):.1f} ms")
                     compiled = True
@@ -216,9 +217,9 @@ def main() -> int:
                 runs, batch_ms = [], []
                 for _ in range(args.repeat):
                     start = time.perf_counter()
-                    for first in range(0, len(items), batch_size):
+                    for first in range(0, len(run_items), batch_size):
                         batch_start = time.perf_counter()
-                        pipeline.judge_batch(items[first : first + batch_size])
+                        pipeline.judge_batch(run_items[first : first + batch_size])
                         if cuda:
                             torch.cuda.synchronize()
                         batch_ms.append((time.perf_counter() - batch_start) * 1000.0)
@@ -228,7 +229,7 @@ def main() -> int:
                     matched = max(1, round(per_answer))
                 step_ms = counting.generate_s * 1000.0 / max(1, sum(counting.tokens)) * batch_size
                 deciles = statistics.quantiles(batch_ms, n=10) if len(batch_ms) > 1 else batch_ms * 9
-                speeds[decoding] = len(items) / statistics.median(runs)
+                speeds[decoding] = len(run_items) / statistics.median(runs)
                 print(
                     f"{decoding:>11} {max_pixels:>4}x28x28px {batch_size:>5} {speeds[decoding]:>9.2f} "
                     f"{deciles[4]:>8.0f} {deciles[8]:>8.0f} {per_answer:>13.1f} {step_ms:>8.2f} "

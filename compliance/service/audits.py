@@ -23,7 +23,7 @@ from compliance.store.models import AuditJobStatus, storable_time
 
 
 def pipeline_choices() -> tuple[str, ...]:
-    """What an audit may be run with: every registered pipeline, and ``both``."""
+    """What an audit may be run with: every registered pipeline, ``both`` and ``cascade``."""
     return tuple(str(c) for c in choices())
 
 
@@ -125,7 +125,7 @@ def run_chunk(
         with store.sessions() as s:
             before = audit_jobs.current_outcome(s, submission_id)
         try:
-            rejudge(store, settings, submission_id, pipelines, actor=actor)
+            rejudge(store, settings, submission_id, pipelines, actor=actor, choice=pipeline_name)
         except TRANSIENT_ERRORS:
             raise  # the task retries the chunk; the item stays pending
         except Exception as exc:  # one photo's failure is kept on its item; the job goes on

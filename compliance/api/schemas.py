@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from compliance.judgments import PlateColor, VehicleKind
+from compliance.judgments import CascadeStep, PlateColor, VehicleKind
 from compliance.service.audits import pipeline_choices
 from compliance.store.models import (
     AuditJob,
@@ -84,9 +84,14 @@ class VerdictOut(BaseModel):
     note: str | None = None
     corrections: dict[str, Any] | None = None
     results: list[dict[str, Any]] | None = None
+    cascade: CascadeStep | None = Field(
+        None, description="pipeline cascade only: the path taken (settled_by_baseline or escalated) and why"
+    )
 
     @classmethod
     def of(cls, v: VerdictRecord, *, results: bool = False) -> VerdictOut:
+        # The path a cascade took is kept with the judgments the verdict was decided from.
+        step = v.judgment.data.get("provenance", {}).get("cascade") if v.judgment is not None else None
         return cls(
             id=v.id,
             outcome=v.outcome,
@@ -100,6 +105,7 @@ class VerdictOut(BaseModel):
             note=v.note,
             corrections=v.corrections,
             results=list(v.results) if results else None,
+            cascade=CascadeStep.model_validate(step) if step else None,
         )
 
 

@@ -64,7 +64,9 @@ class Settlement:
 
     @property
     def step(self) -> CascadeStep:
-        return CascadeStep(path=SETTLED_BY_BASELINE if self.settled else ESCALATED, reason=self.reason)
+        return CascadeStep(
+            path=SETTLED_BY_BASELINE if self.settled else ESCALATED, reason=self.reason, unsure=self.unsure
+        )
 
 
 def settle(verdict: Verdict, thresholds: Thresholds, settings: Settings) -> Settlement:
@@ -80,7 +82,8 @@ def settle(verdict: Verdict, thresholds: Thresholds, settings: Settings) -> Sett
     unsure = tuple(field for field, seen in looked.items() if not seen.sure)
     said = verdict.outcome.value
     if unsure:
-        return Settlement(False, f"{said}, but unsure of " + "; ".join(looked[f].detail for f in unsure), unsure)
+        doubts = "; ".join(looked[f].detail for f in unsure)
+        return Settlement(False, f"{said}, but not sure of the {', '.join(unsure)}: {doubts}", unsure)
     if not looked:
         return Settlement(True, f"{said} ({', '.join(verdict.reasons)}), resting on no model judgment")
     return Settlement(True, f"{said}: " + "; ".join(seen.detail for seen in looked.values()))

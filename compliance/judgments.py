@@ -141,6 +141,10 @@ class CascadeStep(_Frozen):
 
     path: CascadePath
     reason: str = Field(description="what settled it, or which judgments the baseline was unsure of")
+    unsure: tuple[str, ...] = Field(
+        default=(),
+        description="the judgments the baseline was not sure of (none when settled, or when it was a REVIEW)",
+    )
 
 
 class Provenance(_Frozen):

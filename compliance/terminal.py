@@ -188,6 +188,13 @@ def print_submissions(console: Console, reports: dict[str, SubmissionReport]) ->
     console.print(summary)
     for name in names:
         console.print(_outcome_table(f"{name}: case × outcome", "case", r[name].by_case))
+        if r[name].escalated_because:
+            why = Table(title=f"{name}: why rows reached the MLLM (the baseline was not sure)", header_style="bold")
+            why.add_column("not sure of")
+            why.add_column("rows", justify="right")
+            for reason, count in (r[name].escalated_because or {}).items():
+                why.add_row(reason, str(count))
+            console.print(why)
         if r[name].blocking_reasons:
             blocking = Table(title=f"{name}: reasons that kept genuine rows from PASS", header_style="bold")
             blocking.add_column("reason")

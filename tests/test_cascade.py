@@ -130,7 +130,7 @@ def test_a_pass_with_one_unsure_judgment_is_escalated_naming_it(
     assert not settlement.settled
     assert settlement.unsure == (field,)
     assert settlement.reason.startswith(f"PASS, but not sure of the {field}: ") and words in settlement.reason
-    assert settlement.step.path == "escalated"
+    assert settlement.step.path == "escalated" and settlement.step.unsure == (field,)
 
 
 def test_a_small_face_clear_of_its_own_band_is_settled() -> None:

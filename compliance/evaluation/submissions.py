@@ -235,6 +235,8 @@ class SubmissionReport(BaseModel):
     # A cascade only: the share of rows (and how many) its baseline could not settle, judged by the MLLM too.
     escalated: float | None = None
     n_escalated: int | None = None
+    # Why: rows escalated for each judgment the baseline was not sure of, or for its REVIEW.
+    escalated_because: dict[str, int] | None = None
 
 
 def score_submissions(rows: Sequence[SubmissionRow], verdicts: Sequence[Verdict]) -> SubmissionReport:
@@ -262,11 +264,14 @@ def score_submissions(rows: Sequence[SubmissionRow], verdicts: Sequence[Verdict]
                 )
             )
     steps = [v.judgments.provenance.cascade for v in verdicts]
-    escalated = sum(1 for step in steps if step is not None and step.path == ESCALATED)
+    escalations = [step for step in steps if step is not None and step.path == ESCALATED]
+    escalated = len(escalations)
+    because = Counter(why for step in escalations for why in step.unsure or ("the baseline's REVIEW",))
     cascaded = all(step is not None for step in steps)
     return SubmissionReport(
         escalated=rate(escalated, len(steps)) if cascaded else None,
         n_escalated=escalated if cascaded else None,
+        escalated_because=dict(because.most_common()) if cascaded else None,
         automation=rate(genuine.count(Outcome.PASS), len(genuine)),
         false_fail=rate(genuine.count(Outcome.FAIL), len(genuine)),
         fraud_caught=rate(fraud.count(Outcome.FAIL), len(fraud)),

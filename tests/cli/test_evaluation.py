@@ -142,6 +142,7 @@ def test_eval_of_whole_submissions_with_a_cascade_scores_it_beside_each_pipeline
     cascade = report["cascade"]
     # Nobody in the photo is never sure: at least the two no_person rows reached the MLLM; not all did.
     assert 2 <= cascade["n_escalated"] < made.rows
+    assert cascade["escalated_because"]["person"] >= 2
     assert cascade["escalated"] == cascade["n_escalated"] / made.rows
     # What the baseline settled keeps its verdict; what reached the random MLLM ends in REVIEW, never PASS.
     assert cascade["by_case"]["genuine"]["PASS"] <= report["multistage"]["by_case"]["genuine"]["PASS"]

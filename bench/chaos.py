@@ -44,6 +44,7 @@ from rich.table import Table  # noqa: E402
 if TYPE_CHECKING:
     from compliance.store import Store
     from tests.service.conftest import Carrier
+    from tests.service.stack import Process
 
 PHOTOS = [
     REPO / "compliance" / "samples" / name
@@ -139,21 +140,22 @@ def main() -> None:
                 workers[0].kill()  # SIGKILL to the worker's whole process group, mid-task
                 note(f"SIGKILL worker (after {len(accepted)} uploads)")
 
-                def restart_worker() -> None:
+                def restart(which: list[Process], queue: str, what: str) -> None:
                     time.sleep(2)
-                    workers[0] = stack.worker(["multistage"])
-                    note("worker restarted")
+                    which[0] = stack.worker([queue])
+                    note(f"{what} restarted")
 
-                restarting = threading.Thread(target=restart_worker)
-                restarting.start()
+                # Restarted from threads of their own: a worker takes seconds to be ready, and the
+                # next blow must land on time.
+                restarting = [threading.Thread(target=restart, args=(workers, "multistage", "worker"))]
+                restarting[0].start()
                 if gpu:
                     while len(accepted) < kill_gpu_at:
                         time.sleep(0.05)
                     gpu[0].kill()  # mid-batch: its held messages come back after the visibility timeout
                     note(f"SIGKILL GPU-queue worker (after {len(accepted)} uploads)")
-                    time.sleep(2)
-                    gpu[0] = stack.worker(["mllm"])
-                    note("GPU-queue worker restarted")
+                    restarting.append(threading.Thread(target=restart, args=(gpu, "mllm", "GPU-queue worker")))
+                    restarting[-1].start()
                 while len(accepted) < restart_redis_at:
                     time.sleep(0.05)
                 redis.kill()
@@ -161,7 +163,8 @@ def main() -> None:
                 time.sleep(2)
                 redis.start()
                 note("redis-server restarted, empty")
-                restarting.join()
+                for thread in restarting:
+                    thread.join()
 
             def client() -> None:
                 with httpx.Client(base_url=base, headers=acme.auth, timeout=60) as http:

@@ -53,7 +53,8 @@ def start_audit(
     for name, when in (("since", since), ("until", until)):
         if when is not None and not storable_time(when):
             raise InvalidAuditJob(f"{name} is outside the times the store holds, or has no UTC offset")
-    chosen = pipeline or settings.service_pipeline
+    # Only no pipeline at all means the default: an empty name is as unknown as any other.
+    chosen = settings.service_pipeline if pipeline is None else pipeline
     try:
         pipeline_names(chosen)
     except ValueError:

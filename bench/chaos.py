@@ -2,7 +2,7 @@
 restarted (losing every queued task), then a check that every accepted upload has exactly one
 final verdict per model version: none lost, none doubled.
 
-    PYTHONPATH=. .venv/bin/python bench/chaos.py [--n 1000] [--workers 2] [--clients 4]
+    PYTHONPATH=. .venv/bin/python bench/chaos.py [--n 1000] [--workers 2] [--clients 4] [--pipeline cascade]
 
 Runs the real stack on 127.0.0.1: PostgreSQL (a fresh schema), a private redis-server that keeps
 nothing on disk (``--save "" --appendonly no``, like production's), the API (``compliance api``),
@@ -11,6 +11,15 @@ nothing on disk (``--save "" --appendonly no``, like production's), the API (``c
 SIGKILL (restarted 2 s later); at two thirds redis-server gets SIGKILL and is started again, empty,
 2 s later (uploads in between are accepted as RECEIVED). Prints accepted, decided, lost, doubled
 and the time to drain.
+
+``--pipeline`` is the pipeline every upload asks for. One that runs the MLLM (mllm, both, cascade)
+adds a GPU-queue worker (``compliance worker --queue mllm``) with the MLLM of ``--mllm-model``, by
+default a tiny random-weight checkpoint built on the spot (``compliance.mllm.tiny``), which runs on
+a CPU; that worker's process group is SIGKILLed too, at half the uploads, and restarted 2 s later.
+With ``cascade`` the uploads mix photos the baseline settles (a sample against another vehicle's
+plate: a sure FAIL; with the dev set, a dev portrait beside a car whose plate reads surely: a sure
+PASS) with photos it escalates (the samples against their own plate), and "doubled" also counts
+a submission decided twice by different paths or judged by the MLLM although settled.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -31,10 +41,27 @@ sys.path.insert(0, str(REPO))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+if TYPE_CHECKING:
+    from compliance.store import Store
+    from tests.service.conftest import Carrier
+    from tests.service.stack import Process
+
 PHOTOS = [
     REPO / "compliance" / "samples" / name
     for name in ("a_by_car_wanAUJ299.jpg", "parked_car_wanA195K9.jpg", "street_taxi.jpg")
 ]
+# A cascade's photos the baseline settles: the compliant sample against another registered plate.
+WRONG_PLATE = "皖A195K9"
+# The tiny MLLM's small image and answer budget (as the tests keep it fast on a CPU).
+TINY_MLLM = {
+    "mllm_backend": "transformers",
+    "mllm_device": "cpu",
+    "mllm_min_pixels": 16 * 28 * 28,
+    "mllm_max_pixels": 64 * 28 * 28,
+    "mllm_max_new_tokens": 24,
+    "mllm_batch_size": 4,
+    "mllm_batch_wait_s": 0.5,
+}
 
 # Crash-safe settings, with timings short enough for a bench: a SIGKILLed worker's task returns
 # after the visibility timeout; the sweeper sweeps every 2 s.
@@ -55,6 +82,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="uploads (10000 for the long run)")
     parser.add_argument("--workers", type=int, default=2, help="multistage worker processes")
     parser.add_argument("--clients", type=int, default=4, help="concurrent uploading clients")
+    parser.add_argument("--pipeline", default="multistage", help="multistage, mllm, both or cascade")
+    parser.add_argument("--mllm-model", help="MLLM checkpoint for the GPU-queue worker (default: a tiny one, built)")
     parser.add_argument("--drain-timeout", type=float, default=3600.0, help="seconds to wait for the last verdict")
     parser.add_argument(
         "--postgres",
@@ -65,6 +94,8 @@ def main() -> None:
     import httpx
     import sqlalchemy as sa
 
+    from compliance.pipeline import CASCADE
+    from compliance.pipelines import pipeline_names
     from compliance.store import Store
     from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
@@ -72,23 +103,31 @@ def main() -> None:
 
     console = Console(stderr=True)
     folder = Path(tempfile.mkdtemp(prefix="chaos-"))
+    uses_mllm = "mllm" in pipeline_names(args.pipeline)
+    values: dict[str, object] = dict(TIMINGS)
+    if uses_mllm:
+        values |= TINY_MLLM | {"mllm_model": args.mllm_model or _tiny_checkpoint(folder / "tiny-mllm")}
     redis = RedisServer(folder / "redis")
     redis.start()
     events: list[str] = []
     with postgres_schema(args.postgres) as url:
-        stack = ServiceStack(folder, url, redis, **TIMINGS)
+        stack = ServiceStack(folder, url, redis, **values)
         store = Store.open(stack.settings)
         acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
-        photos = [p.read_bytes() for p in PHOTOS]
+        # What each upload sends: a photo and the vehicle it claims.
+        uploads = [(p.read_bytes(), acme.vehicle_id) for p in PHOTOS]
+        if args.pipeline == CASCADE:
+            uploads += _settled_by_the_baseline(store, acme, uploads[0][0])
         try:
             workers = [stack.worker(["multistage"]) for _ in range(args.workers)]
+            gpu = [stack.worker(["mllm"])] if uses_mllm else []
             stack.sweeper()
             _, base = stack.api()
             accepted: list[str] = []
             answers: Counter[str] = Counter()
             lock = threading.Lock()
             counter = iter(range(args.n))
-            kill_worker_at, restart_redis_at = args.n // 3, 2 * args.n // 3
+            kill_worker_at, kill_gpu_at, restart_redis_at = args.n // 3, args.n // 2, 2 * args.n // 3
             start = time.perf_counter()
 
             def note(what: str) -> None:
@@ -101,13 +140,22 @@ def main() -> None:
                 workers[0].kill()  # SIGKILL to the worker's whole process group, mid-task
                 note(f"SIGKILL worker (after {len(accepted)} uploads)")
 
-                def restart_worker() -> None:
+                def restart(which: list[Process], queue: str, what: str) -> None:
                     time.sleep(2)
-                    workers[0] = stack.worker(["multistage"])
-                    note("worker restarted")
+                    which[0] = stack.worker([queue])
+                    note(f"{what} restarted")
 
-                restarting = threading.Thread(target=restart_worker)
-                restarting.start()
+                # Restarted from threads of their own: a worker takes seconds to be ready, and the
+                # next blow must land on time.
+                restarting = [threading.Thread(target=restart, args=(workers, "multistage", "worker"))]
+                restarting[0].start()
+                if gpu:
+                    while len(accepted) < kill_gpu_at:
+                        time.sleep(0.05)
+                    gpu[0].kill()  # mid-batch: its held messages come back after the visibility timeout
+                    note(f"SIGKILL GPU-queue worker (after {len(accepted)} uploads)")
+                    restarting.append(threading.Thread(target=restart, args=(gpu, "mllm", "GPU-queue worker")))
+                    restarting[-1].start()
                 while len(accepted) < restart_redis_at:
                     time.sleep(0.05)
                 redis.kill()
@@ -115,15 +163,18 @@ def main() -> None:
                 time.sleep(2)
                 redis.start()
                 note("redis-server restarted, empty")
-                restarting.join()
+                for thread in restarting:
+                    thread.join()
 
             def client() -> None:
                 with httpx.Client(base_url=base, headers=acme.auth, timeout=60) as http:
                     for i in counter:
+                        photo, vehicle_id = uploads[i % len(uploads)]
+                        fields = {"driver_id": str(acme.driver_id), "vehicle_id": str(vehicle_id)}
                         response = http.post(
                             "/v1/submissions",
-                            data={"driver_id": str(acme.driver_id), "vehicle_id": str(acme.vehicle_id)},
-                            files={"photo": ("p.jpg", photos[i % len(photos)], "image/jpeg")},
+                            data=fields | {"pipeline": args.pipeline},
+                            files={"photo": ("p.jpg", photo, "image/jpeg")},
                             headers={"Idempotency-Key": f"chaos-{uuid.uuid4().hex}"},
                         )
                         with lock:
@@ -180,6 +231,16 @@ def main() -> None:
                     (r or "").removeprefix("requeued: ")
                     for (r,) in c.execute(sa.text("SELECT reason FROM audit_events WHERE actor = 'sweeper'"))
                 )
+                # Each machine verdict's path (a cascade's), and which pipelines judged its submission.
+                paths = c.execute(
+                    sa.text(
+                        "SELECT v.submission_id, j.data FROM verdicts v JOIN judgments j ON j.id = v.judgment_id "
+                        "WHERE v.decided_by = 'machine'"
+                    )
+                ).all()
+                judged_by: dict[str, set[str]] = {}
+                for submission_id, pipeline in c.execute(sa.text("SELECT submission_id, pipeline FROM judgments")):
+                    judged_by.setdefault(submission_id, set()).add(pipeline)
         finally:
             stack.stop()
             store.engine.dispose()
@@ -192,13 +253,21 @@ def main() -> None:
     doubled = sum(1 for *_, n in machine if n > 1) + sum(1 for _, n in judgments if n > 1)
     versions = Counter(s for s, _, _, _ in machine)
     extra_versions = sum(1 for n in versions.values() if n > 1)
+    path_of = [(s, ((data or {}).get("provenance", {}).get("cascade") or {}).get("path")) for s, data in paths]
+    by_path = Counter(path for _, path in path_of)
+    # A cascade decided twice (one verdict per path) or sent to the MLLM although settled is doubled work.
+    needless_mllm = sum(1 for s, path in path_of if path == "settled_by_baseline" and "mllm" in judged_by[s])
+    if args.pipeline == CASCADE:
+        doubled += extra_versions + needless_mllm
 
     out = Console(width=150)
     for line in events:
         out.print(line)
+    gpu_note = f", 1 mllm worker SIGKILLed at {kill_gpu_at}" if uses_mllm else ""
     table = Table(
-        title=f"chaos: {args.n} uploads, {args.workers} multistage workers, {args.clients} clients, "
-        f"{os.cpu_count()} cores; worker SIGKILLed at {kill_worker_at}, Redis restarted at {restart_redis_at}",
+        title=f"chaos: {args.n} uploads (pipeline {args.pipeline}), {args.workers} multistage workers{gpu_note}, "
+        f"{args.clients} clients, {os.cpu_count()} cores; worker SIGKILLed at {kill_worker_at}, "
+        f"Redis restarted at {restart_redis_at}",
         header_style="bold",
     )
     for col in ("accepted", "decided", "lost", "doubled", "upload s", "drain s", "total s"):
@@ -225,9 +294,36 @@ def main() -> None:
     for why, n in sorted(requeued.items()):
         detail.add_row(f"requeued by the sweeper: {why}", str(n))
     detail.add_row("submissions with verdicts of more than one model version", str(extra_versions))
+    for path, n in sorted(by_path.items(), key=lambda item: str(item[0])):
+        if path is not None:
+            detail.add_row(f"cascade verdicts {path}", str(n))
+    if args.pipeline == CASCADE:
+        detail.add_row("settled by the baseline, yet judged by the MLLM", str(needless_mllm))
     out.print(detail)
     if lost or doubled:
         sys.exit(1)
+
+
+def _tiny_checkpoint(folder: Path) -> str:
+    from compliance.mllm.tiny import build_tiny_checkpoint
+
+    return str(build_tiny_checkpoint(folder))
+
+
+def _settled_by_the_baseline(store: Store, acme: Carrier, sample: bytes) -> list[tuple[bytes, int]]:
+    """Uploads a cascade's baseline settles: the compliant sample against another vehicle's plate (a
+    sure FAIL), and, with the dev set, a dev portrait beside a car whose plate reads surely (a sure PASS)."""
+    from compliance.store import registry
+    from tests.composites import PLATE, driver_by_vehicle, jpeg
+    from tests.conftest import eval_dir
+
+    with store.sessions() as s, s.begin():
+        other = registry.add_vehicle(s, carrier_id=acme.id, registered_plate=WRONG_PLATE).id
+        clear = registry.add_vehicle(s, carrier_id=acme.id, registered_plate=PLATE).id
+    settled = [(sample, other)]
+    if (eval_dir() / "manifest.csv").is_file():
+        settled.append((jpeg(driver_by_vehicle(eval_dir())), clear))
+    return settled
 
 
 if __name__ == "__main__":

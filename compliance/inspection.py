@@ -3,19 +3,24 @@
 Shared by the CLI's ad-hoc check, stored submissions and batch audits, so they decide alike.
 With a second opinion (pipeline choice "both") the verdict is decided from the first pipeline's
 judgments, the checks compare the second's field by field, and the verdict's judgments say that
-both were used (``combined``).
+both were used (``combined``). A cascade (``decide_cascade``) keeps the baseline's verdict where
+``compliance.cascade.settle`` says it settles the photo, and otherwise decides as "both" does; its
+judgments say which path it took (``provenance.cascade``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from compliance import plates
+from compliance.cascade import settle
 from compliance.checks import CheckContext, Policy, PriorPhoto
 from compliance.checks.plate import resting_on_registered
-from compliance.judgments import Judgments, Provenance
-from compliance.settings import Thresholds
+from compliance.judgments import CascadeStep, Judgments, Provenance
+from compliance.pipeline import CASCADE
+from compliance.settings import Settings, Thresholds
 from compliance.verdicts import Verdict
 
 DEFAULT_POLICY = Policy()
@@ -33,6 +38,7 @@ def decide(
     job_window: tuple[datetime, datetime] | None = None,
     similar_photos: Sequence[PriorPhoto] = (),
     second_opinion: Judgments | None = None,
+    cascade: CascadeStep | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> Verdict:
     registered = tuple(plates.normalise(p) for p in registered_plates)
@@ -40,8 +46,9 @@ def decide(
     judgments = resting_on_registered(judgments, registered, thresholds)
     if second_opinion is not None:
         second_opinion = resting_on_registered(second_opinion, registered, thresholds)
+    judged = judgments if second_opinion is None else combined(judgments, second_opinion)
     ctx = CheckContext(
-        judgments=judgments if second_opinion is None else combined(judgments, second_opinion),
+        judgments=judged if cascade is None else cascaded(judged, cascade),
         thresholds=thresholds,
         registered_plates=registered,
         licence_given=licence_given,
@@ -53,6 +60,55 @@ def decide(
         second_opinion=second_opinion,
     )
     return policy.decide(ctx)
+
+
+def decide_cascade(
+    baseline: Judgments,
+    mllm: Judgments | None,
+    *,
+    thresholds: Thresholds,
+    settings: Settings,
+    registered_plates: Sequence[str],
+    licence_given: bool,
+    driver_id: int | None = None,
+    submitted_at: datetime | None = None,
+    capture_time: datetime | None = None,
+    job_window: tuple[datetime, datetime] | None = None,
+    similar_photos: Sequence[PriorPhoto] = (),
+    policy: Policy = DEFAULT_POLICY,
+) -> Verdict | None:
+    """A cascade's verdict: the baseline's own where it settles the photo; else, once the MLLM's
+    judgments are given, decided from the two exactly as "both" decides (the MLLM's values first, the
+    baseline's compared field by field). None: escalated, and the MLLM has not judged yet. Either
+    verdict's judgments carry the path taken and why (``provenance.cascade``)."""
+    decided = partial(
+        decide,
+        thresholds=thresholds,
+        registered_plates=registered_plates,
+        licence_given=licence_given,
+        driver_id=driver_id,
+        submitted_at=submitted_at,
+        capture_time=capture_time,
+        job_window=job_window,
+        similar_photos=similar_photos,
+        policy=policy,
+    )
+    settlement = settle(decided(baseline), thresholds, settings)
+    if settlement.settled:
+        return decided(baseline, cascade=settlement.step)
+    if mllm is None:
+        return None
+    return decided(mllm, second_opinion=baseline, cascade=settlement.step)
+
+
+def cascaded(judgments: Judgments, step: CascadeStep) -> Judgments:
+    """The judgments a cascade's verdict was decided from, named ``cascade``, with the pipelines
+    used (the baseline alone, or the two of "both") and the path taken."""
+    own = judgments.provenance
+    provenance = own.model_copy(
+        update={"pipeline": CASCADE, "pipelines": own.pipelines or (own.pipeline,), "cascade": step}
+    )
+    return judgments.model_copy(update={"provenance": provenance})
 
 
 BOTH = "both"

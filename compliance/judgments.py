@@ -7,6 +7,7 @@ checks turn unknowns into REVIEW.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -128,6 +129,24 @@ class Fallback(_Frozen):
     raw_output: str | None = Field(default=None, description="its raw answer, if it gave one (kept for training)")
 
 
+# The two paths a cascade takes (pipeline choice "cascade"): the baseline's verdict stands, or the
+# MLLM judges too and the verdict is decided from both, as "both" decides.
+SETTLED_BY_BASELINE = "settled_by_baseline"
+ESCALATED = "escalated"
+CascadePath = Literal["settled_by_baseline", "escalated"]
+
+
+class CascadeStep(_Frozen):
+    """Which path a cascade took, and why: kept with the judgments a cascade's verdict was decided from."""
+
+    path: CascadePath
+    reason: str = Field(description="what settled it, or which judgments the baseline was unsure of")
+    unsure: tuple[str, ...] = Field(
+        default=(),
+        description="the judgments the baseline was not sure of (none when settled, or when it was a REVIEW)",
+    )
+
+
 class Provenance(_Frozen):
     pipeline: str
     models: dict[str, str] = Field(default_factory=dict, description="model name -> version or file digest")
@@ -146,6 +165,8 @@ class Provenance(_Frozen):
         "these are first",
     )
     fallback: Fallback | None = None
+    # Only on a cascade's judgments; None everywhere else, and in judgments stored before cascades.
+    cascade: CascadeStep | None = None
 
 
 class Judgments(_Frozen):

@@ -38,6 +38,11 @@ TASKS = Counter("compliance_tasks", "Worker tasks run, by task and result", ["ta
 MLLM_BATCH = Histogram("compliance_mllm_batch_size", "Photos per MLLM batch", buckets=(1, 2, 4, 8, 16, 32, 64))
 WEBHOOK_ATTEMPTS = Counter("compliance_webhook_attempts", "Webhook POSTs, by result", ["result"])
 REQUEUED = Counter("compliance_sweeper_requeued", "Submissions the sweeper queued again, by why", ["why"])
+CASCADE = Counter(
+    "compliance_cascade",
+    "Cascade verdicts decided by workers, by the path taken: settled_by_baseline or escalated (to the MLLM)",
+    ["path"],
+)
 
 
 def multiprocess_dir() -> str | None:

@@ -30,6 +30,10 @@ class PipelineName(StrEnum):
 # "both" runs these two: the first's values decide, the second's are compared field by field.
 BOTH: tuple[str, str] = (PipelineName.MLLM.value, PipelineName.MULTISTAGE.value)
 COMBINED = "both"
+# "cascade" runs the baseline first and the MLLM only on what the baseline cannot settle
+# (compliance.cascade); an escalated photo is then decided from the two as "both" decides.
+CASCADE = "cascade"
+CASCADE_STAGES: tuple[str, str] = (PipelineName.MULTISTAGE.value, PipelineName.MLLM.value)
 
 
 class Pipeline(Protocol):

@@ -3,7 +3,9 @@ reads, and whether GPU workers judge it in batches. Built once per process and p
 
 A submission is judged by a registered pipeline or by ``both`` (``COMBINED``), which runs the two
 in ``BOTH``: the first's values decide, the second's are compared field by field (see
-``compliance.inspection.decide``). ``both`` is a combination of registered pipelines, not an entry.
+``compliance.inspection.decide``). ``both`` is a combination of registered pipelines, not an entry;
+so is ``cascade`` (``CASCADE``), which runs the two of ``CASCADE_STAGES`` in turn: the baseline, then
+the MLLM only where the baseline cannot settle the photo (``compliance.cascade``).
 With ``mllm_fallback`` the ``mllm`` pipeline is a ``FallbackPipeline`` that hands an invalid or
 failed MLLM answer to the baseline and says so.
 
@@ -21,7 +23,7 @@ from compliance.judgments import FaceMatch, Fallback, Judgments, Provenance
 from compliance.mllm.backends.base import MllmError
 from compliance.mllm.pipeline import build_pipeline as build_mllm
 from compliance.multistage.pipeline import build_pipeline as build_multistage
-from compliance.pipeline import BOTH, COMBINED, Image, Pipeline, PipelineName
+from compliance.pipeline import BOTH, CASCADE, CASCADE_STAGES, COMBINED, Image, Pipeline, PipelineName
 from compliance.settings import Settings, Thresholds
 
 
@@ -60,7 +62,7 @@ REGISTRY: dict[str, Registered] = {
 
 def register(name: str, entry: Registered) -> None:
     """Add a pipeline at run time (a plug-in; a test)."""
-    if name in REGISTRY or name in (COMBINED, "all"):
+    if name in REGISTRY or name in (COMBINED, CASCADE, "all"):
         raise ValueError(f"a pipeline named {name!r} is registered already")
     REGISTRY[name] = entry
 
@@ -73,14 +75,17 @@ def unregister(name: str) -> None:
 
 
 def choices() -> tuple[str, ...]:
-    """What a submission or an audit may ask for: every registered pipeline, and ``both``."""
-    return (*REGISTRY, COMBINED)
+    """What a submission or an audit may ask for: every registered pipeline, ``both`` and ``cascade``."""
+    return (*REGISTRY, COMBINED, CASCADE)
 
 
 def pipeline_names(choice: str) -> tuple[str, ...]:
-    """The pipelines a choice runs: ``both`` (or ``all``) is the two of ``BOTH``, in that order."""
+    """The pipelines a choice may run: ``both`` (or ``all``) is the two of ``BOTH``, in that order;
+    ``cascade`` the two of ``CASCADE_STAGES``, in the order they judge (the second only if needed)."""
     if choice in (COMBINED, "all"):
         return BOTH
+    if choice == CASCADE:
+        return CASCADE_STAGES
     if choice not in REGISTRY:
         raise ValueError(f"unknown pipeline {choice!r}; choose from {', '.join(choices())}")
     return (choice,)
@@ -91,8 +96,8 @@ def is_batched(name: str) -> bool:
 
 
 def get_pipelines(choice: str, settings: Settings) -> dict[str, Pipeline]:
-    """The pipelines for a choice, by name, in order. With ``both`` the MLLM never falls back: its
-    own judgments are what the baseline's are compared with."""
+    """The pipelines for a choice, by name, in order. With ``both`` or ``cascade`` the MLLM never
+    falls back: its own judgments are what the baseline's are compared with."""
     names = pipeline_names(choice)
     if len(names) > 1:
         settings = settings.model_copy(update={"mllm_fallback": False})

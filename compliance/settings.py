@@ -53,6 +53,13 @@ class Thresholds(BaseModel):
     local_timezone: str = "Asia/Shanghai"
     capture_time_tolerance_minutes: float = 15.0
 
+    def face_band(self, smaller_face_px: float) -> tuple[float, float]:
+        """The undecided band of face similarity, (different below, same from), for two faces whose
+        smaller one is this tall: a similarity inside it is too close to call."""
+        if smaller_face_px < self.face_small_px:
+            return self.face_small_uncertain_min, self.face_small_same_min
+        return self.face_uncertain_min, self.face_same_min
+
 
 class PhotoLimits(TypedDict):
     """The bounds a photo is decoded within (``compliance.photos``); the last three have defaults there."""
@@ -74,6 +81,19 @@ class Settings(BaseSettings):
     detector: Literal["yolox", "ultralytics"] = "yolox"
     detector_score_min: float = 0.3
     yolo_weights: str = "yolo11n.pt"
+
+    # The cascade (pipeline choice "cascade", compliance.cascade): the baseline's PASS or FAIL stands
+    # only when every judgment it rests on clears its threshold by these margins; otherwise the MLLM
+    # judges too. A person or vehicle needs a detector score of detector_score_min plus this: 0.5, half
+    # the scale (the dev portraits' people scored 0.86-0.97; detected vehicles 0.34-0.93).
+    cascade_detector_margin: float = Field(default=0.2, ge=0.0, le=1.0)
+    # A face's similarity must lie this far outside the undecided band (Thresholds.face_band): on
+    # small faces impostors reached 0.357 against a same-person threshold of 0.38, and genuine pairs
+    # scored from 0.406 at 120 px licences, so 0.03 keeps the first out and the second in.
+    cascade_face_margin: float = Field(default=0.03, ge=0.0, le=1.0)
+    # A plate needs the reading at plate_confidence_min and every character at plate_char_confidence_min
+    # (0.95, above the 0.87 the wrong character of a one-off misread reached), plus this margin on both.
+    cascade_plate_margin: float = Field(default=0.0, ge=0.0, le=1.0)
 
     # Bad-input limits, applied where photos enter.
     max_upload_bytes: int = 20 * 1024 * 1024

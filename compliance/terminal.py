@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from compliance.evaluation.metrics import OUTCOMES
-from compliance.evaluation.runner import Agreement, PipelineReport
+from compliance.evaluation.runner import Agreement, CascadeShare, PipelineReport
 from compliance.evaluation.submissions import SubmissionReport
 from compliance.verdicts import Outcome, Verdict
 
@@ -43,6 +43,8 @@ def verdict_panel(verdict: Verdict, title: str) -> Panel:
     if j.provenance.fallback is not None:
         used = f" (instead of {j.provenance.fallback.pipeline})"
     seen.add_row("pipeline", f"{j.provenance.pipeline}{used}, {sum(j.provenance.latency_ms.values()):.0f} ms")
+    if j.provenance.cascade is not None:
+        seen.add_row("cascade", f"{j.provenance.cascade.path}: {j.provenance.cascade.reason}")
     head = Text.assemble(("verdict ", "bold"), (verdict.outcome.value, OUTCOME_STYLE[verdict.outcome]))
     if verdict.reasons:
         head.append("  " + ", ".join(verdict.reasons))
@@ -151,6 +153,19 @@ def print_agreement(console: Console, agreement: Agreement) -> None:
     console.print(table)
 
 
+def print_cascade_share(console: Console, share: CascadeShare) -> None:
+    table = Table(title="cascade: what reached the MLLM (the baseline was unsure)", header_style="bold")
+    for col in ("", "reached the MLLM", "of", "share"):
+        table.add_column(col, justify="left" if not col else "right")
+    table.add_row("photos", str(share.photos_escalated), str(share.photos), _pct(share.escalated))
+    for field, n in share.unsure.items():
+        table.add_row(
+            f"  unsure of {field}", str(n), str(share.photos), _pct(n / share.photos if share.photos else None)
+        )
+    table.add_row("face pairs", str(share.face_pairs_escalated), str(share.face_pairs), _pct(share.face_escalated))
+    console.print(table)
+
+
 def print_submissions(console: Console, reports: dict[str, SubmissionReport]) -> None:
     names = list(reports)
     summary = _by_pipeline("compliance eval: whole submissions", names)
@@ -162,9 +177,24 @@ def print_submissions(console: Console, reports: dict[str, SubmissionReport]) ->
     summary.add_row(
         "rows (genuine / fraud)", *[f"{r[n].n_expected['PASS']} / {r[n].n_expected['FAIL']}" for n in names]
     )
+    if any(r[n].escalated is not None for n in names):
+        summary.add_row(
+            "reached the MLLM (escalated)",
+            *[
+                f"{_pct(r[n].escalated)} ({r[n].n_escalated} of {r[n].n})" if r[n].escalated is not None else ""
+                for n in names
+            ],
+        )
     console.print(summary)
     for name in names:
         console.print(_outcome_table(f"{name}: case × outcome", "case", r[name].by_case))
+        if r[name].escalated_because:
+            why = Table(title=f"{name}: why rows reached the MLLM (the baseline was not sure)", header_style="bold")
+            why.add_column("not sure of")
+            why.add_column("rows", justify="right")
+            for reason, count in (r[name].escalated_because or {}).items():
+                why.add_row(reason, str(count))
+            console.print(why)
         if r[name].blocking_reasons:
             blocking = Table(title=f"{name}: reasons that kept genuine rows from PASS", header_style="bold")
             blocking.add_column("reason")

@@ -1,5 +1,6 @@
-"""The pipeline registry: adding a pipeline is one class and one registry line; ``both`` is a
-combination of registered pipelines; each pipeline is built once per the settings it reads."""
+"""The pipeline registry: adding a pipeline is one class and one registry line; ``both`` and
+``cascade`` are combinations of registered pipelines; each pipeline is built once per the settings it
+reads."""
 
 from __future__ import annotations
 
@@ -91,6 +92,14 @@ def test_an_unregistered_name_is_refused_and_both_is_not_an_entry() -> None:
     assert [r.part for r in routes("both")] == list(BOTH)
     with pytest.raises(ValueError, match="registered already"):
         register("both", REGISTRY["multistage"])
+
+
+def test_a_cascade_is_a_choice_not_an_entry_and_is_queued_at_its_first_stage() -> None:
+    assert "cascade" in choices() and "cascade" not in REGISTRY
+    assert list(get_pipelines("cascade", Settings())) == ["multistage", "mllm"]  # the order they judge in
+    assert [(r.queue, r.part) for r in routes("cascade")] == [("multistage", "multistage")]
+    with pytest.raises(ValueError, match="registered already"):
+        register("cascade", REGISTRY["multistage"])
 
 
 def test_a_pipeline_is_built_once_per_the_settings_it_reads(second_look: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from compliance.judgments import PlateColor, VehicleKind
+from compliance.judgments import CascadeStep, PlateColor, VehicleKind
+from compliance.service.audits import pipeline_choices
 from compliance.store.models import (
     AuditJob,
     Driver,
@@ -40,6 +41,11 @@ def links(status: int, **targets: tuple[str, str, str]) -> dict[str, Any]:
         }
     }
 
+
+# A pipeline choice, listed in the spec as the choices the registry holds when the app is built
+# (multistage, mllm, both, cascade, and any plug-in registered before). The service checks the value,
+# so an unknown one is its 422 naming the choices, and a plug-in registered later is still accepted.
+PipelineChoice = Annotated[str, WithJsonSchema({"type": "string", "enum": list(pipeline_choices())})]
 
 # Ids as the database keeps them (32-bit integers), written as JSON integers: strict, so that true
 # is not read as driver 1, nor "7" as 7.
@@ -78,9 +84,14 @@ class VerdictOut(BaseModel):
     note: str | None = None
     corrections: dict[str, Any] | None = None
     results: list[dict[str, Any]] | None = None
+    cascade: CascadeStep | None = Field(
+        None, description="pipeline cascade only: the path taken (settled_by_baseline or escalated) and why"
+    )
 
     @classmethod
     def of(cls, v: VerdictRecord, *, results: bool = False) -> VerdictOut:
+        # The path a cascade took is kept with the judgments the verdict was decided from.
+        step = v.judgment.data.get("provenance", {}).get("cascade") if v.judgment is not None else None
         return cls(
             id=v.id,
             outcome=v.outcome,
@@ -94,6 +105,7 @@ class VerdictOut(BaseModel):
             note=v.note,
             corrections=v.corrections,
             results=list(v.results) if results else None,
+            cascade=CascadeStep.model_validate(step) if step else None,
         )
 
 
@@ -258,7 +270,7 @@ class AuditIn(BaseModel):
     until: WrittenTime | None = Field(None, description="… and before (with a UTC offset)")
     driver_ids: list[DbId] = Field(default_factory=list, max_length=1000)
     vehicle_ids: list[DbId] = Field(default_factory=list, max_length=1000)
-    pipeline: str | None = Field(None, description="default: the deployment's pipeline")
+    pipeline: PipelineChoice | None = Field(None, description="default: the deployment's pipeline")
 
 
 class TransitionOut(BaseModel):

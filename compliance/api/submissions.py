@@ -15,6 +15,7 @@ from compliance.api.errors import ApiError, invalid, not_found, photo_error, sto
 from compliance.api.schemas import (
     Accepted,
     ErrorResponse,
+    PipelineChoice,
     ReviewIn,
     SubmissionDetail,
     SubmissionPageOut,
@@ -95,7 +96,10 @@ def create_submission(
     job_start: Annotated[datetime | None, Form(description="job window start, with a UTC offset")] = None,
     job_end: Annotated[datetime | None, Form(description="job window end, with a UTC offset")] = None,
     site: Annotated[str | None, Form(max_length=128)] = None,
-    pipeline: Annotated[str | None, Form(description="multistage or mllm; default: the deployment's")] = None,
+    pipeline: Annotated[
+        PipelineChoice | None,
+        Form(description="multistage, mllm, both or cascade (see the README); default: the deployment's"),
+    ] = None,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="1-128 of A-Z a-z 0-9 . _ : -")
     ] = None,

@@ -28,7 +28,10 @@ err = Console(stderr=True)
 
 T = TypeVar("T")
 
-PIPELINE_HELP = "multistage, mllm or both (each pipeline, and one verdict from the two compared)"
+PIPELINE_HELP = (
+    "multistage, mllm, both (each pipeline, and one verdict from the two compared) or cascade (the baseline, "
+    "and the MLLM too only where the baseline is unsure; then decided as both)"
+)
 
 
 class UserError(Exception):

@@ -57,8 +57,9 @@ def evaluate(
     verdicts against a submissions manifest (automation, false FAIL, fraud caught, false PASS)."""
     from compliance.evaluation.licence import LicenceLook
     from compliance.evaluation.manifest import read_face_pairs, read_manifest
-    from compliance.evaluation.runner import agreement, collect, score
+    from compliance.evaluation.runner import agreement, cascaded, collect, score
     from compliance.evaluation.submissions import is_submissions_manifest
+    from compliance.pipeline import CASCADE, CASCADE_STAGES
     from compliance.pipelines import get_pipelines
 
     settings = settings_for(mllm_model)
@@ -96,17 +97,26 @@ def evaluate(
                 )
         reports = {name: score(rows, got, settings) for name, got in collected.items()}
         agreed = agreement(rows, *collected.items()) if len(collected) == 2 else None
+        share = None
+        if pipeline == CASCADE:
+            # Each pipeline judged every photo, so each is scored alone beside the cascade.
+            got, share = cascaded(rows, *(collected[name] for name in CASCADE_STAGES), settings)
+            reports[CASCADE] = score(rows, got, settings)
     if as_json:
         report: dict[str, object] = {"pipelines": {n: r.as_json() for n, r in reports.items()}}
         if agreed is not None:
             report["agreement"] = agreed.as_json()
+        if share is not None:
+            report["cascade"] = share.as_json()
         print(json.dumps(report, ensure_ascii=False))
         return
-    from compliance.terminal import print_agreement, print_eval
+    from compliance.terminal import print_agreement, print_cascade_share, print_eval
 
     print_eval(out, reports)
     if agreed is not None:
         print_agreement(out, agreed)
+    if share is not None:
+        print_cascade_share(out, share)
 
 
 def _evaluate_submissions(manifest: Path, pipeline: str, settings: Settings, as_json: bool) -> None:
@@ -118,7 +128,7 @@ def _evaluate_submissions(manifest: Path, pipeline: str, settings: Settings, as_
     with progress_bar() as bar:
         task = bar.add_task("submissions", total=len(rows), item="")
         verdicts = judge_submissions(
-            engines, rows, settings, progress=lambda item: bar.update(task, advance=1, item=item)
+            engines, rows, settings, progress=lambda item: bar.update(task, advance=1, item=item), choice=pipeline
         )
     reports = {name: score_submissions(rows, got) for name, got in verdicts.items()}
     if as_json:

@@ -38,8 +38,9 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict and judgments as JSON")] = False,
 ) -> None:
     """Judge one photo against a plate and a licence photo, without storing anything."""
-    from compliance.inspection import decide
+    from compliance.inspection import decide, decide_cascade
     from compliance.photos import read_photo_file
+    from compliance.pipeline import CASCADE, CASCADE_STAGES
     from compliance.pipelines import get_pipelines
 
     settings = settings_for(mllm_model)
@@ -60,15 +61,38 @@ def check(
                 second_opinion=second_opinion,
             )
 
-        judged = {
-            name: spinner(
-                f"judging with {name}",
-                lambda e=engine: e.judge(scene.image, face.image if face else None, settings.thresholds),
+        def cascade_of(baseline: Judgments, mllm: Judgments | None) -> Verdict | None:
+            return decide_cascade(
+                baseline,
+                mllm,
+                thresholds=settings.thresholds,
+                settings=settings,
+                registered_plates=plates,
+                licence_given=face is not None,
+                capture_time=scene.capture_time,
             )
-            for name, engine in engines.items()
-        }
+
+        def judged_by(name: str) -> Judgments:
+            engine = engines[name]
+            return spinner(
+                f"judging with {name}",
+                lambda: engine.judge(scene.image, face.image if face else None, settings.thresholds),
+            )
+
+        judged: dict[str, Judgments] = {}
+        cascaded: Verdict | None = None
+        for name in engines:
+            judged[name] = judged_by(name)
+            if pipeline == CASCADE:
+                # The second stage (the MLLM) judges only if the baseline did not settle the photo.
+                baseline, mllm = CASCADE_STAGES
+                cascaded = cascade_of(judged[baseline], judged.get(mllm))
+                if cascaded is not None:
+                    break
         verdicts = {name: decided(j) for name, j in judged.items()}
-        if len(judged) == 2:
+        if cascaded is not None:
+            verdicts[CASCADE] = cascaded
+        elif len(judged) == 2:
             first, second = judged.values()
             verdicts["both"] = decided(first, second)
     if as_json:
@@ -94,9 +118,10 @@ def submit(
 ) -> None:
     """Store a photo as a submission, judge it against the registry, and keep the verdict."""
     from compliance.photos import read_photo_file
+    from compliance.pipeline import CASCADE
     from compliance.pipelines import get_pipelines
     from compliance.service.intake import Upload, accept, check_upload
-    from compliance.service.verdicts import judge, judge_both
+    from compliance.service.verdicts import judge, judge_both, judge_cascade
 
     settings = settings_for(mllm_model)
     with user_errors():
@@ -115,7 +140,9 @@ def submit(
         _require_vehicles(store, carrier)
         accepted = accept(store, scene, upload)
         engines = list(spinner("loading models", lambda: get_pipelines(pipeline, settings)).values())
-        if len(engines) == 2:
+        if pipeline == CASCADE:
+            verdict = spinner("judging", lambda: judge_cascade(store, settings, accepted.submission_id, *engines))
+        elif len(engines) == 2:
             verdict = spinner("judging", lambda: judge_both(store, settings, accepted.submission_id, *engines))
         else:
             verdict = spinner("judging", lambda: judge(store, settings, accepted.submission_id, engines[0]))

@@ -1,4 +1,11 @@
-"""Run pipelines over a labelled manifest and score every judgment the product makes."""
+"""Run pipelines over a labelled manifest and score every judgment the product makes.
+
+A cascade is scored from its two pipelines' answers (``cascaded``): a labelled photo has no claim to
+decide a verdict against, so a photo reaches the MLLM when the baseline is unsure of any judgment a
+PASS would rest on that a photo alone carries (person, vehicle, plate; ``compliance.cascade``), and a
+face pair when it is unsure of the match. What reached the MLLM is scored by the MLLM's values, as
+"both" decides from them.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from compliance import plates
+from compliance.agreement import Field
+from compliance.cascade import face_sureness, unsure_of
 from compliance.checks.base import CheckContext
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.evaluation.licence import LicenceLook, licence_image
@@ -100,6 +109,26 @@ class Agreement(BaseModel):
         return self.model_dump(mode="json")
 
 
+class CascadeShare(BaseModel):
+    """How much of the set a cascade sent on to the MLLM."""
+
+    photos: int
+    photos_escalated: int
+    escalated: float | None  # the share of photos that reached the MLLM
+    # Photos escalated for each judgment the baseline was unsure of (a photo may count under several).
+    unsure: dict[str, int]
+    face_pairs: int
+    face_pairs_escalated: int
+    face_escalated: float | None
+
+    def as_json(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+
+# What a photo alone carries of what a PASS rests on; the face is judged on the face pairs.
+PHOTO_FIELDS: tuple[Field, ...] = ("person", "vehicle", "plate")
+
+
 @dataclass
 class Collected:
     """What one pipeline answered for every manifest row (by file) and face pair (in order)."""
@@ -159,6 +188,45 @@ def collect(
                 (pair.same, pipeline.compare_faces(photo(pair.a).image, licences[pair.b], settings.thresholds))
             )
     return got
+
+
+def cascaded(
+    rows: Sequence[ManifestRow], baseline: Collected, mllm: Collected, settings: Settings
+) -> tuple[Collected, CascadeShare]:
+    """A cascade's answers from its two pipelines': the baseline's where it is sure, else the MLLM's,
+    which then cost the baseline's time and its own."""
+    got = Collected()
+    unsure: dict[str, int] = {f: 0 for f in PHOTO_FIELDS}
+    escalated = 0
+    for row, ms_first, ms_second in zip(rows, baseline.ms, mllm.ms, strict=True):
+        first = baseline.judgments[row.file]
+        doubts = unsure_of(first, settings.thresholds, settings, PHOTO_FIELDS)
+        for doubt in doubts:
+            unsure[doubt] += 1
+        escalated += bool(doubts)
+        got.judgments[row.file] = mllm.judgments[row.file] if doubts else first
+        got.ms.append(ms_first + ms_second if doubts else ms_first)
+
+    def matches(
+        firsts: list[tuple[bool, FaceMatch]], seconds: list[tuple[bool, FaceMatch]]
+    ) -> list[tuple[bool, FaceMatch]]:
+        return [
+            (same, a if face_sureness(a, settings.thresholds, settings).sure else b)
+            for (same, a), (_, b) in zip(firsts, seconds, strict=True)
+        ]
+
+    got.faces = matches(baseline.faces, mllm.faces)
+    got.licence_faces = {look: matches(m, mllm.licence_faces[look]) for look, m in baseline.licence_faces.items()}
+    pairs_escalated = sum(not face_sureness(m, settings.thresholds, settings).sure for _, m in baseline.faces)
+    return got, CascadeShare(
+        photos=len(rows),
+        photos_escalated=escalated,
+        escalated=rate(escalated, len(rows)),
+        unsure=unsure,
+        face_pairs=len(baseline.faces),
+        face_pairs_escalated=pairs_escalated,
+        face_escalated=rate(pairs_escalated, len(baseline.faces)),
+    )
 
 
 def agreement(rows: Sequence[ManifestRow], first: tuple[str, Collected], second: tuple[str, Collected]) -> Agreement:

@@ -8,7 +8,8 @@ each on its own: no row is a prior photo of another, so the duplicate check sees
 
 Scores: automation (genuine rows that PASS), false_fail (genuine rows that FAIL), fraud_caught
 (fraud rows that FAIL), false_pass (fraud rows that PASS). REVIEW is neither right nor wrong: it
-costs a person's time.
+costs a person's time. A cascade is scored beside each of its pipelines alone, with the share of
+rows it escalated to the MLLM.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from pydantic import BaseModel
 
 from compliance.evaluation.manifest import ManifestError
 from compliance.evaluation.metrics import rate
-from compliance.inspection import BOTH, decide
-from compliance.judgments import Judgments
+from compliance.inspection import BOTH, decide, decide_cascade
+from compliance.judgments import ESCALATED, Judgments
 from compliance.photos import Photo, PhotoRejected, read_photo_file
-from compliance.pipeline import Pipeline
+from compliance.pipeline import CASCADE, CASCADE_STAGES, Pipeline
 from compliance.settings import Settings
 from compliance.verdicts import Outcome, Verdict
 
@@ -131,13 +132,18 @@ def judge_submissions(
     rows: Sequence[SubmissionRow],
     settings: Settings,
     progress: Progress | None = None,
+    *,
+    choice: str | None = None,
 ) -> dict[str, list[Verdict]]:
     """Each pipeline's verdict for every row; with two pipelines, also ``both``'s (the first decides,
-    the second is compared field by field, as the service does)."""
+    the second is compared field by field, as the service does), or with ``choice`` "cascade" the
+    cascade's (the baseline's where it settles the row, else as ``both``). Every pipeline judges every
+    row, so that each is also scored alone."""
     tick = progress or (lambda _label: None)
     verdicts: dict[str, list[Verdict]] = {name: [] for name in pipelines}
-    if len(pipelines) == 2:
-        verdicts[BOTH] = []
+    combination = CASCADE if choice == CASCADE else BOTH if len(pipelines) == 2 else None
+    if combination is not None:
+        verdicts[combination] = []
     for row in rows:
         tick(row.where)
         scene = _photo(row.photo, row, settings)
@@ -147,7 +153,11 @@ def judge_submissions(
             judgments = pipeline.judge(scene.image, licence.image if licence else None, settings.thresholds)
             judged.append(judgments)
             verdicts[name].append(_decided(row, scene, licence, judgments, settings))
-        if len(judged) == 2:
+        if combination == CASCADE:
+            verdicts[CASCADE].append(
+                _cascaded(row, scene, licence, dict(zip(pipelines, judged, strict=True)), settings)
+            )
+        elif combination == BOTH:
             verdicts[BOTH].append(_decided(row, scene, licence, judged[0], settings, second_opinion=judged[1]))
     return verdicts
 
@@ -179,6 +189,25 @@ def _decided(
     )
 
 
+def _cascaded(
+    row: SubmissionRow, scene: Photo, licence: Photo | None, judged: Mapping[str, Judgments], settings: Settings
+) -> Verdict:
+    baseline, mllm = (judged[name] for name in CASCADE_STAGES)
+    verdict = decide_cascade(
+        baseline,
+        mllm,
+        thresholds=settings.thresholds,
+        settings=settings,
+        registered_plates=row.registered_plates,
+        licence_given=licence is not None,
+        submitted_at=row.job_window[1] if row.job_window else None,
+        capture_time=scene.capture_time,
+        job_window=row.job_window,
+    )
+    assert verdict is not None, "with the MLLM's judgments given a cascade always decides"
+    return verdict
+
+
 class Miss(BaseModel):
     """A genuine row that did not PASS, or a fraud row that did not FAIL, with why."""
 
@@ -203,6 +232,11 @@ class SubmissionReport(BaseModel):
     by_case: dict[str, dict[str, int]]
     blocking_reasons: dict[str, int]
     misses: list[Miss]
+    # A cascade only: the share of rows (and how many) its baseline could not settle, judged by the MLLM too.
+    escalated: float | None = None
+    n_escalated: int | None = None
+    # Why: rows escalated for each judgment the baseline was not sure of, or for its REVIEW.
+    escalated_because: dict[str, int] | None = None
 
 
 def score_submissions(rows: Sequence[SubmissionRow], verdicts: Sequence[Verdict]) -> SubmissionReport:
@@ -229,7 +263,15 @@ def score_submissions(rows: Sequence[SubmissionRow], verdicts: Sequence[Verdict]
                     details=[f"{r.check}: {r.detail}" for r in against],
                 )
             )
+    steps = [v.judgments.provenance.cascade for v in verdicts]
+    escalations = [step for step in steps if step is not None and step.path == ESCALATED]
+    escalated = len(escalations)
+    because = Counter(why for step in escalations for why in step.unsure or ("the baseline's REVIEW",))
+    cascaded = all(step is not None for step in steps)
     return SubmissionReport(
+        escalated=rate(escalated, len(steps)) if cascaded else None,
+        n_escalated=escalated if cascaded else None,
+        escalated_because=dict(because.most_common()) if cascaded else None,
         automation=rate(genuine.count(Outcome.PASS), len(genuine)),
         false_fail=rate(genuine.count(Outcome.FAIL), len(genuine)),
         fraud_caught=rate(fraud.count(Outcome.FAIL), len(fraud)),

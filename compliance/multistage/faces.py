@@ -290,9 +290,7 @@ class SFaceMatcher(LazyModel[_Networks]):
                 licence_box=licence.box if licence else None,
             )
         similarity = self.similarity(scene, licence)
-        small = min(scene.box.height, licence.box.height) < limits.face_small_px
-        same_from = limits.face_small_same_min if small else limits.face_same_min
-        different_below = limits.face_small_uncertain_min if small else limits.face_uncertain_min
+        different_below, same_from = limits.face_band(min(scene.box.height, licence.box.height))
         if similarity >= same_from:
             same = Answer.YES
         elif similarity < different_below and scene.reliable and licence.reliable:

@@ -54,12 +54,14 @@ class Publisher:
             raise BrokerUnavailable(f"could not publish {task} to {queue}: {exc}") from exc
 
     def judge(self, submission_id: str, pipeline: str, countdown: float | None = None) -> None:
-        """Queue the submission for each pipeline the choice runs (both queues for "both")."""
+        """Queue the submission for each pipeline the choice runs at once (both queues for "both"; a
+        cascade's first stage)."""
         for route in routes(pipeline):
             self._send(route.task, [submission_id, route.part], route.queue, countdown=countdown)
 
     def judge_part(self, submission_id: str, part: str, countdown: float | None = None) -> None:
-        """Queue one pipeline's half of a submission again (a batch member to retry)."""
+        """Queue one pipeline's part of a submission: a batch member to retry, a cascade's next stage, or
+        what the sweeper finds lost."""
         (route,) = routes(part)
         self._send(route.task, [submission_id, part], route.queue, countdown=countdown)
 

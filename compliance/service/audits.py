@@ -23,7 +23,7 @@ from compliance.store.models import AuditJobStatus, storable_time
 
 
 def pipeline_choices() -> tuple[str, ...]:
-    """What an audit may be run with: every registered pipeline, and ``both``."""
+    """What an audit may be run with: every registered pipeline, ``both`` and ``cascade``."""
     return tuple(str(c) for c in choices())
 
 
@@ -53,7 +53,8 @@ def start_audit(
     for name, when in (("since", since), ("until", until)):
         if when is not None and not storable_time(when):
             raise InvalidAuditJob(f"{name} is outside the times the store holds, or has no UTC offset")
-    chosen = pipeline or settings.service_pipeline
+    # Only no pipeline at all means the default: an empty name is as unknown as any other.
+    chosen = settings.service_pipeline if pipeline is None else pipeline
     try:
         pipeline_names(chosen)
     except ValueError:
@@ -125,7 +126,7 @@ def run_chunk(
         with store.sessions() as s:
             before = audit_jobs.current_outcome(s, submission_id)
         try:
-            rejudge(store, settings, submission_id, pipelines, actor=actor)
+            rejudge(store, settings, submission_id, pipelines, actor=actor, choice=pipeline_name)
         except TRANSIENT_ERRORS:
             raise  # the task retries the chunk; the item stays pending
         except Exception as exc:  # one photo's failure is kept on its item; the job goes on

@@ -10,7 +10,9 @@ Each sweep:
 4. FAILED with attempts left, past ``sweep_stale_after_s``: the task's own retries ran out.
 5. Webhook deliveries and audit jobs whose next step is overdue.
 
-Queueing twice is harmless (tasks are idempotent); queueing never is what this prevents.
+Queueing twice is harmless (tasks are idempotent); queueing never is what this prevents. A cascade
+submission is queued at the stage it waits for (``verdicts.cascade_waits_for``): the baseline's (CPU)
+queue until the baseline's judgments are stored, the MLLM's (GPU) queue once it was escalated.
 
 The sweeper process also removes photo files nothing refers to (``compliance.service.orphans``),
 at its own slower cadence (``orphan_sweep_interval_s``) in a thread of its own, so a long walk of
@@ -27,9 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from compliance import metrics
+from compliance.pipeline import CASCADE
 from compliance.queue.publisher import BrokerUnavailable, Publisher
-from compliance.queue.routing import routes
+from compliance.queue.routing import Route, routes
 from compliance.service.orphans import sweep_photos_every
+from compliance.service.verdicts import cascade_waits_for
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
@@ -103,7 +107,7 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
         stale = backlog.stale(s, before=stale_before, limit=limit)
         failed = backlog.retryable_failures(s, before=stale_before, max_attempts=settings.max_attempts, limit=limit)
     # A stale message may still wait behind others; only an empty queue proves it lost.
-    lost = [w for w in stale if all(depths.get(r.queue, 0) == 0 for r in routes(_pipeline(w, settings)))]
+    lost = [w for w in stale if all(depths.get(r.queue, 0) == 0 for r in _routes(store, settings, w))]
     _requeue(store, settings, publisher, lost, "stale", (SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING), result)
     _requeue(store, settings, publisher, failed, "failed", (SubmissionStatus.FAILED,), result)
 
@@ -125,6 +129,14 @@ def _pipeline(waiting: Waiting, settings: Settings) -> str:
     return waiting.pipeline or settings.service_pipeline
 
 
+def _routes(store: Store, settings: Settings, waiting: Waiting) -> tuple[Route, ...]:
+    """Where the submission's work waits: every route of its pipeline choice, or a cascade's one stage."""
+    choice = _pipeline(waiting, settings)
+    if choice == CASCADE:
+        return routes(cascade_waits_for(store, settings, waiting.submission_id))
+    return routes(choice)
+
+
 def _requeue(
     store: Store,
     settings: Settings,
@@ -136,7 +148,8 @@ def _requeue(
 ) -> None:
     published = []
     for w in waiting:
-        publisher.judge(w.submission_id, _pipeline(w, settings))
+        for route in _routes(store, settings, w):
+            publisher.judge_part(w.submission_id, route.part)
         published.append(w.submission_id)
     if not published:
         return

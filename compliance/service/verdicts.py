@@ -2,16 +2,18 @@
 webhooks.
 
 Workers call ``judge`` (one pipeline), ``judge_many`` (a GPU batch), or ``record_judgments`` per
-pipeline and then ``decide_from_stored`` (both pipelines, each on its own worker); the CLI and the
-demo call them in-process; batch audits call ``rejudge``. Whoever keeps a verdict then calls
-``announce``. Sessions are short: no transaction stays open while a model runs.
+pipeline and then ``decide_from_stored`` (both pipelines, each on its own worker) or
+``decide_cascade_from_stored`` (a cascade: the baseline on a CPU worker, the MLLM on a GPU worker
+only for what the baseline cannot settle); the CLI and the demo call them in-process; batch audits
+call ``rejudge``. Whoever keeps a verdict then calls ``announce``. Sessions are short: no transaction
+stays open while a model runs.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from compliance import metrics
 from compliance.checks import PriorPhoto
-from compliance.inspection import decide
+from compliance.inspection import decide, decide_cascade
 from compliance.judgments import Judgments
 from compliance.photos import Photo, load_photo
-from compliance.pipeline import BOTH, Pipeline
+from compliance.pipeline import BOTH, CASCADE, CASCADE_STAGES, Pipeline
 from compliance.pipelines import get_pipelines, pipeline_names
 from compliance.queue.publisher import Publisher, published
 from compliance.service import webhooks
@@ -123,9 +125,13 @@ def conclude(
 ) -> Verdict:
     """Decide from the pipeline's judgments (and another pipeline's, compared field by field) and
     keep judgments and verdict (idempotent)."""
-    verdict = _decide(ctx, judgments, second_opinion)
+    return _keep(store, ctx.submission_id, _decide(ctx, judgments, second_opinion), actor=actor)
+
+
+def _keep(store: Store, submission_id: str, verdict: Verdict, *, actor: str) -> Verdict:
+    """Keep the verdict and the judgments it was decided from (idempotent) and make it current."""
     with store.sessions() as s, s.begin():
-        verdicts.record_verdict(s, ctx.submission_id, verdict, actor=actor)
+        verdicts.record_verdict(s, submission_id, verdict, actor=actor)
     return verdict
 
 
@@ -159,15 +165,16 @@ def judge_many(
     submission_ids: Sequence[str],
     pipeline: Pipeline,
     *,
-    combine: Sequence[str] | None = None,
+    decide_stored: Callable[[str], Verdict | None] | None = None,
     actor: str = "cli",
 ) -> list[Verdict | Exception | None]:
     """Judge several stored submissions, in one ``judge_batch`` call where the pipeline has one.
 
     Each item's result is its verdict or the exception that stopped it; one bad photo does not fail
-    the others. A failure of the batch call itself fails every submission in it. With ``combine``
-    (the pipelines of "both") each item's judgments are kept and the verdict is decided from the
-    stored judgments of those pipelines: None while another pipeline's are still missing.
+    the others. A failure of the batch call itself fails every submission in it. With
+    ``decide_stored`` (a submission judged by two pipelines: "both", a cascade) each item's
+    judgments are kept and the verdict is what ``decide_stored`` decides from the stored ones, by
+    submission id: None while another pipeline's are still missing.
     """
     results: list[Verdict | Exception | None] = [None] * len(submission_ids)
     ready: list[tuple[int, JudgingContext, Photo, Photo | None]] = []
@@ -196,25 +203,34 @@ def judge_many(
             return results
         for (i, ctx, _, _), judgments in zip(ready, all_judgments, strict=True):
             try:
-                if combine is None:
+                if decide_stored is None:
                     results[i] = conclude(store, ctx, judgments, actor=actor)
                 else:
                     with store.sessions() as s, s.begin():
                         verdicts.record_judgment(s, ctx.submission_id, judgments, actor=actor)
-                    results[i] = decide_from_stored(store, settings, ctx.submission_id, combine, actor=actor)
+                    results[i] = decide_stored(ctx.submission_id)
             except Exception as exc:
                 results[i] = exc
     return results
 
 
 def rejudge(
-    store: Store, settings: Settings, submission_id: str, pipelines: Mapping[str, Pipeline], *, actor: str
+    store: Store,
+    settings: Settings,
+    submission_id: str,
+    pipelines: Mapping[str, Pipeline],
+    *,
+    actor: str,
+    choice: str | None = None,
 ) -> Verdict:
     """Judge an already decided submission again (a batch audit) without moving its status: the
     new verdict becomes current only if the models or policy changed; errors are the caller's.
-    ``pipelines`` is one pipeline, or the two of "both" (the first decides; each one's judgments are kept)."""
+    ``pipelines`` is one pipeline, or the two of "both" (the first decides; each one's judgments are
+    kept), or with ``choice`` "cascade" the two of a cascade (the MLLM judges only if needed)."""
     ctx = begin(store, settings, submission_id, actor=actor, mark_processing=False)
     scene, licence = photos_of(store, settings, ctx)
+    if choice == CASCADE:
+        return _rejudge_cascade(store, settings, ctx, scene, licence, pipelines, actor)
     judged = [p.judge(scene.image, licence.image if licence else None, ctx.thresholds) for p in pipelines.values()]
     if len(judged) == 1:
         return conclude(store, ctx, judged[0], actor=actor)
@@ -222,6 +238,28 @@ def rejudge(
         for judgments in judged:
             verdicts.record_judgment(s, submission_id, judgments, actor=actor)
     return conclude(store, ctx, judged[0], second_opinion=judged[1], actor=actor)
+
+
+def _rejudge_cascade(
+    store: Store,
+    settings: Settings,
+    ctx: JudgingContext,
+    scene: Photo,
+    licence: Photo | None,
+    pipelines: Mapping[str, Pipeline],
+    actor: str,
+) -> Verdict:
+    judged: dict[str, Judgments] = {}
+    verdict = None
+    for stage in CASCADE_STAGES:  # the baseline, then the MLLM only if the baseline did not settle it
+        judged[stage] = pipelines[stage].judge(scene.image, licence.image if licence else None, ctx.thresholds)
+        with store.sessions() as s, s.begin():
+            verdicts.record_judgment(s, ctx.submission_id, judged[stage], actor=actor)
+        verdict = _cascade_verdict(ctx, settings, judged)
+        if verdict is not None:
+            break
+    assert verdict is not None, "with both stages judged a cascade always decides"
+    return _keep(store, ctx.submission_id, verdict, actor=actor)
 
 
 # Judging with both pipelines. A service runs each pipeline on its own worker (multistage on a CPU,
@@ -256,17 +294,26 @@ def decide_from_stored(
     None while a pipeline's judgments are not stored yet (the other worker will decide). Runs no model."""
     if len(pipelines) not in (1, 2):
         raise ValueError(f"decide from one pipeline or two, not {len(pipelines)}")
+    ctx, newest = _stored(store, settings, submission_id, needs=pipelines)
+    if ctx is None:
+        return None
+    first, *rest = (newest[name] for name in pipelines)
+    return conclude(store, ctx, first, second_opinion=rest[0] if rest else None, actor=actor)
+
+
+def _stored(
+    store: Store, settings: Settings, submission_id: str, *, needs: Sequence[str]
+) -> tuple[JudgingContext | None, dict[str, Judgments]]:
+    """The newest stored judgments of each pipeline, and the context to decide with; the context is
+    read only when every pipeline in ``needs`` has judged (else None: nothing to decide yet)."""
     with store.sessions() as s:
         sub = submissions.get_submission(s, submission_id)
         newest: dict[str, Judgments] = {}
         for record in sub.judgments:  # oldest first: later records replace earlier ones
-            if record.pipeline in pipelines:
-                newest[record.pipeline] = Judgments.model_validate(record.data)
-        if any(name not in newest for name in pipelines):
-            return None
-        ctx = _read_context(s, settings, sub)
-    first, *rest = (newest[name] for name in pipelines)
-    return conclude(store, ctx, first, second_opinion=rest[0] if rest else None, actor=actor)
+            newest[record.pipeline] = Judgments.model_validate(record.data)
+        if any(name not in newest for name in needs):
+            return None, newest
+        return _read_context(s, settings, sub), newest
 
 
 def judge_both(
@@ -280,6 +327,78 @@ def judge_both(
     if verdict is None:  # a pipeline recorded its judgments under another name (a fallback)
         raise ValueError(f"no judgments stored for both {first.name} and {second.name}: is one falling back?")
     return verdict
+
+
+# A cascade: the baseline judges on a CPU worker; where it settles the photo its verdict is kept
+# there and then, and only the photos it cannot settle go on to the GPU queue, whose worker keeps the
+# MLLM's judgments and decides from the two stored ones as "both" decides. Every step reads what is
+# stored, so a re-delivered task (or the sweeper's) finds its stage done and decides once.
+
+BASELINE_STAGE, MLLM_STAGE = CASCADE_STAGES
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeState:
+    """Where a cascade submission stands, from what is stored."""
+
+    # The stage still to judge: the baseline, or the MLLM (escalated); None when decidable now.
+    waits_for: str | None
+    verdict: Verdict | None  # decided from the stored judgments, not yet kept
+
+
+def _cascade_verdict(ctx: JudgingContext, settings: Settings, judged: Mapping[str, Judgments]) -> Verdict | None:
+    return decide_cascade(
+        judged[BASELINE_STAGE],
+        judged.get(MLLM_STAGE),
+        thresholds=ctx.thresholds,
+        settings=settings,
+        registered_plates=ctx.plates_to_match,
+        licence_given=ctx.licence_sha256 is not None,
+        driver_id=ctx.driver_id,
+        submitted_at=ctx.submitted_at,
+        capture_time=ctx.capture_time,
+        job_window=ctx.job_window,
+        similar_photos=ctx.prior,
+    )
+
+
+def cascade_state(store: Store, settings: Settings, submission_id: str) -> CascadeState:
+    """Which stage a cascade submission waits for, or its verdict if what is stored decides it.
+    Runs no model."""
+    ctx, stored = _stored(store, settings, submission_id, needs=(BASELINE_STAGE,))
+    if ctx is None:
+        return CascadeState(BASELINE_STAGE, None)
+    verdict = _cascade_verdict(ctx, settings, stored)
+    return CascadeState(MLLM_STAGE if verdict is None else None, verdict)
+
+
+def cascade_waits_for(store: Store, settings: Settings, submission_id: str) -> str:
+    """The queue's stage a cascade submission is to be queued at again (the sweeper): the baseline's
+    until its judgments are stored, the MLLM's when escalated; the baseline's too when what is stored
+    decides it already (its worker died before keeping the verdict), which then runs no model."""
+    return cascade_state(store, settings, submission_id).waits_for or BASELINE_STAGE
+
+
+def decide_cascade_from_stored(
+    store: Store, settings: Settings, submission_id: str, *, actor: str = "worker"
+) -> Verdict | None:
+    """Decide a cascade from the judgments stored and keep the verdict: the baseline's where it settles
+    the photo, else one from the two as "both" decides once the MLLM's are stored. None while a stage
+    is still to judge (``cascade_state`` says which). Runs no model; idempotent."""
+    state = cascade_state(store, settings, submission_id)
+    return None if state.verdict is None else _keep(store, submission_id, state.verdict, actor=actor)
+
+
+def judge_cascade(
+    store: Store, settings: Settings, submission_id: str, baseline: Pipeline, mllm: Pipeline, *, actor: str = "cli"
+) -> Verdict:
+    """A cascade in this process: the baseline, then the MLLM only if the baseline did not settle it."""
+    for pipeline in (baseline, mllm):
+        record_judgments(store, settings, submission_id, pipeline, actor=actor)
+        verdict = decide_cascade_from_stored(store, settings, submission_id, actor=actor)
+        if verdict is not None:
+            return verdict
+    raise ValueError(f"no judgments stored for both {baseline.name} and {mllm.name}: is one falling back?")
 
 
 def _stored_photo(store: Store, settings: Settings, sha256: str) -> Photo:
@@ -313,11 +432,20 @@ class Todo:
     def combine(self) -> tuple[str, ...] | None:
         """With "both": the pipelines whose stored judgments the verdict is decided from."""
         names = pipeline_names(self.pipeline)
-        return names if len(names) > 1 else None
+        return names if len(names) > 1 and self.pipeline != CASCADE else None
+
+    def decide_stored(self, store: Store, settings: Settings) -> Callable[[str], Verdict | None] | None:
+        """How a worker decides once its pipeline's judgments are stored, where two pipelines judge."""
+        if self.pipeline == CASCADE:
+            return lambda submission_id: decide_cascade_from_stored(store, settings, submission_id, actor=WORKER)
+        combine = self.combine
+        if combine is None:
+            return None
+        return lambda submission_id: decide_from_stored(store, settings, submission_id, combine, actor=WORKER)
 
 
 def _pipeline_for(todo: Todo, settings: Settings) -> Pipeline:
-    # get_pipelines turns the MLLM's fallback off under "both": its own judgments are compared.
+    # get_pipelines turns the MLLM's fallback off under "both" and "cascade": its own judgments are compared.
     return get_pipelines(todo.pipeline, settings)[todo.part]
 
 
@@ -357,6 +485,9 @@ def _triage(
 
 def _decided(store: Store, publisher: Publisher, todo: Todo, verdict: Verdict, seconds: float) -> None:
     metrics.VERDICTS.labels(todo.pipeline, verdict.outcome.value).inc()
+    step = verdict.judgments.provenance.cascade
+    if step is not None:
+        metrics.CASCADE.labels(step.path).inc()
     metrics.observe_judgments_latency(verdict.judgments.provenance.latency_ms)
     metrics.STAGE_SECONDS.labels("judge.total").observe(seconds)
     announce(store, publisher, todo.submission_id)
@@ -365,15 +496,21 @@ def _decided(store: Store, publisher: Publisher, todo: Todo, verdict: Verdict, s
 def judge_queued(
     store: Store, publisher: Publisher, settings: Settings, submission_id: str, part: str | None = None
 ) -> str:
-    """A submission's task from a CPU queue: judge it with its pipeline (or its part of "both"),
-    decide, keep and announce; a task for one already decided, gone or out of attempts does nothing."""
+    """A submission's task from a CPU queue: judge it with its pipeline (or its part of "both", or a
+    cascade's baseline), decide, keep and announce; a task for one already decided, gone or out of
+    attempts does nothing."""
     todo = _triage(store, publisher, settings, submission_id, part)
     if todo is None:
         return "skipped"
     pipeline = _pipeline_for(todo, settings)
     start = time.perf_counter()
-    if todo.combine is None:
-        verdict: Verdict | None = judge(store, settings, submission_id, pipeline, actor=WORKER)
+    verdict: Verdict | None
+    if todo.pipeline == CASCADE:
+        verdict = _judge_cascade_stage(store, publisher, settings, todo, pipeline)
+        if verdict is None:
+            return f"{todo.part} judged; escalated to {MLLM_STAGE}"
+    elif todo.combine is None:
+        verdict = judge(store, settings, submission_id, pipeline, actor=WORKER)
     else:
         record_judgments(store, settings, submission_id, pipeline, actor=WORKER)
         verdict = decide_from_stored(store, settings, submission_id, todo.combine, actor=WORKER)
@@ -381,6 +518,42 @@ def judge_queued(
         return f"{todo.part} judged; waiting for the other pipeline"
     _decided(store, publisher, todo, verdict, time.perf_counter() - start)
     return verdict.outcome.value
+
+
+def _judge_cascade_stage(
+    store: Store, publisher: Publisher, settings: Settings, todo: Todo, pipeline: Pipeline
+) -> Verdict | None:
+    """A cascade's stage on its worker: judge if the submission waits for this stage, then keep the
+    verdict if what is stored decides it, else queue the stage it waits for (escalate to the MLLM).
+    A re-delivered task finds its stage stored and runs no model."""
+    state = cascade_state(store, settings, todo.submission_id)
+    if state.verdict is None and state.waits_for == todo.part:
+        record_judgments(store, settings, todo.submission_id, pipeline, actor=WORKER)
+        state = cascade_state(store, settings, todo.submission_id)
+    if state.verdict is not None:
+        return _keep(store, todo.submission_id, state.verdict, actor=WORKER)
+    _queue_stage(publisher, todo.submission_id, state.waits_for or BASELINE_STAGE)
+    return None
+
+
+def _cascade_not_this_stage(store: Store, publisher: Publisher, settings: Settings, todo: Todo) -> str | None:
+    """Before a batch runs the MLLM on a cascade: a submission that what is stored decides already (a
+    re-delivered task) is decided here, and one whose baseline has not judged is queued there; either
+    way without the MLLM. None: its turn for the MLLM."""
+    state = cascade_state(store, settings, todo.submission_id)
+    if state.waits_for == todo.part:
+        return None
+    if state.verdict is not None:
+        verdict = _keep(store, todo.submission_id, state.verdict, actor=WORKER)
+        _decided(store, publisher, todo, verdict, 0.0)
+        return verdict.outcome.value
+    _queue_stage(publisher, todo.submission_id, state.waits_for or BASELINE_STAGE)
+    return f"waiting for {state.waits_for}"
+
+
+def _queue_stage(publisher: Publisher, submission_id: str, stage: str) -> None:
+    # A broker that is down leaves the submission PROCESSING: the sweeper queues the stage it waits for.
+    published(lambda: publisher.judge_part(submission_id, stage), f"submission {submission_id} ({stage})")
 
 
 def judge_queued_batch(
@@ -395,6 +568,8 @@ def judge_queued_batch(
         todo = _triage(store, publisher, settings, submission_id, part)
         if todo is None:
             outcome[submission_id] = "skipped"
+        elif todo.pipeline == CASCADE and (done := _cascade_not_this_stage(store, publisher, settings, todo)):
+            outcome[submission_id] = done
         else:
             todos[submission_id] = todo
     groups: dict[tuple[str, str], list[Todo]] = {}
@@ -405,7 +580,12 @@ def judge_queued_batch(
         pipeline = _pipeline_for(group[0], settings)
         start = time.perf_counter()
         results = judge_many(
-            store, settings, [t.submission_id for t in group], pipeline, combine=group[0].combine, actor=WORKER
+            store,
+            settings,
+            [t.submission_id for t in group],
+            pipeline,
+            decide_stored=group[0].decide_stored(store, settings),
+            actor=WORKER,
         )
         seconds = (time.perf_counter() - start) / len(group)
         for todo, result in zip(group, results, strict=True):

@@ -29,6 +29,33 @@ def test_upload_is_stored_queued_and_readable(api: Api) -> None:
     assert hashlib.sha256(PASSING_PHOTO.read_bytes()).hexdigest() in blob_files(api)
 
 
+def test_a_cascade_is_accepted_and_queued_at_its_first_stage_only(api: Api) -> None:
+    import redis
+
+    queues = redis.Redis.from_url(api.settings.broker_url)
+    before = {q: queues.llen(q) for q in ("multistage", "mllm")}
+    response = api.upload(pipeline="cascade")
+    assert response.status_code == 202, response.text
+    detail = api.client.get(f"/v1/submissions/{response.json()['id']}", headers=api.acme.auth).json()
+    assert detail["pipeline"] == "cascade" and detail["status"] == "queued"
+    # The baseline's CPU queue only: the CPU worker sends on to the GPU queue what it cannot settle.
+    assert {q: queues.llen(q) - n for q, n in before.items()} == {"multistage": 1, "mllm": 0}
+
+
+def test_the_spec_lists_the_pipeline_choices(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    upload = next(v for k, v in schemas.items() if k.startswith("Body_create_submission"))
+    for field in (upload["properties"]["pipeline"], schemas["AuditIn"]["properties"]["pipeline"]):
+        (choice,) = [branch for branch in field["anyOf"] if branch.get("type") == "string"]
+        assert choice["enum"] == ["multistage", "mllm", "both", "cascade"]
+    refused = api.upload(pipeline="cascades")
+    assert_error(refused, 422, "invalid_value")
+    assert "multistage, mllm, both, cascade" in refused.json()["error"]["message"]
+    started = api.client.post("/v1/audits", json={"pipeline": "cascade"}, headers=api.acme.auth)
+    assert started.status_code == 202 and started.json()["pipeline"] == "cascade", started.text
+
+
 def test_driver_and_vehicle_by_reference(api: Api) -> None:
     response = api.upload(driver_id=None, vehicle_id=None, driver_ref="A-1", plate="皖A·UJ299")
     assert response.status_code == 202, response.text

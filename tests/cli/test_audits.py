@@ -44,6 +44,35 @@ def test_audit_inline_with_a_progress_bar_and_the_diff(isolated_env: Path) -> No
     assert code == 0 and "0 changed" in stdout
 
 
+def test_audit_inline_with_a_cascade_keeps_what_the_baseline_settles(isolated_env: Path, dev_dir: Path) -> None:
+    from compliance.photos import receive_photo
+    from compliance.store import submissions
+    from tests.composites import PLATE, driver_by_vehicle, jpeg
+
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    assert run("registry", "add-vehicle", "ACME", PLATE)[0] == 0
+    code, _, stderr = run(
+        "registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"), "--ref", "A-1"
+    )
+    assert code == 0, stderr
+    settings = get_settings()
+    store = Store.open(settings)
+    photo = receive_photo(jpeg(driver_by_vehicle(dev_dir)), **settings.photo_limits)
+    accepted = accept(store, photo, Upload(carrier="ACME", driver="A-1", plate=PLATE))
+    with store.sessions() as s, s.begin():
+        verdicts.record_verdict(s, accepted.submission_id, _old_verdict(Outcome.FAIL, (ReasonCode.FACE_MISMATCH,)))
+
+    # No MLLM on this machine: the baseline settles this photo, so none is needed.
+    code, stdout, stderr = run("audit", "start", "--carrier", "ACME", "--pipeline", "cascade", "--inline")
+    assert code == 0, stderr
+    assert "1 re-judged, 0 failed, 0 pending; 1 changed" in stdout
+    with store.sessions() as s:
+        current = submissions.get_submission(s, accepted.submission_id).current_verdict
+        assert current is not None and current.pipeline == "cascade" and current.outcome is Outcome.PASS
+        assert current.judgment is not None
+        assert current.judgment.data["provenance"]["cascade"]["path"] == "settled_by_baseline"
+
+
 def test_bad_arguments_are_one_line_errors(isolated_env: Path) -> None:
     code, _, stderr = run("worker", "--queue", "gpu")
     assert code == 2 and "unknown queue 'gpu'" in stderr

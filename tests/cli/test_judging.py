@@ -1,5 +1,5 @@
 """``compliance check``, ``submit`` and ``demo`` as a user meets them: verdicts, JSON, and one-line
-errors with exit code 2; with --pipeline mllm|both and --mllm-model (the tiny random-weight
+errors with exit code 2; with --pipeline mllm|both|cascade and --mllm-model (the tiny random-weight
 checkpoint) and the fallback setting."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def test_cmyk_and_16_bit_photos_are_judged(tmp_path: Path) -> None:
 
 def test_unknown_pipeline_is_a_clear_error() -> None:
     code, _, stderr = run("check", str(SAMPLES / "street_taxi.jpg"), "--pipeline", "magic")
-    assert_one_line_error(code, stderr, "unknown pipeline")
+    assert_one_line_error(code, stderr, "unknown pipeline", "cascade")
 
 
 def test_submit_checks_the_job_window(isolated_env: Path) -> None:
@@ -214,3 +214,73 @@ def test_submit_with_both_keeps_one_combined_verdict(tiny_env: Path, tiny_model_
     verdict = json.loads(stdout)
     assert verdict["outcome"] == "REVIEW" and "PIPELINES_DISAGREE_PLATE" in verdict["reasons"]
     assert verdict["judgments"]["provenance"]["pipeline"] == "both"
+
+
+def test_check_with_a_cascade_the_baseline_settles_never_loads_the_mllm(
+    tiny_env: Path, tmp_path: Path, dev_dir: Path
+) -> None:
+    from tests.composites import LICENCE, PLATE, driver_by_vehicle, jpeg
+
+    photo = tmp_path / "driver_by_car.jpg"
+    photo.write_bytes(jpeg(driver_by_vehicle(dev_dir)))
+    # No MLLM on this machine: a settled photo does not need one.
+    code, stdout, stderr = run(
+        "check",
+        str(photo),
+        "--licence",
+        str(dev_dir / LICENCE),
+        "--plate",
+        PLATE,
+        "--pipeline",
+        "cascade",
+        "--mllm-model",
+        str(tmp_path / "nowhere"),
+        "--json",
+    )
+    assert code == 0, stderr
+    verdicts = json.loads(stdout)
+    assert list(verdicts) == ["multistage", "cascade"]
+    cascade = verdicts["cascade"]
+    assert cascade["outcome"] == "PASS"
+    assert cascade["judgments"]["provenance"]["pipelines"] == ["multistage"]
+    assert cascade["judgments"]["provenance"]["cascade"]["path"] == "settled_by_baseline"
+
+
+def test_check_with_a_cascade_escalates_what_the_baseline_is_unsure_of(tiny_env: Path, tiny_model_dir: Path) -> None:
+    code, stdout, stderr = check("--pipeline", "cascade", "--mllm-model", str(tiny_model_dir))
+    assert code == 0, stderr
+    verdicts = json.loads(stdout)
+    assert list(verdicts) == ["multistage", "mllm", "cascade"]
+    assert verdicts["multistage"]["outcome"] == "PASS"  # the baseline alone passes it...
+    cascade = verdicts["cascade"]
+    step = cascade["judgments"]["provenance"]["cascade"]
+    # ... but sees the car weakly, so the MLLM judged too and the verdict was decided as "both" decides.
+    assert step["path"] == "escalated" and "not sure of the vehicle" in step["reason"]
+    assert cascade["outcome"] == "REVIEW" and "PIPELINES_DISAGREE_PLATE" in cascade["reasons"]
+    assert cascade["judgments"]["provenance"]["pipelines"] == ["mllm", "multistage"]
+
+
+def test_submit_with_a_cascade_keeps_one_verdict_naming_its_path(tiny_env: Path, tiny_model_dir: Path) -> None:
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    assert run("registry", "add-vehicle", "ACME", "皖AUJ299")[0] == 0
+    code, _, stderr = run("registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"))
+    assert code == 0, stderr
+    code, stdout, stderr = run(
+        "submit",
+        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
+        "--carrier",
+        "ACME",
+        "--driver",
+        "1",
+        "--plate",
+        "皖AUJ299",
+        "--pipeline",
+        "cascade",
+        "--mllm-model",
+        str(tiny_model_dir),
+        "--json",
+    )
+    assert code == 0, stderr
+    verdict = json.loads(stdout)
+    assert verdict["judgments"]["provenance"]["pipeline"] == "cascade"
+    assert verdict["judgments"]["provenance"]["cascade"]["path"] == "escalated"

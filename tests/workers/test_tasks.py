@@ -476,12 +476,64 @@ def test_both_pipelines_run_on_their_own_queues_and_the_second_to_finish_decides
         assert live.machine_verdicts(submission_id) == 1
 
 
+def test_a_cascade_settles_on_the_cpu_worker_and_escalates_the_rest_to_the_gpu_queue(
+    tmp_path: Path, tiny_mllm: dict[str, object], dev_dir: Path
+) -> None:
+    from compliance.store import registry
+    from tests.composites import PLATE, driver_by_vehicle, jpeg
+
+    with _tiny_mllm_stack(tmp_path, tiny_mllm) as (live, redis):
+        with live.store.sessions() as s, s.begin():
+            clear_car = registry.add_vehicle(s, carrier_id=live.acme.id, registered_plate=PLATE).id
+        # A dev portrait beside a car whose plate reads surely: the baseline settles it (PASS).
+        settled = live.upload(jpeg(driver_by_vehicle(dev_dir)), pipeline="cascade", vehicle_id=clear_car)
+        # The bundled sample: the baseline passes it but sees its car weakly, so the MLLM looks too.
+        escalated = live.upload(PASSING_PHOTO.read_bytes(), pipeline="cascade")
+        # A cascade starts at the baseline: both on the CPU queue, nothing on the GPU queue.
+        assert (_llen(redis, "multistage"), _llen(redis, "mllm")) == (2, 0)
+
+        port = free_port()
+        live.stack.worker(["multistage"], "--metrics-port", str(port))
+        live.wait_decided(settled, timeout=120)
+        # The CPU worker kept the other's judgments and queued it, alone, for the GPU.
+        wait_for(lambda: _llen(redis, "mllm") == 1, 60, "the escalated photo on the GPU queue")
+        assert live.status(escalated) == "processing" and _detail(live, escalated)["verdict"] is None
+        assert [j["pipeline"] for j in _detail(live, escalated)["judgments"]] == ["multistage"]
+
+        live.stack.worker(["mllm"])
+        live.wait_decided(escalated, timeout=240)
+
+        first = _detail(live, settled)
+        assert first["outcome"] == "PASS" and first["verdict"]["pipeline"] == "cascade"
+        assert first["verdict"]["cascade"]["path"] == "settled_by_baseline"
+        assert first["verdict"]["cascade"]["reason"].startswith("PASS: person score")
+        assert sorted(j["pipeline"] for j in first["judgments"]) == ["cascade", "multistage"]  # no MLLM ran
+
+        second = _detail(live, escalated)
+        assert second["verdict"]["cascade"]["path"] == "escalated"
+        assert "not sure of the vehicle" in second["verdict"]["cascade"]["reason"]
+        assert sorted(j["pipeline"] for j in second["judgments"]) == ["cascade", "mllm", "multistage"]
+        # Decided as "both" decides: random MLLM weights disagree with the baseline, field by field.
+        assert second["outcome"] == "REVIEW"
+        assert any(r.startswith("PIPELINES_DISAGREE_") for r in second["reasons"]), second["reasons"]
+        cascade = next(j for j in second["judgments"] if j["pipeline"] == "cascade")["judgments"]["provenance"]
+        assert cascade["pipelines"] == ["mllm", "multistage"] and cascade["cascade"]["path"] == "escalated"
+
+        for submission_id in (settled, escalated):
+            assert live.machine_verdicts(submission_id) == 1
+        assert (_llen(redis, "multistage"), _llen(redis, "mllm")) == (0, 0)
+        # Both paths counted, by whichever worker decided (the processes share one metrics folder).
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert _sample(text, 'compliance_cascade_total{path="settled_by_baseline"}') == 1, text
+        assert _sample(text, 'compliance_cascade_total{path="escalated"}') == 1, text
+
+
 def _detail(live: Live, submission_id: str) -> dict[str, Any]:
     return live.client.get(f"/v1/submissions/{submission_id}", headers=live.acme.auth).json()
 
 
 def _sample(text: str, name: str) -> float:
     for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
+        if line.startswith(name + " ") or (not name.endswith("}") and line.startswith(name + "{")):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not in metrics")

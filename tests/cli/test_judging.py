@@ -182,7 +182,9 @@ def test_check_with_the_fallback_setting_says_it_fell_back(
     assert verdict["outcome"] == "PASS"
     assert verdict["reasons"] == ["MLLM_FALLBACK"]
     fallback = verdict["judgments"]["provenance"]["fallback"]
-    assert fallback["pipeline"] == "mllm" and fallback["reason"].startswith("invalid answer")
+    assert fallback["pipeline"] == "mllm" and fallback["reason"].startswith(
+        "unsure answer"
+    )  # constrained: well formed, unsure
 
 
 def test_a_missing_mllm_is_a_one_line_error(tiny_env: Path, tmp_path: Path) -> None:

@@ -112,6 +112,11 @@ class FaceMatch(_Frozen):
     same_person: Answer = Answer.UNKNOWN
     scene_box: Box | None = None
     licence_box: Box | None = None
+    # Is the scene's face a live one, not a face shown on a screen or on paper? ``unknown`` where no
+    # model judged it (the MLLM, a face too small, judgments stored before liveness was checked).
+    live: Answer = Answer.UNKNOWN
+    live_score: float | None = Field(default=None, ge=0.0, le=1.0, description="the model's probability of a live face")
+    live_threshold: float | None = Field(default=None, description="live_min the score was compared with")
 
 
 class Quality(_Frozen):

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from compliance.evaluation.metrics import OUTCOMES
 from compliance.evaluation.runner import Agreement, CascadeShare, PipelineReport
+from compliance.evaluation.spoof import LIVE, SPOOF_LABELS, SpoofReport
 from compliance.evaluation.submissions import SubmissionReport
 from compliance.verdicts import Outcome, Verdict
 
@@ -113,6 +114,12 @@ def print_eval(console: Console, reports: dict[str, PipelineReport]) -> None:
         row("  TAR at FAR 1%", [_pct(f.tar_at_far_1pct) if f else "—" for f in got.values()])
     row("person presence", [f"{_pct(r[n].person_presence_acc)} of {r[n].n['person']}" for n in names])
     row("vehicle presence", [f"{_pct(r[n].vehicle_presence_acc)} of {r[n].n['vehicle']}" for n in names])
+    for kind in sorted({k for n in names for k in r[n].live_faces}):
+        got_live = {n: r[n].live_faces.get(kind) for n in names}
+        row(
+            f"live faces flagged ({kind}: flagged / judged / found)",
+            [f"{c['flagged']} / {c['judged']} / {c['faces']}" if c else "—" for c in got_live.values()],
+        )
     row("latency median", [_ms(r[n].median_ms) for n in names])
     row("latency p90", [_ms(r[n].p90_ms) for n in names])
     stages = sorted({s for n in names for s in r[n].median_stage_ms})
@@ -210,3 +217,31 @@ def print_submissions(console: Console, reports: dict[str, SubmissionReport]) ->
                 style = OUTCOME_STYLE[Outcome(m.got)]
                 misses.add_row(str(m.row), m.case, m.photo, m.expected, Text(m.got, style), "; ".join(m.details))
             console.print(misses)
+
+
+def print_spoofs(console: Console, reports: dict[str, SpoofReport]) -> None:
+    names = list(reports)
+    r = reports
+    summary = _by_pipeline("compliance eval: faces on a screen or on paper (flagged: FACE_NOT_LIVE)", names)
+    for label in SPOOF_LABELS:
+        summary.add_row(
+            f"{label} flagged", *[f"{_pct(r[n].flagged_by_label[label])} of {r[n].n[label]}" for n in names]
+        )
+    summary.add_row("live faces flagged", *[f"{_pct(r[n].live_flagged)} of {r[n].n[LIVE]}" for n in names])
+    summary.add_row("photos with no face found", *[str(r[n].no_face) for n in names])
+    summary.add_row("live_min", *[f"{r[n].live_min:.2f}" for n in names])
+    console.print(summary)
+    for name in names:
+        roc = Table(title=f"{name}: live_min swept (share of spoofs and of live faces scoring under it)")
+        for col in ("live_min", "spoofs flagged", "live flagged"):
+            roc.add_column(col, justify="right")
+        for point in r[name].roc:
+            roc.add_row(f"{point.live_min:.2f}", _pct(point.spoofs_flagged), _pct(point.live_flagged))
+        console.print(roc)
+        photos = Table(title=f"{name}: every photo", header_style="bold")
+        for col in ("photo", "label", "live", "score", "flagged"):
+            photos.add_column(col)
+        for o in r[name].photos:
+            score = "—" if o.live_score is None else f"{o.live_score:.3f}"
+            photos.add_row(o.file, o.label, o.live, score, "yes" if o.flagged else "")
+        console.print(photos)

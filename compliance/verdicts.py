@@ -43,6 +43,8 @@ class ReasonCode(StrEnum):
     FACE_UNCERTAIN = "FACE_UNCERTAIN"
     FACE_NOT_IN_SCENE = "FACE_NOT_IN_SCENE"
     FACE_NOT_ON_LICENCE = "FACE_NOT_ON_LICENCE"
+    # The scene's face scored under live_min: perhaps shown on a screen or on paper (REVIEW, never FAIL).
+    FACE_NOT_LIVE = "FACE_NOT_LIVE"
     LICENCE_PHOTO_MISSING = "LICENCE_PHOTO_MISSING"
     LOW_QUALITY_BLUR = "LOW_QUALITY_BLUR"
     LOW_QUALITY_DARK = "LOW_QUALITY_DARK"

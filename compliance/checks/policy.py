@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from compliance.checks.agreement import PipelinesAgree
 from compliance.checks.base import Check, CheckContext
 from compliance.checks.face import FaceMatchesLicence
+from compliance.checks.liveness import FaceIsLive
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.checks.presence import PersonPresent, VehiclePresent
 from compliance.checks.provenance import FallbackDeclared, ModelOutputValid, ModelSure, NotReused, TakenDuringJob
@@ -20,6 +21,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     VehiclePresent(),
     PlateMatchesRegistered(),
     FaceMatchesLicence(),
+    FaceIsLive(),
     SharpEnough(),
     WellExposed(),
     LargeEnough(),
@@ -39,7 +41,8 @@ class Policy:
     # 2026.11.2: a second pipeline's judgments are compared field by field; an MLLM fallback is declared.
     # 2026.12.1: every plate read is compared; one doubted character is a REVIEW (PLATE_UNCERTAIN_CHARACTER).
     # 2026.12.2: values an MLLM wrote unsurely are a REVIEW of their own (MODEL_LOW_CONFIDENCE), not invalid output.
-    version = "2026.12.2"
+    # 2026.12.3: a scene face judged not live (on a screen or paper) is a REVIEW (FACE_NOT_LIVE).
+    version = "2026.12.3"
 
     def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
         self.checks = tuple(checks)

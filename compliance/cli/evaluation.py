@@ -32,8 +32,9 @@ def evaluate(
     manifest: Annotated[
         Path,
         typer.Argument(
-            help="labelled manifest.csv (format of shared/eval/dev), or a submissions manifest "
-            "(columns photo,licence,registered_plate,expected,case; see `compliance compose`)"
+            help="labelled manifest.csv (format of shared/eval/dev), a submissions manifest "
+            "(columns photo,licence,registered_plate,expected,case; see `compliance compose`), or a spoof "
+            "manifest (columns file,label,has_face; format of shared/eval/dev/spoof)"
         ),
     ],
     pairs: Annotated[
@@ -58,6 +59,7 @@ def evaluate(
     from compliance.evaluation.licence import LicenceLook
     from compliance.evaluation.manifest import read_face_pairs, read_manifest
     from compliance.evaluation.runner import agreement, cascaded, collect, score
+    from compliance.evaluation.spoof import is_spoof_manifest
     from compliance.evaluation.submissions import is_submissions_manifest
     from compliance.pipeline import CASCADE, CASCADE_STAGES
     from compliance.pipelines import get_pipelines
@@ -69,6 +71,9 @@ def evaluate(
             raise UserError(f"{manifest}: no such manifest")
         if is_submissions_manifest(manifest):
             _evaluate_submissions(manifest, pipeline, settings, as_json)
+            return
+        if is_spoof_manifest(manifest):
+            _evaluate_spoofs(manifest, pipeline, settings, as_json)
             return
         try:
             looks = [LicenceLook(px, licence_grey, licence_quality) for px in (licence_px or [120]) if px]
@@ -139,6 +144,25 @@ def _evaluate_submissions(manifest: Path, pipeline: str, settings: Settings, as_
     from compliance.terminal import print_submissions
 
     print_submissions(out, reports)
+
+
+def _evaluate_spoofs(manifest: Path, pipeline: str, settings: Settings, as_json: bool) -> None:
+    from compliance.evaluation.spoof import judge_spoofs, read_spoof_manifest, score_spoofs
+    from compliance.pipelines import get_pipelines
+
+    rows = read_spoof_manifest(manifest)
+    engines = spinner("loading models", lambda: get_pipelines(pipeline, settings))
+    with progress_bar() as bar:
+        task = bar.add_task("spoofs", total=len(rows), item="")
+        judged = judge_spoofs(engines, rows, settings, progress=lambda item: bar.update(task, advance=1, item=item))
+    live_min = settings.thresholds.live_min
+    reports = {name: score_spoofs(rows, got, live_min) for name, got in judged.items()}
+    if as_json:
+        print(json.dumps({"spoof": {n: r.model_dump(mode="json") for n, r in reports.items()}}, ensure_ascii=False))
+        return
+    from compliance.terminal import print_spoofs
+
+    print_spoofs(out, reports)
 
 
 def compose(

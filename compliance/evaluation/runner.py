@@ -22,6 +22,7 @@ from compliance import plates
 from compliance.agreement import Field
 from compliance.cascade import face_sureness, unsure_of
 from compliance.checks.base import CheckContext
+from compliance.checks.liveness import not_live
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.evaluation.licence import LicenceLook, licence_image
 from compliance.evaluation.manifest import FacePair, ManifestRow
@@ -78,6 +79,9 @@ class PipelineReport(BaseModel):
     median_stage_ms: dict[str, float]
     # The same face pairs with the second photo made a licence photo, by its look (e.g. "120 px, grey, JPEG q35").
     licence_faces: dict[str, FaceFigures]
+    # Live faces (every photo's face is a real one) by the rows' kind: faces found, judged for liveness
+    # (not too small), and flagged as not live (FACE_NOT_LIVE at the thresholds' live_min).
+    live_faces: dict[str, dict[str, int]]
     n: dict[str, int]
     plates: list[PlateOutcome]
 
@@ -332,6 +336,7 @@ def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> Pi
         p90_ms=_round(percentile(got.ms, 90)),
         median_stage_ms=stage_ms,
         licence_faces={look: _face_figures(matches) for look, matches in got.licence_faces.items()},
+        live_faces=_live_faces(rows, got, settings),
         n={
             "photos": len(rows),
             "plates": len(outcomes),
@@ -343,6 +348,19 @@ def score(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> Pi
         },
         plates=outcomes,
     )
+
+
+def _live_faces(rows: Sequence[ManifestRow], got: Collected, settings: Settings) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        face = got.judgments[row.file].face
+        if face.scene_face is not Answer.YES:
+            continue
+        kind = counts.setdefault(row.kind, {"faces": 0, "judged": 0, "flagged": 0})
+        kind["faces"] += 1
+        kind["judged"] += face.live_score is not None
+        kind["flagged"] += not_live(face, settings.thresholds)
+    return counts
 
 
 def _face_figures(faces: Sequence[tuple[bool, FaceMatch]]) -> FaceFigures:

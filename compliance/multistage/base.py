@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from compliance.judgments import Box, FaceMatch, PlateReading
+from compliance.judgments import Answer, Box, FaceMatch, PlateReading
 from compliance.pipeline import Image
 from compliance.settings import Thresholds
 
@@ -79,3 +79,24 @@ class FaceMatcher(Protocol):
     def version(self) -> str: ...
 
     def match(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> FaceMatch: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LiveScore:
+    """Whether a face is live: ``live`` unknown (and no score) where the face is too small to judge."""
+
+    live: Answer
+    score: float | None = None
+    threshold: float | None = None
+
+
+@runtime_checkable
+class LivenessChecker(Protocol):
+    """Tells a live face from one shown on a screen or on paper, given where the face is."""
+
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def check(self, image: Image, face: Box, thresholds: Thresholds | None = None) -> LiveScore: ...

@@ -17,7 +17,7 @@ from compliance.judgments import (
     VehicleJudgment,
 )
 from compliance.lazy import load_models
-from compliance.multistage.base import Detection, Detector, FaceMatcher, Image, PlateFindings
+from compliance.multistage.base import Detection, Detector, FaceMatcher, Image, LivenessChecker, PlateFindings
 from compliance.multistage.detectors import PERSON_COCO_ID, VEHICLE_KINDS
 from compliance.photos import measure_quality
 from compliance.settings import Settings, Thresholds
@@ -38,11 +38,20 @@ class PlateReadingStage(Protocol):
 class MultistagePipeline:
     name = "multistage"
 
-    def __init__(self, detector: Detector, plates: PlateReadingStage, faces: FaceMatcher, score_min: float) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        plates: PlateReadingStage,
+        faces: FaceMatcher,
+        score_min: float,
+        liveness: LivenessChecker | None = None,
+    ) -> None:
         self.detector = detector
         self.plates = plates
         self.faces = faces
         self.score_min = score_min
+        # None: the scene's face is not judged for liveness (its live answer stays unknown).
+        self.liveness = liveness
 
     def judge(self, scene: Image, licence: Image | None, thresholds: Thresholds | None = None) -> Judgments:
         latency: dict[str, float] = {}
@@ -53,6 +62,12 @@ class MultistagePipeline:
         plate = found.plate
         with _timed(latency, "face"):
             face = self.faces.match(scene, licence, thresholds)
+        if self.liveness is not None and face.scene_box is not None:
+            with _timed(latency, "live"):
+                live = self.liveness.check(scene, face.scene_box, thresholds)
+            face = face.model_copy(
+                update={"live": live.live, "live_score": live.score, "live_threshold": live.threshold}
+            )
         with _timed(latency, "quality"):
             quality = measure_quality(scene)
         return Judgments(
@@ -72,14 +87,17 @@ class MultistagePipeline:
         return [self.judge(scene, licence, thresholds) for scene, licence in items]
 
     def load(self) -> None:
-        load_models(self.detector, self.plates, self.faces)
+        load_models(self.detector, self.plates, self.faces, self.liveness)
 
     def compare_faces(self, a: Image, b: Image, thresholds: Thresholds | None = None) -> FaceMatch:
         return self.faces.match(a, b, thresholds)
 
     @property
     def models(self) -> dict[str, str]:
-        return {self.detector.name: self.detector.version, self.faces.name: self.faces.version, **self.plates.models}
+        found = {self.detector.name: self.detector.version, self.faces.name: self.faces.version, **self.plates.models}
+        if self.liveness is not None:
+            found[self.liveness.name] = self.liveness.version
+        return found
 
 
 def _people(detections: list[Detection]) -> PersonJudgment:
@@ -118,6 +136,7 @@ def build_pipeline(settings: Settings) -> MultistagePipeline:
     """For the registry, ``compliance.pipelines``: the default stages, from settings."""
     from compliance.multistage.detectors import build_detector
     from compliance.multistage.faces import SFaceMatcher
+    from compliance.multistage.liveness import MiniFASNetChecker
     from compliance.multistage.plate_stage import PlateStage
 
     return MultistagePipeline(
@@ -125,4 +144,5 @@ def build_pipeline(settings: Settings) -> MultistagePipeline:
         plates=PlateStage.default(),
         faces=SFaceMatcher(thresholds=settings.thresholds),
         score_min=settings.detector_score_min,
+        liveness=MiniFASNetChecker(thresholds=settings.thresholds),
     )

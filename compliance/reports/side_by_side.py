@@ -52,6 +52,8 @@ _ROWS: tuple[tuple[str, str, Callable[[Judgments], str], bool], ...] = (
     ("face", "face on licence", lambda j: j.face.licence_face.value, False),
     ("face", "similarity", lambda j: _number(j.face.similarity, 3), False),
     ("face", "same person", lambda j: j.face.same_person.value, True),
+    ("face", "活体 live", lambda j: j.face.live.value, False),
+    ("face", "live score", lambda j: _number(j.face.live_score), False),
     ("quality", "blur (Laplacian var.)", lambda j: _number(j.quality.blur, 0), False),
     ("quality", "brightness", lambda j: _number(j.quality.brightness, 0), False),
     ("quality", "size", lambda j: f"{j.quality.width}×{j.quality.height}" if j.quality.width else "—", False),

@@ -280,6 +280,8 @@ def test_answers_parse_to_judgments(case: Case, tokenise: Tokenise) -> None:
         assert any(e.startswith(prefix) for e in parsed.errors), (prefix, parsed.errors)
     # Answers without the list of plates (written before it) list the one plate read, if any.
     assert parsed.plates == ((parsed.plate,) if parsed.plate.text else ())
+    # The MLLM is not asked whether the face is live: it fills the field as unknown.
+    assert parsed.face.live is Answer.UNKNOWN and parsed.face.live_score is None
     if parsed.plate.text is not None:
         # Confident tokens give confident characters, one per character of the reading.
         assert parsed.plate.char_confidences is not None
@@ -382,6 +384,10 @@ def test_schema_in_the_prompt_is_generated_from_the_answer_model() -> None:
         assert json.dumps(schema, ensure_ascii=False, separators=(",", ":")) in instruction(task)
         assert schema["required"] == list(task.fields)
     assert "same" not in answer_schema(Task.SCENE_ONLY.fields)["properties"]
+    # Liveness is the baseline's alone: the prompt neither asks for it nor names it.
+    for task in Task:
+        assert not {"live", "live_score"} & set(answer_schema(task.fields)["properties"])
+        assert "live" not in instruction(task).lower() and "spoof" not in instruction(task).lower()
 
 
 def test_extract_object_ignores_non_objects() -> None:

@@ -90,6 +90,9 @@ def test_eval_json_is_one_object_with_the_agreed_keys(small_manifest: Path) -> N
     assert scores["plate_exact"] == 1.0
     assert scores["face_tar"] == 1.0 and scores["face_far"] == 0.0
     assert scores["median_ms"] > 0
+    # Every face here is a live one: judged for liveness (all 121 px and up) and none flagged.
+    assert scores["live_faces"]["face"] == {"faces": 3, "judged": 3, "flagged": 0}
+    assert scores["live_faces"]["scene"] == {"faces": 1, "judged": 1, "flagged": 0}  # zidane, 172 px
 
 
 def test_eval_table_names_what_it_measured(small_manifest: Path) -> None:

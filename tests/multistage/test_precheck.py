@@ -96,3 +96,16 @@ def test_no_position_is_asked_for_only_where_the_site_has_one() -> None:
     )
     found = problems(fine, T, position=PrecheckCode.NO_POSITION)
     assert found == (PrecheckCode.NO_POSITION,)
+
+
+def test_the_api_threads_share_one_prechecker_safely(prechecker: Prechecker, dev_dir: Path) -> None:
+    """The API runs prechecks in its threads on one set of models: concurrent ones find what each
+    finds alone (photos that reach the slow locators, the Haar cascade's included)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [dev_image(dev_dir, n) for n in ("scenes/sam_truck.jpg", "scenes/yolov5_bus.jpg", PORTRAIT, VEHICLE)]
+    alone = [prechecker.check(image).model_dump(exclude={"latency_ms"}) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(2):
+            together = list(pool.map(lambda image: prechecker.check(image).model_dump(exclude={"latency_ms"}), images))
+            assert together == alone

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from compliance.judgments import FaceMatch, Fallback, Judgments, Provenance
 from compliance.mllm.backends.base import MllmError
 from compliance.mllm.pipeline import build_pipeline as build_mllm
+from compliance.multistage.pipeline import MultistagePipeline
 from compliance.multistage.pipeline import build_pipeline as build_multistage
+from compliance.multistage.precheck import Prechecker
 from compliance.pipeline import BOTH, CASCADE, CASCADE_STAGES, COMBINED, Image, Pipeline, PipelineName
 from compliance.settings import Settings, Thresholds
 
@@ -193,3 +195,18 @@ def get_pipeline(name: str, settings: Settings) -> Pipeline:
         if key not in _cache:
             _cache[key] = entry.build(settings)
         return _cache[key]
+
+
+_prechecks: dict[int, Prechecker] = {}
+
+
+def get_prechecker(settings: Settings) -> Prechecker:
+    """The precheck on this process's multistage pipeline for ``settings``: its models, loaded once."""
+    pipeline = get_pipeline(PipelineName.MULTISTAGE, settings)
+    if not isinstance(pipeline, MultistagePipeline):
+        raise TypeError(f"a precheck runs on the multistage pipeline, not {type(pipeline).__name__}")
+    with _lock:
+        found = _prechecks.get(id(pipeline))
+        if found is None or found.detector is not pipeline.detector:
+            found = _prechecks[id(pipeline)] = Prechecker.sharing(pipeline)
+        return found

@@ -155,6 +155,13 @@ class Settings(BaseSettings):
     # at net.core.somaxconn).
     api_backlog: int = Field(default=2048, ge=1)
 
+    # POST /v1/prechecks (tell a driver what to retake before uploading): at most this many per API
+    # key in each fixed window of precheck_rate_window_s, counted in Redis (broker_url) so that every
+    # API host shares them; over it, 429 with Retry-After. A driver app checks a photo or two before
+    # each upload; hundreds a minute from one key is a client retrying in a loop.
+    precheck_rate_limit: int = Field(default=120, ge=1)
+    precheck_rate_window_s: int = Field(default=60, ge=1, le=86_400)
+
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
     @property

@@ -15,9 +15,10 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from compliance.api import audits, health, registry, submissions, webhooks
+from compliance.api import audits, health, prechecks, registry, submissions, webhooks
 from compliance.api.errors import error_body, install_error_handlers
 from compliance.api.limits import BodyLimit
+from compliance.api.ratelimit import FixedWindowLimiter
 from compliance.dashboard import install as install_dashboard
 from compliance.queue.publisher import Publisher
 from compliance.settings import Settings, get_settings
@@ -51,6 +52,13 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     app.state.store = Store.open(settings)
     app.state.publisher = publisher or Publisher(settings)
     app.state.verified_keys = keys.VerifiedKeys(settings.api_key_cache_s)
+    app.state.precheck_limiter = FixedWindowLimiter.on(
+        settings.broker_url,
+        name="precheck",
+        limit=settings.precheck_rate_limit,
+        window_s=settings.precheck_rate_window_s,
+        namespace=settings.database_url,
+    )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -69,7 +77,14 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
         # Two requests racing for one unique name; the loser is told, nothing is half-stored.
         return JSONResponse(error_body("conflict", "it already exists (a concurrent request)"), status_code=409)
 
-    for router in (submissions.router, registry.router, audits.router, webhooks.router, health.router):
+    for router in (
+        submissions.router,
+        prechecks.router,
+        registry.router,
+        audits.router,
+        webhooks.router,
+        health.router,
+    ):
         app.include_router(router)
     install_dashboard(app)
     return app

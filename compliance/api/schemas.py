@@ -71,6 +71,17 @@ class Accepted(BaseModel):
     created: bool = Field(description="false when the Idempotency-Key named an earlier upload, returned instead")
 
 
+class PrecheckProblem(BaseModel):
+    code: str = Field(description="stable, for programs: e.g. PHOTO_TOO_DARK, NO_FACE, NO_READABLE_PLATE")
+    zh: str = Field(description="what to fix, in Chinese, for the driver")
+    en: str = Field(description="the same in English")
+
+
+class PrecheckOut(BaseModel):
+    ok: bool = Field(description="true when nothing needs a retake (the verdict is still decided after the upload)")
+    problems: list[PrecheckProblem] = Field(description="what to fix by taking the photo again, most basic first")
+
+
 class VerdictOut(BaseModel):
     id: int
     outcome: Outcome

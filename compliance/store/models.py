@@ -587,3 +587,20 @@ class AuditJobItem(Base):
     after_reasons: Mapped[list[str] | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.Text)
     done_at: Mapped[datetime | None]
+
+
+class DriverPrechecks(Base):
+    """How often a driver's app asked for a precheck (``POST /v1/prechecks``) and when: counters
+    only, nothing of any photo. ``streak`` counts the prechecks since the driver's last upload (the
+    first precheck after an upload starts a new one), so that many tries before one upload show on
+    the driver's page."""
+
+    __tablename__ = "driver_prechecks"
+
+    driver_id: Mapped[int] = mapped_column(sa.ForeignKey("drivers.id"), primary_key=True, autoincrement=False)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    total: Mapped[int] = mapped_column(default=0)
+    first_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    streak: Mapped[int] = mapped_column(default=0)
+    streak_since: Mapped[datetime]

@@ -97,6 +97,10 @@ MESSAGES: dict[str, Message] = {
     ),
     ReasonCode.FACE_NOT_IN_SCENE: Message("照片中找不到人脸。", "No face found in the photo."),
     ReasonCode.FACE_NOT_ON_LICENCE: Message("驾驶证照片中找不到人脸。", "No face found on the licence photo."),
+    ReasonCode.FACE_NOT_LIVE: Message(
+        "照片中的人脸可能是翻拍的照片或屏幕上的画面，需人工审核。",
+        "The face may be a printed photo or a screen held up to the camera; a person checks it.",
+    ),
     ReasonCode.LICENCE_PHOTO_MISSING: Message(
         "该司机没有登记驾驶证照片。", "No licence photo on record for the driver."
     ),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from compliance.checks.agreement import PipelinesAgree
 from compliance.checks.base import Check, CheckContext
 from compliance.checks.face import FaceMatchesLicence
+from compliance.checks.origin import FromCamera, NotEdited, PositionRecorded, TakenAtSite
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.checks.presence import PersonPresent, VehiclePresent
 from compliance.checks.provenance import FallbackDeclared, ModelOutputValid, ModelSure, NotReused, TakenDuringJob
@@ -25,6 +26,10 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     LargeEnough(),
     NotReused(),
     TakenDuringJob(),
+    TakenAtSite(),
+    PositionRecorded(),
+    NotEdited(),
+    FromCamera(),
     PipelinesAgree("person"),
     PipelinesAgree("vehicle"),
     PipelinesAgree("plate"),
@@ -39,7 +44,9 @@ class Policy:
     # 2026.11.2: a second pipeline's judgments are compared field by field; an MLLM fallback is declared.
     # 2026.12.1: every plate read is compared; one doubted character is a REVIEW (PLATE_UNCERTAIN_CHARACTER).
     # 2026.12.2: values an MLLM wrote unsurely are a REVIEW of their own (MODEL_LOW_CONFIDENCE), not invalid output.
-    version = "2026.12.2"
+    # 2026.12.3: where and how the photo was taken, from EXIF: LOCATION_OUTSIDE_SITE (REVIEW by default
+    #   where the site has a position), LOCATION_MISSING, PHOTO_EDITED, NO_CAMERA_EXIF (off by default).
+    version = "2026.12.3"
 
     def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
         self.checks = tuple(checks)

@@ -58,6 +58,7 @@ def check(
                 registered_plates=plates,
                 licence_given=face is not None,
                 capture_time=scene.capture_time,
+                exif=scene.exif,
                 second_opinion=second_opinion,
             )
 
@@ -70,6 +71,7 @@ def check(
                 registered_plates=plates,
                 licence_given=face is not None,
                 capture_time=scene.capture_time,
+                exif=scene.exif,
             )
 
         def judged_by(name: str) -> Judgments:

@@ -756,18 +756,20 @@ _GPS_TIMESTAMP, _GPS_DATESTAMP = 7, 29
 
 def exif_facts(pil: Image.Image) -> ExifFacts:
     """Position, Software and camera make/model from EXIF; never raises (unreadable is unknown)."""
-    try:
-        exif = pil.getexif()
-    except Exception:
-        return ExifFacts()
-    if not exif:
-        return ExifFacts()
-    try:
-        gps = exif.get_ifd(_GPS_IFD)
-    except Exception:
-        gps, malformed = {}, True
-    else:
-        malformed = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF, and reads what it can
+        try:
+            exif = pil.getexif()
+        except Exception:
+            return ExifFacts()
+        if not exif:
+            return ExifFacts()
+        try:
+            gps = exif.get_ifd(_GPS_IFD)
+        except Exception:
+            gps = {}
+    # IFD0 points at a GPS block that holds nothing readable: there, but unknown.
+    malformed = _GPS_IFD in exif and not gps
     latitude = longitude = None
     gps_time = None
     if gps:
@@ -795,6 +797,12 @@ def _exif_text(value: object) -> str | None:
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
         return None
+    if not value.isascii():
+        # EXIF text is ASCII by the standard; Chinese apps write UTF-8, which Pillow reads as Latin-1.
+        try:
+            value = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
     # Control characters (a NUL pad, a stray byte) never reach a row or a page.
     text = "".join(c for c in value if c.isprintable()).strip()
     return text[:_EXIF_TEXT_MAX] or None
@@ -814,7 +822,7 @@ def _degrees(value: object, ref: object, hemispheres: str, limit: float) -> floa
     if len(parts) != 3 or hemisphere not in tuple(hemispheres):
         return None
     degrees, minutes, seconds = parts
-    if not all(0 <= p < 1e6 for p in parts) or minutes >= 60 or seconds >= 60:
+    if not all(0 <= p < 1e6 for p in parts) or minutes > 60 or seconds > 60:
         return None
     decimal = degrees + minutes / 60 + seconds / 3600
     if decimal > limit:

@@ -115,3 +115,8 @@ def test_sites_from_the_command_line(isolated_env: Path) -> None:
     assert_one_line_error(code, stderr, "Hefei yard")
     code, stdout, stderr = run(*submit, "--site", "SH-JD")
     assert code == 0, stderr
+    assert json.loads(stdout)["outcome"] == "PASS"  # no GPS in the photo: LOCATION_MISSING is off by default
+    assert run("registry", "set-thresholds", "ACME", "location_missing=review")[0] == 0
+    code, stdout, stderr = run(*submit, "--site", "SH-JD")
+    assert code == 0, stderr
+    assert json.loads(stdout)["outcome"] == "REVIEW" and json.loads(stdout)["reasons"] == ["LOCATION_MISSING"]

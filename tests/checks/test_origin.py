@@ -14,6 +14,7 @@ from compliance.store.registry import effective_thresholds
 from compliance.verdicts import Outcome, ReasonCode
 from tests.checks.test_policy import decide, good_judgments
 
+PLATES = ("皖A195K9",)
 SITE = SiteArea("SH-JD", geo.Position(31.3756, 121.2489), 500.0)
 # About 220 m and about 2.2 km north of the site.
 NEAR = ExifFacts(latitude=31.3776, longitude=121.2489, camera_make="HUAWEI")
@@ -46,12 +47,18 @@ def test_outside_the_radius(mode: str, outcome: Outcome) -> None:
 def test_outside_is_a_review_by_default_and_names_the_distance() -> None:
     from compliance.checks import CheckContext, Policy
 
-    ctx = CheckContext(judgments=good_judgments(), thresholds=Thresholds(), site=SITE, exif=FAR)
+    ctx = CheckContext(
+        judgments=good_judgments(), thresholds=Thresholds(), registered_plates=PLATES, site=SITE, exif=FAR
+    )
     v = Policy().decide(ctx)
     assert v.outcome is Outcome.REVIEW and v.reasons == (ReasonCode.LOCATION_OUTSIDE_SITE,)
     (result,) = [r for r in v.results if r.reason is ReasonCode.LOCATION_OUTSIDE_SITE]
     assert "2224 m from site SH-JD" in result.detail or "2225 m from site SH-JD" in result.detail
-    inside = Policy().decide(CheckContext(judgments=good_judgments(), thresholds=Thresholds(), site=SITE, exif=NEAR))
+    inside = Policy().decide(
+        CheckContext(
+            judgments=good_judgments(), thresholds=Thresholds(), registered_plates=PLATES, site=SITE, exif=NEAR
+        )
+    )
     assert any("m from site SH-JD" in r.detail for r in inside.results)
 
 

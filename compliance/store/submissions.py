@@ -194,7 +194,13 @@ def _insert_statement(dialect: str, with_vehicle: bool, columns: tuple[str, ...]
         else sqlite.base.SQLiteDialect(paramstyle="named")
     )
     sql = str(statement.compile(dialect=named))
+    # A type PostgreSQL must be told (the JSON of EXIF findings) is rendered as a cast, ``:x::JSON``,
+    # which text() does not read as a parameter: written as CAST(:x AS JSON) it does.
+    sql = _CAST.sub(r"CAST(\1 AS \2)", sql)
     return sa.text(sql).bindparams(*param.values()).columns(table.c.id)
+
+
+_CAST = re.compile(r"(:new_\w+)::(\w+)")
 
 
 def _by_idempotency_key(session: Session, carrier_id: int, key: str) -> Submission | None:

@@ -17,8 +17,10 @@ from functools import partial
 from compliance import plates
 from compliance.cascade import settle
 from compliance.checks import CheckContext, Policy, PriorPhoto
+from compliance.checks.base import SiteArea
 from compliance.checks.plate import resting_on_registered
 from compliance.judgments import CascadeStep, Judgments, Provenance
+from compliance.photos import ExifFacts
 from compliance.pipeline import CASCADE
 from compliance.settings import Settings, Thresholds
 from compliance.verdicts import Verdict
@@ -39,6 +41,8 @@ def decide(
     similar_photos: Sequence[PriorPhoto] = (),
     second_opinion: Judgments | None = None,
     cascade: CascadeStep | None = None,
+    site: SiteArea | None = None,
+    exif: ExifFacts | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> Verdict:
     registered = tuple(plates.normalise(p) for p in registered_plates)
@@ -58,6 +62,8 @@ def decide(
         job_window=job_window,
         similar_photos=tuple(similar_photos),
         second_opinion=second_opinion,
+        site=site,
+        exif=exif,
     )
     return policy.decide(ctx)
 
@@ -75,6 +81,8 @@ def decide_cascade(
     capture_time: datetime | None = None,
     job_window: tuple[datetime, datetime] | None = None,
     similar_photos: Sequence[PriorPhoto] = (),
+    site: SiteArea | None = None,
+    exif: ExifFacts | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> Verdict | None:
     """A cascade's verdict: the baseline's own where it settles the photo; else, once the MLLM's
@@ -91,6 +99,8 @@ def decide_cascade(
         capture_time=capture_time,
         job_window=job_window,
         similar_photos=similar_photos,
+        site=site,
+        exif=exif,
         policy=policy,
     )
     settlement = settle(decided(baseline), thresholds, settings)

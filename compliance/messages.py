@@ -116,6 +116,18 @@ MESSAGES: dict[str, Message] = {
         "拍摄时间不在任务时间范围内。", "The photo was taken outside the job's time window."
     ),
     ReasonCode.CAPTURE_TIME_MISSING: Message("照片没有拍摄时间。", "The photo carries no capture time."),
+    ReasonCode.LOCATION_OUTSIDE_SITE: Message(
+        "照片记录的拍摄位置在登记场地范围之外。", "The position the photo recorded is outside the registered site."
+    ),
+    ReasonCode.LOCATION_MISSING: Message(
+        "照片没有记录拍摄位置（请打开手机定位后重拍）。",
+        "The photo recorded no position (turn on the phone's location).",
+    ),
+    ReasonCode.PHOTO_EDITED: Message("照片经过修图软件处理。", "The photo was saved by an editing app."),
+    ReasonCode.NO_CAMERA_EXIF: Message(
+        "照片没有相机信息（可能是截图或转存的图片）。",
+        "The photo carries no camera make or model (a screenshot or re-saved image?).",
+    ),
     ReasonCode.INVALID_MODEL_OUTPUT: Message(
         "模型输出无效（格式错误或被截断），需人工审核。",
         "The model's answer was malformed or cut off; a person checks it.",

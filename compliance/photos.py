@@ -45,6 +45,111 @@ class PhotoRejected(ValueError):
         self.code = code
 
 
+# Photo editors that write their name into EXIF Software, matched case-insensitively as substrings.
+# The one list: PHOTO_EDITED names the first that matches.
+KNOWN_EDITORS: tuple[str, ...] = (
+    "美图秀秀",
+    "美图",
+    "Meitu",
+    "MTXX",
+    "醒图",
+    "Xingtu",
+    "轻颜",
+    "Faceu",
+    "B612",
+    "黄油相机",
+    "Photoshop",
+    "Adobe",
+    "Lightroom",
+    "Snapseed",
+    "PicsArt",
+    "VSCO",
+    "GIMP",
+    "Canva",
+    "Facetune",
+    "Pixelmator",
+    "Picsart",
+    "Polarr",
+    "泼辣修图",
+    "PhotoDirector",
+    "Remini",
+)
+
+
+def edited_by(software: str | None) -> str | None:
+    """The known editor ``software`` names, or None."""
+    if not software:
+        return None
+    folded = software.casefold()
+    return next((editor for editor in KNOWN_EDITORS if editor.casefold() in folded), None)
+
+
+# Longest EXIF text kept (Software, Make, Model): enough for any real value, bounded for the row.
+_EXIF_TEXT_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ExifFacts:
+    """What the photo's EXIF says of where and how it was made. Read at intake, never fatally: a
+    value that cannot be read is None, and a GPS block that is there but unreadable is
+    ``gps_malformed`` (its position unknown). ``read`` is False where no EXIF was looked at."""
+
+    latitude: float | None = None
+    longitude: float | None = None
+    gps_time: datetime | None = None  # the fix's time, UTC, where the phone wrote one
+    gps_malformed: bool = False
+    software: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    read: bool = True
+
+    @property
+    def has_position(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+    @property
+    def has_camera(self) -> bool:
+        return bool(self.camera_make or self.camera_model)
+
+    def findings(self) -> dict[str, object]:
+        """The JSON kept on the submission beside the position columns."""
+        return {
+            "software": self.software,
+            "camera_make": self.camera_make,
+            "camera_model": self.camera_model,
+            "gps_malformed": self.gps_malformed,
+        }
+
+    @classmethod
+    def stored(
+        cls,
+        findings: dict[str, object] | None,
+        latitude: float | None,
+        longitude: float | None,
+        gps_time: datetime | None,
+    ) -> ExifFacts:
+        """From a submission's columns; no findings (rows from before EXIF was read): not read."""
+        if findings is None:
+            return cls(read=False)
+
+        def text(key: str) -> str | None:
+            value = findings.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            latitude=latitude,
+            longitude=longitude,
+            gps_time=gps_time,
+            gps_malformed=bool(findings.get("gps_malformed")),
+            software=text("software"),
+            camera_make=text("camera_make"),
+            camera_model=text("camera_model"),
+        )
+
+
+NO_EXIF_READ = ExifFacts(read=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Photo:
     data: bytes
@@ -52,6 +157,7 @@ class Photo:
     image: np.ndarray  # HxWx3 uint8 BGR, EXIF orientation applied
     format: str
     capture_time: datetime | None
+    exif: ExifFacts = NO_EXIF_READ
 
     @property
     def width(self) -> int:
@@ -103,6 +209,7 @@ class ReceivedPhoto:
     height: int
     capture_time: datetime | None
     phash: str
+    exif: ExifFacts = NO_EXIF_READ
 
 
 def load_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> Photo:
@@ -115,13 +222,19 @@ def load_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> Photo:
             _reduce_jpeg(pil, factor)
             pixels = _pixels(pil, data)
             capture_time, orientation = _exif_capture_time(pil), _orientation(pil)
+            facts = exif_facts(pil)
             w, h = pil.size
             image = _converted(pixels, _factor(w * h, bounds.working_pixels), grey=False)
             del pixels
             pil.close()  # frees the decoded pixels before the copy turning them may make
             image = _turned(image, orientation)
     return Photo(
-        data=data, sha256=hashlib.sha256(data).hexdigest(), image=image, format=_format(pil), capture_time=capture_time
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        image=image,
+        format=_format(pil),
+        capture_time=capture_time,
+        exif=facts,
     )
 
 
@@ -142,6 +255,7 @@ def receive_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> ReceivedPhoto:
                 pil.draft("L" if pil.mode in ("RGB", "L") else pil.mode, (PHASH_SIDE, PHASH_SIDE))
             pixels = _pixels(pil, data)
             capture_time, orientation = _exif_capture_time(pil), _orientation(pil)
+            facts = exif_facts(pil)
             # Hashed from luminance: the same pixels perceptual_hash sees after its own conversion.
             small = _converted(pixels, max(1, max(pil.size) // PHASH_SIDE), grey=True)
             del pixels
@@ -155,6 +269,7 @@ def receive_photo(data: bytes, **limits: Unpack[PhotoLimits]) -> ReceivedPhoto:
         height=w if turned else h,
         capture_time=capture_time,
         phash=_perceptual_hash_rgb(_turned(small, orientation)),
+        exif=facts,
     )
 
 
@@ -629,6 +744,100 @@ def _exif_capture_time(pil: Image.Image) -> datetime | None:
         except ValueError:
             pass
     return when
+
+
+_GPS_IFD = 0x8825
+_SOFTWARE = 0x0131
+_MAKE = 0x010F
+_MODEL = 0x0110
+_GPS_LATITUDE_REF, _GPS_LATITUDE, _GPS_LONGITUDE_REF, _GPS_LONGITUDE = 1, 2, 3, 4
+_GPS_TIMESTAMP, _GPS_DATESTAMP = 7, 29
+
+
+def exif_facts(pil: Image.Image) -> ExifFacts:
+    """Position, Software and camera make/model from EXIF; never raises (unreadable is unknown)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns of corrupt EXIF, and reads what it can
+        try:
+            exif = pil.getexif()
+        except Exception:
+            return ExifFacts()
+        if not exif:
+            return ExifFacts()
+        try:
+            gps = exif.get_ifd(_GPS_IFD)
+        except Exception:
+            gps = {}
+    # IFD0 points at a GPS block that holds nothing readable: there, but unknown.
+    malformed = _GPS_IFD in exif and not gps
+    latitude = longitude = None
+    gps_time = None
+    if gps:
+        latitude = _degrees(gps.get(_GPS_LATITUDE), gps.get(_GPS_LATITUDE_REF), "NS", 90)
+        longitude = _degrees(gps.get(_GPS_LONGITUDE), gps.get(_GPS_LONGITUDE_REF), "EW", 180)
+        if latitude is None or longitude is None:
+            # A GPS block without a readable position: malformed, unless it holds none at all.
+            malformed = malformed or any(k in gps for k in (_GPS_LATITUDE, _GPS_LONGITUDE))
+            latitude = longitude = None
+        else:
+            gps_time = _gps_time(gps.get(_GPS_DATESTAMP), gps.get(_GPS_TIMESTAMP))
+    return ExifFacts(
+        latitude=latitude,
+        longitude=longitude,
+        gps_time=gps_time,
+        gps_malformed=malformed,
+        software=_exif_text(exif.get(_SOFTWARE)),
+        camera_make=_exif_text(exif.get(_MAKE)),
+        camera_model=_exif_text(exif.get(_MODEL)),
+    )
+
+
+def _exif_text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    if not value.isascii():
+        # EXIF text is ASCII by the standard; Chinese apps write UTF-8, which Pillow reads as Latin-1.
+        try:
+            value = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
+    # Control characters (a NUL pad, a stray byte) never reach a row or a page.
+    text = "".join(c for c in value if c.isprintable()).strip()
+    return text[:_EXIF_TEXT_MAX] or None
+
+
+def _degrees(value: object, ref: object, hemispheres: str, limit: float) -> float | None:
+    """Degrees, minutes, seconds (three rationals) and N/S or E/W, as signed decimal degrees."""
+    if not isinstance(value, tuple | list):
+        return None
+    try:
+        parts = [float(part) for part in value]
+    except Exception:
+        return None
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "replace")
+    hemisphere = ref.strip("\x00 ").upper() if isinstance(ref, str) else ""
+    if len(parts) != 3 or hemisphere not in tuple(hemispheres):
+        return None
+    degrees, minutes, seconds = parts
+    if not all(0 <= p < 1e6 for p in parts) or minutes > 60 or seconds > 60:
+        return None
+    decimal = degrees + minutes / 60 + seconds / 3600
+    if decimal > limit:
+        return None
+    return -decimal if hemisphere == hemispheres[1] else decimal
+
+
+def _gps_time(date: object, time: object) -> datetime | None:
+    """The fix's time (GPS date stamp and time stamp are UTC), or None."""
+    try:
+        day = datetime.strptime(str(date).strip().rstrip("\x00"), "%Y:%m:%d")
+        h, m, s = (float(part) for part in time)  # type: ignore[attr-defined]
+        return day.replace(tzinfo=timezone.utc) + timedelta(hours=h, minutes=m, seconds=s)
+    except Exception:
+        return None
 
 
 # Perceptual hashes are taken from the photo shrunk to fit this many pixels a side, whatever its size,

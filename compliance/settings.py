@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The hubs an MLLM's weights are downloaded from, each into its own cache.
 ModelSource = Literal["huggingface", "modelscope"]
+# What a check on where or how the photo was taken does with a finding: nothing, REVIEW or FAIL.
+CheckMode = Literal["off", "review", "fail"]
+ReviewMode = Literal["off", "review"]
 
 
 class Thresholds(BaseModel):
@@ -57,6 +60,16 @@ class Thresholds(BaseModel):
     # Cameras write local time without an offset; read it in this zone. Slack covers clock drift.
     local_timezone: str = "Asia/Shanghai"
     capture_time_tolerance_minutes: float = 15.0
+    # Where and how the photo was taken (EXIF): what each finding does; a carrier may override each.
+    # A position farther than the site's radius: REVIEW by default where the site has a position
+    # (a wrong FAIL costs a driver a job; phones' GPS can be off by hundreds of metres indoors).
+    location_outside_site: CheckMode = "review"
+    # The site has a position and the photo none: off by default, since chat apps strip EXIF.
+    location_missing: CheckMode = "off"
+    # Only 11 of the 91 dev photos carry a camera make or model and chat apps strip EXIF: on by
+    # default these two would end automation, so a carrier opts in (REVIEW, never a FAIL).
+    photo_edited: ReviewMode = "off"
+    no_camera_exif: ReviewMode = "off"
 
     def face_band(self, smaller_face_px: float) -> tuple[float, float]:
         """The undecided band of face similarity, (different below, same from), for two faces whose

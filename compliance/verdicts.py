@@ -64,6 +64,14 @@ class ReasonCode(StrEnum):
     PIPELINES_DISAGREE_FACE = "PIPELINES_DISAGREE_FACE"
     # The MLLM failed or answered invalidly and the multistage baseline judged instead (setting mllm_fallback).
     MLLM_FALLBACK = "MLLM_FALLBACK"
+    # The photo's EXIF GPS position is farther from the registered site than the site's radius.
+    LOCATION_OUTSIDE_SITE = "LOCATION_OUTSIDE_SITE"
+    # The site has a position but the photo recorded none (or an unreadable one).
+    LOCATION_MISSING = "LOCATION_MISSING"
+    # EXIF Software names a known photo editor (compliance.photos.KNOWN_EDITORS).
+    PHOTO_EDITED = "PHOTO_EDITED"
+    # No camera make or model in EXIF: a screenshot or a re-saved image.
+    NO_CAMERA_EXIF = "NO_CAMERA_EXIF"
 
 
 class CheckResult(BaseModel):

@@ -1,4 +1,5 @@
-"""``/v1/drivers`` (with their licence photos) and ``/v1/vehicles`` (registered plate and colour)."""
+"""``/v1/drivers`` (with their licence photos), ``/v1/vehicles`` (registered plate and colour) and
+``/v1/sites`` (code, name, position and radius)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,23 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile, sta
 
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import not_found, photo_error, store_error
-from compliance.api.schemas import DriverOut, DriverPage, ErrorResponse, VehicleIn, VehicleOut, VehiclePage, links
+from compliance.api.schemas import (
+    DriverOut,
+    DriverPage,
+    ErrorResponse,
+    SiteIn,
+    SiteList,
+    SiteOut,
+    VehicleIn,
+    VehicleOut,
+    VehiclePage,
+    links,
+)
 from compliance.photos import PhotoRejected, ReceivedPhoto, receive_photo
 from compliance.service import registry as registering
 from compliance.settings import Settings
 from compliance.store import registry
-from compliance.store.errors import StoreError, UnknownDriver, UnknownVehicle
+from compliance.store.errors import StoreError, UnknownDriver, UnknownSite, UnknownVehicle
 
 router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[Depends(requires("registry"))])
 
@@ -25,7 +37,7 @@ _ERRORS = {
     400: {"model": ErrorResponse, "description": "a body that cannot be parsed (JSON or multipart)"},
     401: {"model": ErrorResponse, "description": "no valid API key"},
     403: {"model": ErrorResponse, "description": "the key lacks the 'registry' scope"},
-    404: {"model": ErrorResponse, "description": "no such driver or vehicle for this carrier"},
+    404: {"model": ErrorResponse, "description": "no such driver, vehicle or site for this carrier"},
     409: {"model": ErrorResponse, "description": "already registered"},
     413: {"model": ErrorResponse, "description": "photo over the size or pixel limit"},
     415: {"model": ErrorResponse, "description": "not an image"},
@@ -157,3 +169,45 @@ def list_vehicles(
     with store.sessions() as s:
         rows, next_after = registry.page_vehicles(s, caller.carrier_id, after=after, limit=limit)
         return VehiclePage(items=[VehicleOut.of(v) for v in rows], next_after=next_after)
+
+
+@router.post(
+    "/sites",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SiteOut,
+    responses=_ERRORS,
+    openapi_extra=links(201, GetSite=("get", "/v1/sites/{site_id}", "site_id")),
+)
+def create_site(body: SiteIn, caller: CallerDep, store: StoreDep) -> SiteOut:
+    """Register a site (what an upload's `site` names once the carrier has any), with an optional
+    position (WGS-84, or GCJ-02 as Chinese map apps show it) and radius."""
+    try:
+        site = registering.add_site(
+            store,
+            caller.carrier_id,
+            code=body.code,
+            name=body.name,
+            latitude=body.lat,
+            longitude=body.lon,
+            radius_m=body.radius_m,
+            datum=body.datum,
+            actor=caller.actor,
+        )
+    except StoreError as exc:
+        raise _refused(exc) from None
+    return SiteOut.of(site)
+
+
+@router.get("/sites/{site_id}", response_model=SiteOut, responses=_ERRORS)
+def get_site(site_id: Id, caller: CallerDep, store: StoreDep) -> SiteOut:
+    with store.sessions() as s:
+        try:
+            return SiteOut.of(registry.get_site(s, site_id, carrier_id=caller.carrier_id))
+        except UnknownSite:
+            raise not_found("site", site_id) from None
+
+
+@router.get("/sites", response_model=SiteList, responses=_ERRORS)
+def list_sites(caller: CallerDep, store: StoreDep) -> SiteList:
+    with store.sessions() as s:
+        return SiteList(items=[SiteOut.of(site) for site in registry.list_sites(s, caller.carrier_id)])

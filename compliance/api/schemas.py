@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
@@ -12,6 +12,7 @@ from compliance.service.audits import pipeline_choices
 from compliance.store.models import (
     AuditJob,
     Driver,
+    Site,
     Submission,
     Vehicle,
     VerdictRecord,
@@ -162,6 +163,12 @@ class SubmissionDetail(SubmissionSummary):
     pipeline: str | None
     source: str
     capture_time: str | None = Field(description="EXIF time as the camera wrote it (with its offset if it gave one)")
+    gps_lat: float | None = Field(None, description="where the phone says the photo was taken (EXIF GPS, WGS-84)")
+    gps_lon: float | None = None
+    gps_time: datetime | None = Field(None, description="the GPS fix's time, where the phone wrote one")
+    exif_findings: dict[str, Any] | None = Field(
+        None, description="EXIF Software, camera make and model, whether the GPS block was unreadable"
+    )
     job_start: datetime | None
     job_end: datetime | None
     attempts: int
@@ -180,6 +187,10 @@ class SubmissionDetail(SubmissionSummary):
             pipeline=s.pipeline,
             source=s.source.value,
             capture_time=s.captured_at.isoformat() if s.captured_at else None,
+            gps_lat=s.gps_latitude,
+            gps_lon=s.gps_longitude,
+            gps_time=s.gps_time,
+            exif_findings=s.exif_findings,
             job_start=s.job_start,
             job_end=s.job_end,
             attempts=s.attempts,
@@ -246,6 +257,45 @@ class VehicleOut(BaseModel):
     @classmethod
     def of(cls, v: Vehicle) -> VehicleOut:
         return cls(id=v.id, plate=v.registered_plate, color=v.plate_color, kind=v.kind, created_at=v.created_at)
+
+
+class SiteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=128, description="what an upload's `site` names, e.g. SH-JD")
+    name: str = Field(min_length=1, max_length=200)
+    lat: float | None = Field(None, ge=-90, le=90, description="latitude in decimal degrees, in `datum`")
+    lon: float | None = Field(None, ge=-180, le=180, description="longitude in decimal degrees, in `datum`")
+    radius_m: float | None = Field(None, gt=0, le=100_000, description="default 500 where a position is given")
+    datum: Literal["wgs84", "gcj02"] = Field(
+        "wgs84", description="gcj02: as Chinese map apps show it; kept converted to WGS-84"
+    )
+
+
+class SiteOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    lat: float | None = Field(description="WGS-84")
+    lon: float | None = Field(description="WGS-84")
+    radius_m: float | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, s: Site) -> SiteOut:
+        return cls(
+            id=s.id,
+            code=s.code,
+            name=s.name,
+            lat=s.latitude,
+            lon=s.longitude,
+            radius_m=s.radius_m,
+            created_at=s.created_at,
+        )
+
+
+class SiteList(BaseModel):
+    items: list[SiteOut]
 
 
 class RegistryPage(BaseModel):

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from compliance.geo import Position
 from compliance.judgments import Judgments
+from compliance.photos import ExifFacts
 from compliance.settings import Thresholds
 from compliance.verdicts import CheckResult, Outcome, ReasonCode
 
@@ -20,6 +22,15 @@ class PriorPhoto:
     driver_id: int | None
     submitted_at: datetime
     distance: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteArea:
+    """The registered site an upload names, where it has a position: WGS-84 and a radius in metres."""
+
+    code: str
+    position: Position
+    radius_m: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,10 @@ class CheckContext:
     similar_photos: tuple[PriorPhoto, ...] = field(default=())
     # The same photo judged by a second pipeline (pipeline choice "both"), to compare field by field.
     second_opinion: Judgments | None = None
+    # The named site's area (None: no site, free text, or a site without a position) and what the
+    # photo's EXIF says of where and how it was made (None: not read, e.g. an ad-hoc check).
+    site: SiteArea | None = None
+    exif: ExifFacts | None = None
 
 
 class Check(Protocol):

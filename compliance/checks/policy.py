@@ -8,6 +8,7 @@ from compliance.checks.agreement import PipelinesAgree
 from compliance.checks.base import Check, CheckContext
 from compliance.checks.face import FaceMatchesLicence
 from compliance.checks.liveness import FaceIsLive
+from compliance.checks.origin import FromCamera, NotEdited, PositionRecorded, TakenAtSite
 from compliance.checks.plate import PlateMatchesRegistered
 from compliance.checks.presence import PersonPresent, VehiclePresent
 from compliance.checks.provenance import FallbackDeclared, ModelOutputValid, ModelSure, NotReused, TakenDuringJob
@@ -27,6 +28,10 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     LargeEnough(),
     NotReused(),
     TakenDuringJob(),
+    TakenAtSite(),
+    PositionRecorded(),
+    NotEdited(),
+    FromCamera(),
     PipelinesAgree("person"),
     PipelinesAgree("vehicle"),
     PipelinesAgree("plate"),
@@ -42,7 +47,9 @@ class Policy:
     # 2026.12.1: every plate read is compared; one doubted character is a REVIEW (PLATE_UNCERTAIN_CHARACTER).
     # 2026.12.2: values an MLLM wrote unsurely are a REVIEW of their own (MODEL_LOW_CONFIDENCE), not invalid output.
     # 2026.12.3: a scene face judged not live (on a screen or paper) is a REVIEW (FACE_NOT_LIVE).
-    version = "2026.12.3"
+    # 2026.12.4: where and how the photo was taken, from EXIF: LOCATION_OUTSIDE_SITE (REVIEW by default
+    #   where the site has a position), LOCATION_MISSING, PHOTO_EDITED, NO_CAMERA_EXIF (off by default).
+    version = "2026.12.4"
 
     def __init__(self, checks: Sequence[Check] = DEFAULT_CHECKS) -> None:
         self.checks = tuple(checks)

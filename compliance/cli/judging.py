@@ -58,6 +58,7 @@ def check(
                 registered_plates=plates,
                 licence_given=face is not None,
                 capture_time=scene.capture_time,
+                exif=scene.exif,
                 second_opinion=second_opinion,
             )
 
@@ -70,6 +71,7 @@ def check(
                 registered_plates=plates,
                 licence_given=face is not None,
                 capture_time=scene.capture_time,
+                exif=scene.exif,
             )
 
         def judged_by(name: str) -> Judgments:
@@ -110,6 +112,9 @@ def submit(
     driver: Annotated[str, typer.Option(help="the driver's reference (or id)")],
     plate: Annotated[str | None, typer.Option(help="the registered plate of the vehicle in the photo")] = None,
     job_id: Annotated[str | None, typer.Option(help="the job this photo is for")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="the site's code (a registered site's, once the carrier has any)")
+    ] = None,
     job_start: Annotated[str | None, typer.Option(help="job window start, ISO 8601")] = None,
     job_end: Annotated[str | None, typer.Option(help="job window end, ISO 8601")] = None,
     pipeline: Annotated[str, typer.Option(help=PIPELINE_HELP)] = "multistage",
@@ -130,6 +135,7 @@ def submit(
             driver=int(driver) if driver.isdigit() else driver,
             plate=plate,
             job_id=job_id,
+            site=site,
             job_start=parse_when(job_start),
             job_end=parse_when(job_end),
             pipeline=pipeline,

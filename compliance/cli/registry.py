@@ -1,4 +1,4 @@
-"""``compliance registry``: carriers, their vehicles and drivers."""
+"""``compliance registry``: carriers, their vehicles, drivers and sites."""
 
 from __future__ import annotations
 
@@ -45,6 +45,43 @@ def add_vehicle(
     with user_errors():
         vehicle = registering.add_vehicle(open_store(), carrier, plate=plate, color=color, kind=kind, actor="cli")
         out.print(f"vehicle {vehicle.registered_plate} (id {vehicle.id}) for {carrier}")
+
+
+@registry_app.command("add-site")
+def add_site(
+    carrier: Annotated[str, typer.Argument(help="carrier code")],
+    code: Annotated[str, typer.Argument(help="the site's code, what an upload's site names, e.g. SH-JD")],
+    name: Annotated[str, typer.Argument(help="the site's name, e.g. 上海嘉定")],
+    lat: Annotated[float | None, typer.Option("--lat", help="latitude, decimal degrees")] = None,
+    lon: Annotated[float | None, typer.Option("--lon", help="longitude, decimal degrees")] = None,
+    radius_m: Annotated[
+        float | None, typer.Option("--radius-m", help="metres around the position (default 500)")
+    ] = None,
+    datum: Annotated[
+        str, typer.Option("--datum", help="wgs84 (GPS) or gcj02 (Chinese map apps); kept as WGS-84")
+    ] = "wgs84",
+) -> None:
+    """Register a site: once a carrier has one, an upload's site must name one of them."""
+    from compliance.service import registry as registering
+
+    with user_errors():
+        site = registering.add_site(
+            open_store(),
+            carrier,
+            code=code,
+            name=name,
+            latitude=lat,
+            longitude=lon,
+            radius_m=radius_m,
+            datum=datum,
+            actor="cli",
+        )
+        where = (
+            f" at {site.latitude:.6f}, {site.longitude:.6f} (WGS-84), radius {site.radius_m:.0f} m"
+            if site.latitude is not None and site.longitude is not None and site.radius_m is not None
+            else " (no position)"
+        )
+        out.print(f"site {site.code} {site.name} (id {site.id}) for {carrier}{where}")
 
 
 @registry_app.command("add-driver")
@@ -111,4 +148,11 @@ def list_registry(
                     table.add_row(
                         "driver", str(d.id), d.name, d.external_ref or "", "yes" if d.licence_sha256 else "no"
                     )
+                for site in registry.list_sites(s, c.id):
+                    where = (
+                        f"{site.latitude:.6f}, {site.longitude:.6f} r {site.radius_m:.0f} m"
+                        if site.latitude is not None and site.longitude is not None and site.radius_m is not None
+                        else ""
+                    )
+                    table.add_row("site", str(site.id), f"{site.code} {site.name}", where, "")
                 out.print(table)

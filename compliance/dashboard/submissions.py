@@ -13,20 +13,21 @@ from fastapi.responses import Response
 from PIL import Image
 from sqlalchemy.orm import Session
 
+from compliance import geo
 from compliance.agreement import COMPARED
 from compliance.dashboard.filters import read_filters, reason_codes
 from compliance.dashboard.security import NotFound, SignedIn, Viewer
 from compliance.dashboard.templating import render
 from compliance.judgments import Judgments
-from compliance.photos import PhotoRejected, rendition
+from compliance.photos import ExifFacts, PhotoRejected, edited_by, rendition
 from compliance.reports import overlay
 from compliance.reports.queue import in_queue
 from compliance.reports.side_by_side import judgment_rows
 from compliance.store import audit
 from compliance.store.errors import InvalidCursor, MissingBlob, UnknownSubmission
-from compliance.store.models import MACHINE, Role, Submission, SubmissionStatus
+from compliance.store.models import MACHINE, Role, Site, Submission, SubmissionStatus
 from compliance.store.pages import SORT_KEYS, count_submissions, page_submissions, reasons_of
-from compliance.store.registry import carrier_codes, list_carriers
+from compliance.store.registry import carrier_codes, find_site, list_carriers
 from compliance.store.submissions import get_submission
 from compliance.store.verdicts import latest_judgments
 from compliance.verdicts import Outcome
@@ -127,6 +128,30 @@ def photo_size(views: list[PipelineView], data: bytes | None) -> tuple[int, int]
     return oriented_size(data) if data is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class PhotoOrigin:
+    """Where and how the photo was taken, as its EXIF says, beside the registered site it names."""
+
+    exif: ExifFacts
+    site: Site | None  # the registered site the upload names; None: free text or none
+    distance_m: float | None  # from the photo's position to the site's, where both are known
+    editor: str | None  # the known editor EXIF Software names
+
+
+def photo_origin(session: Session, submission: Submission) -> PhotoOrigin:
+    exif = ExifFacts.stored(
+        submission.exif_findings, submission.gps_latitude, submission.gps_longitude, submission.gps_time
+    )
+    site = find_site(session, submission.carrier_id, submission.site) if submission.site else None
+    distance = None
+    if site is not None and site.latitude is not None and site.longitude is not None and exif.has_position:
+        assert exif.latitude is not None and exif.longitude is not None
+        distance = geo.distance_m(
+            geo.Position(exif.latitude, exif.longitude), geo.Position(site.latitude, site.longitude)
+        )
+    return PhotoOrigin(exif, site, distance, edited_by(exif.software))
+
+
 def detail_context(session: Session, request: Request, viewer: Viewer, submission: Submission) -> dict[str, object]:
     store = request.app.state.store
     views = pipeline_views(session, submission.id)
@@ -151,6 +176,7 @@ def detail_context(session: Session, request: Request, viewer: Viewer, submissio
         "reasons": [r.reason for r in submission.reasons],
         "reviewable": viewer.may(Role.REVIEWER) and in_queue(session, submission.id),
         "machine": MACHINE,
+        "origin": photo_origin(session, submission),
     }
 
 

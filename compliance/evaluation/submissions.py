@@ -184,6 +184,7 @@ def _decided(
         licence_given=licence is not None,
         submitted_at=row.job_window[1] if row.job_window else None,
         capture_time=scene.capture_time,
+        exif=scene.exif,
         job_window=row.job_window,
         second_opinion=second_opinion,
     )
@@ -202,6 +203,7 @@ def _cascaded(
         licence_given=licence is not None,
         submitted_at=row.job_window[1] if row.job_window else None,
         capture_time=scene.capture_time,
+        exif=scene.exif,
         job_window=row.job_window,
     )
     assert verdict is not None, "with the MLLM's judgments given a cascade always decides"

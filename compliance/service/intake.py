@@ -1,11 +1,12 @@
 """Accepting an upload: the photo and what the uploader says about it, validated, stored, queued.
 
 The API, the CLI, the demo and the benches all come through here, so each rule lives once: the job
-window, the pipeline asked for, idempotency (a replay answers from the row; a key reused with
-another photo is refused before any byte is written), the driver and vehicle being the carrier's,
-and "a broker that is down leaves the submission RECEIVED for the sweeper". Nothing accepted is
-lost: the photo is on disk before the row that points at it is committed, and a refused request
-leaves nothing behind.
+window, the site (a registered site's code where the carrier registers sites, else free text), the
+pipeline asked for, idempotency (a replay answers from the row; a key reused with another photo is
+refused before any byte is written), the driver and vehicle being the carrier's, and "a broker that
+is down leaves the submission RECEIVED for the sweeper". Nothing accepted is lost: the photo is on
+disk before the row that points at it is committed, and a refused request leaves nothing behind.
+What the photo's EXIF says of where and how it was made is kept on the row for the checks.
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def accept(
         parties = registry.resolve_upload(
             s, upload.carrier, upload.driver, vehicle_id=upload.vehicle_id, plate=upload.plate
         )
+        if upload.site is not None:
+            # A carrier that registers sites names one by its code (UnknownSite: a 422 at the API).
+            registry.check_site(s, parties.carrier_id, upload.site)
         created = submissions.create_submission(
             s,
             carrier_id=parties.carrier_id,
@@ -122,6 +126,7 @@ def accept(
             pipeline=upload.pipeline,
             status=status,
             actor=upload.actor,
+            exif=photo.exif,
         )
         if created.created:
             # On disk (fsynced) before the row that points at it is committed; a failure here rolls

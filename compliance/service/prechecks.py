@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from compliance.photos import Photo
 from compliance.pipelines import get_prechecker
 from compliance.prechecks import PrecheckCode, PrecheckFindings, SitePosition, position_problem, problems
@@ -31,18 +33,22 @@ class PrecheckResult:
         return not self.problems
 
 
-def site_position(settings: Settings, carrier_id: int, site: str | None) -> SitePosition | None:
-    """The registered site's position, where the carrier gave it one. HOOK: there is no site
-    registry on this branch yet (the registered-sites work adds one, with positions), so no site has
-    a position and the precheck asks for none. At the merge this looks the site up by its code."""
-    return None
+def site_position(session: Session, carrier_id: int, site: str | None) -> SitePosition | None:
+    """The registered site's position (WGS-84), where the upload names a registered site that has
+    one; free text (a carrier with no sites) or a site without a position asks for none. An
+    unknown code, where the carrier registers sites, raises ``UnknownSite`` as an upload does."""
+    if not site:
+        return None
+    registry.check_site(session, carrier_id, site)  # an unknown code is refused as an upload refuses it
+    found = registry.find_site(session, carrier_id, site)
+    if found is None or found.latitude is None or found.longitude is None:
+        return None
+    return SitePosition(found.latitude, found.longitude, found.radius_m)
 
 
-def photo_has_position(photo: Photo) -> bool | None:
-    """Whether the photo's EXIF records a GPS position. HOOK: filled by the EXIF GPS reading of
-    the registered-sites work; until then unknown, which ``position_problem`` only consults where
-    the site has a position (never, today)."""
-    return None
+def photo_has_position(photo: Photo) -> bool:
+    """Whether the photo's EXIF records a GPS position (an unreadable GPS block records none)."""
+    return photo.exif.has_position
 
 
 def precheck(store: Store, settings: Settings, photo: Photo, upload: Upload) -> PrecheckResult:
@@ -55,7 +61,7 @@ def precheck(store: Store, settings: Settings, photo: Photo, upload: Upload) -> 
         )
         carrier = registry.get_carrier(s, parties.carrier_id)
         thresholds = registry.effective_thresholds(carrier, settings.thresholds)
-        site = site_position(settings, parties.carrier_id, upload.site)
+        site = site_position(s, parties.carrier_id, upload.site)
     findings = get_prechecker(settings).check(photo.image)
     found = problems(findings, thresholds, position=position_problem(site, photo_has_position(photo)))
     with store.sessions() as s, s.begin():

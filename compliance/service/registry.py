@@ -1,5 +1,5 @@
-"""Registering a carrier, its drivers (with their licence photos) and its vehicles, and replacing a
-driver's licence photo.
+"""Registering a carrier, its drivers (with their licence photos), its vehicles and its sites, and
+replacing a driver's licence photo.
 
 The API and the CLI both come through here, so each rule lives once: every change is one
 transaction with its audit event, and a licence photo is written only for a row that is being
@@ -17,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from compliance import geo
 from compliance.judgments import PlateColor, VehicleKind
 from compliance.photos import Photo, ReceivedPhoto
 from compliance.service.intake import InvalidUpload, refuse_control_characters
 from compliance.store import Store, registry
 from compliance.store.errors import InvalidRegistration
-from compliance.store.models import Carrier, Driver, Vehicle
+from compliance.store.models import Carrier, Driver, Site, Vehicle
 
 
 def _plain_text(**fields: object) -> None:
@@ -112,4 +113,40 @@ def add_vehicle(
         found = registry.get_carrier(s, carrier)
         return registry.add_vehicle(
             s, carrier_id=found.id, registered_plate=plate, plate_color=color, kind=kind, actor=actor
+        )
+
+
+def add_site(
+    store: Store,
+    carrier: str | int,
+    *,
+    code: str,
+    name: str,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    radius_m: float | None = None,
+    datum: geo.Datum | str = geo.Datum.WGS84,
+    actor: str,
+) -> Site:
+    """A new site of the carrier (id or code). A position entered in GCJ-02 (what Chinese map apps
+    show) is kept in WGS-84, what phones' EXIF GPS records; ``DuplicateSite`` if the code is taken."""
+    _plain_text(code=code, name=name)
+    try:
+        datum = geo.Datum(datum)
+    except ValueError:
+        raise InvalidRegistration(f"unknown datum {datum!r}; choose wgs84 or gcj02") from None
+    if latitude is not None and longitude is not None and geo.valid_position(latitude, longitude):
+        position = geo.to_wgs84(geo.Position(latitude, longitude), datum)
+        latitude, longitude = position.latitude, position.longitude
+    with store.sessions() as s, s.begin():
+        found = registry.get_carrier(s, carrier)
+        return registry.add_site(
+            s,
+            carrier_id=found.id,
+            code=code,
+            name=name,
+            latitude=latitude,
+            longitude=longitude,
+            radius_m=radius_m,
+            actor=actor,
         )

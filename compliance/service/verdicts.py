@@ -19,11 +19,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from compliance import metrics
+from compliance import geo, metrics
 from compliance.checks import PriorPhoto
+from compliance.checks.base import SiteArea
 from compliance.inspection import decide, decide_cascade
 from compliance.judgments import Judgments
-from compliance.photos import Photo, load_photo
+from compliance.photos import ExifFacts, Photo, load_photo
 from compliance.pipeline import BOTH, CASCADE, CASCADE_STAGES, Pipeline
 from compliance.pipelines import get_pipelines, pipeline_names
 from compliance.queue.publisher import Publisher, published
@@ -50,6 +51,16 @@ class JudgingContext:
     submitted_at: datetime
     capture_time: datetime | None
     job_window: tuple[datetime, datetime] | None
+    site: SiteArea | None = None
+    exif: ExifFacts | None = None
+
+
+def _site_area(s: Session, carrier_id: int, code: str | None) -> SiteArea | None:
+    """The registered site the submission names, where it has a position; free text has none."""
+    site = registry.find_site(s, carrier_id, code) if code else None
+    if site is None or site.latitude is None or site.longitude is None or site.radius_m is None:
+        return None
+    return SiteArea(site.code, geo.Position(site.latitude, site.longitude), site.radius_m)
 
 
 def _read_context(s: Session, settings: Settings, sub: Submission) -> JudgingContext:
@@ -78,6 +89,8 @@ def _read_context(s: Session, settings: Settings, sub: Submission) -> JudgingCon
         submitted_at=sub.created_at,
         capture_time=sub.captured_at,
         job_window=sub.job_window,
+        site=_site_area(s, carrier.id, sub.site),
+        exif=ExifFacts.stored(sub.exif_findings, sub.gps_latitude, sub.gps_longitude, sub.gps_time),
     )
 
 
@@ -112,6 +125,8 @@ def _decide(ctx: JudgingContext, judgments: Judgments, second_opinion: Judgments
         job_window=ctx.job_window,
         similar_photos=ctx.prior,
         second_opinion=second_opinion,
+        site=ctx.site,
+        exif=ctx.exif,
     )
 
 
@@ -359,6 +374,8 @@ def _cascade_verdict(ctx: JudgingContext, settings: Settings, judged: Mapping[st
         capture_time=ctx.capture_time,
         job_window=ctx.job_window,
         similar_photos=ctx.prior,
+        site=ctx.site,
+        exif=ctx.exif,
     )
 
 

@@ -32,6 +32,17 @@ class UnknownDriver(RegistryError, LookupError):
         self.ref = ref
 
 
+class UnknownSite(RegistryError, LookupError):
+    def __init__(self, code: str, carrier_id: int | None = None) -> None:
+        super().__init__(f"no site {code!r}" + (f" for carrier {carrier_id}" if carrier_id is not None else ""))
+        self.code = code
+
+
+class DuplicateSite(RegistryError, ValueError):
+    def __init__(self, code: str, carrier_id: int) -> None:
+        super().__init__(f"site {code!r} is already registered for carrier {carrier_id}")
+
+
 class DuplicateCarrier(RegistryError, ValueError):
     def __init__(self, code: str) -> None:
         super().__init__(f"carrier code {code!r} is already registered")

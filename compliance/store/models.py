@@ -170,6 +170,24 @@ class Driver(Base):
     carrier: Mapped[Carrier] = relationship(back_populates="drivers")
 
 
+class Site(Base):
+    """A place a carrier's photos are taken for (a depot, a loading yard), named by its code in an
+    upload's ``site``. Its position is WGS-84 (entered in GCJ-02 it is converted); without one, no
+    check on position applies."""
+
+    __tablename__ = "sites"
+    __table_args__ = (sa.UniqueConstraint("carrier_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(128))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    latitude: Mapped[float | None] = mapped_column(sa.Float)
+    longitude: Mapped[float | None] = mapped_column(sa.Float)
+    radius_m: Mapped[float | None] = mapped_column(sa.Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (
@@ -213,6 +231,14 @@ class Submission(Base):
     site: Mapped[str | None] = mapped_column(sa.String(128))
     job_start: Mapped[datetime | None]
     job_end: Mapped[datetime | None]
+    # Where the phone says the photo was taken (EXIF GPS, WGS-84) and the fix's time (UTC); None
+    # where it recorded none or an unreadable one.
+    gps_latitude: Mapped[float | None] = mapped_column(sa.Float)
+    gps_longitude: Mapped[float | None] = mapped_column(sa.Float)
+    gps_time: Mapped[datetime | None]
+    # What EXIF says of how the photo was made (compliance.photos.ExifFacts.findings): Software,
+    # camera make and model, whether a GPS block was unreadable. None: read before EXIF was kept.
+    exif_findings: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     source: Mapped[SubmissionSource] = mapped_column(_enum(SubmissionSource, "submission_source"))
     status: Mapped[SubmissionStatus] = mapped_column(_enum(SubmissionStatus, "submission_status"))
     # The current verdict, copied here when it changes (see verdicts._add_verdict) so that lists

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from compliance import plates
+from compliance import geo, plates
 from compliance.judgments import PlateColor, VehicleKind
 from compliance.settings import Thresholds
 from compliance.store.audit import SYSTEM, record_event
@@ -23,14 +23,16 @@ from compliance.store.errors import (
     DuplicateCarrier,
     DuplicateDriver,
     DuplicatePlate,
+    DuplicateSite,
     InvalidPlate,
     InvalidRegistration,
     InvalidThresholds,
     UnknownCarrier,
     UnknownDriver,
+    UnknownSite,
     UnknownVehicle,
 )
-from compliance.store.models import Carrier, Driver, Vehicle
+from compliance.store.models import Carrier, Driver, Site, Vehicle
 
 _PLATE_MAX = 16
 _EMBEDDING_DTYPE = np.dtype("<f4")
@@ -184,6 +186,90 @@ def _checked_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any] | 
         raise InvalidThresholds(f"invalid thresholds: {exc.errors()[0]['msg']}") from None
     # Keep only what was overridden, as validated, so later default changes still reach the carrier.
     return checked.model_dump(mode="json", include=set(overrides))
+
+
+# Sites
+
+_SITE_CODE_MAX = 128
+# A site given a position without a radius: about a large depot's yard.
+DEFAULT_SITE_RADIUS_M = 500.0
+_SITE_RADIUS_MAX_M = 100_000.0
+
+
+def add_site(
+    session: Session,
+    *,
+    carrier_id: int,
+    code: str,
+    name: str,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    radius_m: float | None = None,
+    actor: str = SYSTEM,
+) -> Site:
+    """A site of the carrier; its position (WGS-84, already converted) both or neither, its radius
+    only with a position (``DEFAULT_SITE_RADIUS_M`` where none is given)."""
+    carrier = get_carrier(session, carrier_id)
+    code = code.strip()
+    if not code or not name.strip():
+        raise InvalidRegistration("a site needs a code and a name")
+    if len(code) > _SITE_CODE_MAX:
+        raise InvalidRegistration(f"site code {code!r} is longer than {_SITE_CODE_MAX} characters")
+    if (latitude is None) != (longitude is None):
+        raise InvalidRegistration("give a site's latitude and longitude both, or neither")
+    if latitude is not None and longitude is not None and not geo.valid_position(latitude, longitude):
+        raise InvalidRegistration(f"({latitude}, {longitude}) is not a position on the earth")
+    if radius_m is not None and latitude is None:
+        raise InvalidRegistration("a radius needs the site's position")
+    if latitude is not None and radius_m is None:
+        radius_m = DEFAULT_SITE_RADIUS_M
+    if radius_m is not None and not (0 < radius_m <= _SITE_RADIUS_MAX_M):
+        raise InvalidRegistration(f"a site's radius is more than 0 and at most {_SITE_RADIUS_MAX_M:.0f} m")
+    if find_site(session, carrier.id, code) is not None:
+        raise DuplicateSite(code, carrier.id)
+    site = Site(carrier_id=carrier.id, code=code, name=name, latitude=latitude, longitude=longitude, radius_m=radius_m)
+    session.add(site)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="site.add",
+        subject_type="site",
+        subject_id=site.id,
+        after={
+            "carrier_id": carrier.id,
+            "code": code,
+            "name": name,
+            "latitude": latitude,
+            "longitude": longitude,
+            "radius_m": radius_m,
+        },
+    )
+    return site
+
+
+def find_site(session: Session, carrier_id: int, code: str) -> Site | None:
+    return session.scalar(sa.select(Site).where(Site.carrier_id == carrier_id, Site.code == code))
+
+
+def get_site(session: Session, site_id: int, *, carrier_id: int | None = None) -> Site:
+    site = session.get(Site, site_id)
+    if site is None or (carrier_id is not None and site.carrier_id != carrier_id):
+        raise UnknownSite(str(site_id), carrier_id)
+    return site
+
+
+def list_sites(session: Session, carrier_id: int) -> list[Site]:
+    return list(session.scalars(sa.select(Site).where(Site.carrier_id == carrier_id).order_by(Site.code)))
+
+
+def check_site(session: Session, carrier_id: int, code: str) -> None:
+    """``UnknownSite`` when the carrier registers sites and ``code`` is none of them; a carrier
+    with none registered keeps free text."""
+    if find_site(session, carrier_id, code) is not None:
+        return
+    if session.scalar(sa.select(Site.id).where(Site.carrier_id == carrier_id).limit(1)) is not None:
+        raise UnknownSite(code, carrier_id)
 
 
 # Vehicles

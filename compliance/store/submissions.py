@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,6 +35,9 @@ from compliance.store.models import (
 )
 from compliance.store.registry import get_driver, get_vehicle
 from compliance.store.similar import _band_value, _checked_phash
+
+if TYPE_CHECKING:  # the photo module decodes images: the store needs only the type
+    from compliance.photos import ExifFacts
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -76,6 +79,7 @@ def create_submission(
     status: SubmissionStatus = SubmissionStatus.RECEIVED,
     submission_id: str | None = None,
     actor: str = SYSTEM,
+    exif: ExifFacts | None = None,
 ) -> CreatedSubmission:
     """Record an accepted photo (whose blob is stored before the transaction commits).
 
@@ -115,6 +119,14 @@ def create_submission(
         "created_at": now,
         "updated_at": now,
     }
+    if exif is not None and exif.read:
+        # Where and how the photo was made, as its EXIF says (the checks read it from the row).
+        values |= {
+            "gps_latitude": exif.latitude,
+            "gps_longitude": exif.longitude,
+            "gps_time": exif.gps_time,
+            "exif_findings": exif.findings(),
+        }
     new_id = _insert_if_theirs(session, values)
     if new_id is None:
         # Why not: someone else's driver or vehicle (raises), or a key already used.
@@ -182,7 +194,13 @@ def _insert_statement(dialect: str, with_vehicle: bool, columns: tuple[str, ...]
         else sqlite.base.SQLiteDialect(paramstyle="named")
     )
     sql = str(statement.compile(dialect=named))
+    # A type PostgreSQL must be told (the JSON of EXIF findings) is rendered as a cast, ``:x::JSON``,
+    # which text() does not read as a parameter: written as CAST(:x AS JSON) it does.
+    sql = _CAST.sub(r"CAST(\1 AS \2)", sql)
     return sa.text(sql).bindparams(*param.values()).columns(table.c.id)
+
+
+_CAST = re.compile(r"(:new_\w+)::(\w+)")
 
 
 def _by_idempotency_key(session: Session, carrier_id: int, key: str) -> Submission | None:
@@ -214,6 +232,9 @@ def _snapshot_of(values: dict[str, Any]) -> dict[str, Any]:
         "capture_time": captured.isoformat() if captured else None,
         "job_id": values["job_id"],
         "site": values["site"],
+        **(
+            {"gps": [values["gps_latitude"], values["gps_longitude"]]} if values.get("gps_latitude") is not None else {}
+        ),
         "job_start": values["job_start"].astimezone(UTC).isoformat() if values["job_start"] else None,
         "job_end": values["job_end"].astimezone(UTC).isoformat() if values["job_end"] else None,
         "source": values["source"].value,

@@ -1,12 +1,8 @@
 """Per-driver precheck counters (``POST /v1/prechecks``): how many, since when, when last, and how
 many since the driver's last upload. Nothing of the photos is kept.
 
-Written on a branch beside the registered sites' ``0007_sites``: ``down_revision`` names the head
-this branch started from ("0006"); when the branches merge it is to be re-chained after
-"0007_sites" (set ``down_revision = "0007_sites"``), so that history stays one line.
-
 Revision ID: 0008_prechecks
-Revises: 0006
+Revises: 0007_sites
 Create Date: 2026-12-04 23:00:00+00:00
 """
 
@@ -18,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_prechecks"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007_sites"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from compliance.messages import MESSAGES
-from compliance.prechecks import PrecheckCode, SitePosition
+from compliance.prechecks import PrecheckCode
 from compliance.store import keys, users
 from compliance.store.models import DriverPrechecks, Role, Submission
 from compliance.store.prechecks import precheck_counts
 from tests.api.helpers import assert_error, blob_files, count
 from tests.dashboard.test_security import PASSWORD, sign_in
+from tests.exif_photos import exif_jpeg
 from tests.service.conftest import PASSING_PHOTO, Api, Carrier
 
 
@@ -72,13 +73,23 @@ def test_a_dark_photo_is_told_to_be_retaken_in_both_languages(api: Api) -> None:
     assert "皖AUJ299" not in response.text and "similar" not in response.text and "live" not in response.text
 
 
-def test_a_site_with_a_position_asks_for_one(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hook the registered sites will fill: a site with a position, a photo with none."""
-    from compliance.service import prechecks as service
-
-    monkeypatch.setattr(service, "site_position", lambda *_: SitePosition(31.38, 121.25, 500))
-    body = _precheck(api, site="SH-JD").json()
-    assert [p["code"] for p in body["problems"]] == ["NO_POSITION"]
+def test_a_registered_site_with_a_position_asks_for_one(api: Api) -> None:
+    """A site registered with a position: a photo that recorded none is told to be retaken with the
+    phone's location on; one with a GPS position is not (inside or outside is the verdict's to say)."""
+    site = {"code": "SH-JD", "name": "上海嘉定", "lat": 31.3756, "lon": 121.2489, "radius_m": 500}
+    assert api.client.post("/v1/sites", json=site, headers=api.acme.auth).status_code == 201
+    without = _precheck(api, exif_jpeg(PASSING_PHOTO, make="HUAWEI"), site="SH-JD").json()
+    assert [p["code"] for p in without["problems"]] == ["NO_POSITION"]
+    far_away = exif_jpeg(PASSING_PHOTO, make="HUAWEI", gps=(31.3956, 121.2489))
+    assert _precheck(api, far_away, site="SH-JD").json()["problems"] == []
+    # A site without a position, and free text, ask for none.
+    plain = {"code": "HF", "name": "合肥"}
+    assert api.client.post("/v1/sites", json=plain, headers=api.acme.auth).status_code == 201
+    assert _precheck(api, exif_jpeg(PASSING_PHOTO), site="HF").json()["problems"] == []
+    # An unknown code is refused as an upload refuses it.
+    refused, uploaded = _precheck(api, site="nowhere"), api.upload(site="nowhere")
+    assert refused.status_code == uploaded.status_code == 422
+    assert refused.json()["error"]["code"] == uploaded.json()["error"]["code"]
 
 
 def test_counters_count_prechecks_since_the_last_upload_and_show_on_the_drivers_page(api: Api) -> None:

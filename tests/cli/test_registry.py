@@ -82,3 +82,41 @@ def test_a_duplicate_driver_ref_leaves_no_photo_behind(isolated_env: Path) -> No
     code, _, stderr = run("registry", "add-driver", "ACME", "Driver B", "--licence", licence_b, "--ref", "A-1")
     assert_one_line_error(code, stderr, "A-1", "already registered")
     assert {p for p in blobs.rglob("*") if p.is_file()} == before
+
+
+def test_sites_from_the_command_line(isolated_env: Path) -> None:
+    """``registry add-site`` (WGS-84 or GCJ-02), listed; once a carrier has sites an upload's site
+    must name one, and the refusal stores nothing."""
+    from compliance import geo
+
+    assert run("registry", "add-carrier", "ACME")[0] == 0
+    assert run("registry", "add-vehicle", "ACME", "皖AUJ299")[0] == 0
+    assert (
+        run("registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"), "--ref", "A-1")[0] == 0
+    )
+    photo = str(SAMPLES / "a_by_car_wanAUJ299.jpg")
+    submit = ("submit", photo, "--carrier", "ACME", "--driver", "A-1", "--plate", "皖AUJ299", "--json")
+    code, _, stderr = run(*submit, "--site", "Hefei yard")
+    assert code == 0, stderr  # no sites registered: free text
+    gcj = geo.wgs84_to_gcj02(geo.Position(31.3756, 121.2489))
+    code, stdout, stderr = run(
+        "registry", "add-site", "ACME", "SH-JD", "上海嘉定",
+        "--lat", str(gcj.latitude), "--lon", str(gcj.longitude), "--radius-m", "300", "--datum", "gcj02",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "31.3756" in stdout and "121.2489" in stdout and "300 m" in stdout
+    code, _, stderr = run("registry", "add-site", "ACME", "SH-JD", "again")
+    assert_one_line_error(code, stderr, "SH-JD")
+    code, _, stderr = run("registry", "add-site", "ACME", "X", "x", "--lat", "31", "--datum", "bd09")
+    assert_one_line_error(code, stderr, "bd09")
+    code, stdout, _ = run("registry", "list", "ACME")
+    assert "SH-JD" in stdout
+    code, _, stderr = run(*submit, "--site", "Hefei yard")
+    assert_one_line_error(code, stderr, "Hefei yard")
+    code, stdout, stderr = run(*submit, "--site", "SH-JD")
+    assert code == 0, stderr
+    assert json.loads(stdout)["outcome"] == "PASS"  # no GPS in the photo: LOCATION_MISSING is off by default
+    assert run("registry", "set-thresholds", "ACME", "location_missing=review")[0] == 0
+    code, stdout, stderr = run(*submit, "--site", "SH-JD")
+    assert code == 0, stderr
+    assert json.loads(stdout)["outcome"] == "REVIEW" and json.loads(stdout)["reasons"] == ["LOCATION_MISSING"]

@@ -156,3 +156,46 @@ def test_keys_made_before_scopes_keep_what_they_could_do(database_url: str) -> N
     with engine.connect() as c:
         assert "scopes" not in {col["name"] for col in sa.inspect(c).get_columns("api_keys")}
     engine.dispose()
+
+
+def test_sites_upgrade_keeps_submissions_and_their_free_text_site(database_url: str) -> None:
+    """0007_sites: submissions from before keep their free-text site and get no EXIF findings (not
+    read: no check on EXIF applies to them); downgrading drops the sites and the new columns only."""
+    from compliance.store import registry
+    from compliance.store import submissions as subs
+
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    with db.session_factory(engine)() as session, session.begin():
+        carrier = registry.add_carrier(session, code="acme", name="ACME")
+        driver = registry.add_driver(session, carrier_id=carrier.id, name="Li Wei")
+        made = subs.create_submission(
+            session,
+            carrier_id=carrier.id,
+            driver_id=driver.id,
+            photo_sha256="a" * 64,
+            photo_phash="8f3c0a5e91b2d476",
+            source="api",
+            site="Hefei depot",
+        ).id
+    db.downgrade(database_url, "0006")
+    with engine.connect() as c:
+        assert "sites" not in sa.inspect(c).get_table_names()
+        assert "gps_latitude" not in {col["name"] for col in sa.inspect(c).get_columns("submissions")}
+    db.upgrade(database_url)
+    with engine.connect() as c:
+        row = c.execute(
+            sa.text("SELECT site, gps_latitude, gps_time, exif_findings FROM submissions WHERE id = :id"), {"id": made}
+        ).one()
+    assert tuple(row) == ("Hefei depot", None, None, None)
+    with db.session_factory(engine)() as session, session.begin():
+        site = registry.add_site(
+            session,
+            carrier_id=registry.get_carrier(session, "acme").id,
+            code="SH-JD",
+            name="上海嘉定",
+            latitude=31.37,
+            longitude=121.25,
+        )
+        assert site.radius_m == registry.DEFAULT_SITE_RADIUS_M
+    engine.dispose()

@@ -8,7 +8,11 @@ decided confidently:
 - a FAIL rests on the judgments of its failing checks. A FAIL from a check that reads no model
   judgment (a re-used photo, a capture time outside the job) rests on none: the MLLM could not
   overturn it, since "both" fails it as well;
-- a REVIEW is never settled: the baseline could not tell.
+- a REVIEW from a check that reads a model judgment (person, vehicle, plate, face) is never
+  settled: the baseline could not tell. A REVIEW only for what no such judgment decides (the
+  photo's quality, where or how it was taken, a face not live) rests, like a PASS, on every
+  judgment: where the baseline is sure of them all, the MLLM could not lift the REVIEW, so it is
+  settled and the GPU is spared.
 
 Confident, per judgment (thresholds are the carrier's, margins are settings):
 
@@ -72,8 +76,10 @@ class Settlement:
 def settle(verdict: Verdict, thresholds: Thresholds, settings: Settings) -> Settlement:
     """Whether the baseline's verdict (decided from its judgments alone) settles the photo."""
     if verdict.outcome is Outcome.REVIEW:
-        return Settlement(False, f"the baseline's verdict is REVIEW ({', '.join(verdict.reasons)})")
-    if verdict.outcome is Outcome.PASS:
+        reviewing = [r.check for r in verdict.results if r.outcome is Outcome.REVIEW]
+        if any(check in _FIELD_OF_CHECK for check in reviewing):
+            return Settlement(False, f"the baseline's verdict is REVIEW ({', '.join(verdict.reasons)})")
+    if verdict.outcome is not Outcome.FAIL:
         resting: tuple[Field, ...] = FIELDS
     else:
         failing = [r.check for r in verdict.results if r.outcome is Outcome.FAIL]

@@ -168,9 +168,21 @@ def test_a_fail_no_model_could_overturn_is_settled() -> None:
     assert settlement.settled and "resting on no model judgment" in settlement.reason
 
 
-def test_a_review_is_never_settled() -> None:
+def test_a_review_resting_on_a_model_judgment_is_never_settled() -> None:
     settlement = settle(decided(sure(face=face(0.33, Answer.UNKNOWN))), THRESHOLDS, SETTINGS)
     assert not settlement.settled and settlement.reason == "the baseline's verdict is REVIEW (FACE_UNCERTAIN)"
+
+
+def test_a_review_no_model_could_lift_is_settled_where_every_judgment_is_sure() -> None:
+    """A blurred photo of a clear case: a REVIEW the MLLM could not make a PASS, so no GPU is spent;
+    with an unsure judgment beside it, the MLLM still looks."""
+    blurred = Quality(blur=5.0, brightness=120.0, width=1280, height=960)
+    verdict = decided(sure(quality=blurred))
+    assert verdict.outcome is Outcome.REVIEW and verdict.reasons == (ReasonCode.LOW_QUALITY_BLUR,)
+    settlement = settle(verdict, THRESHOLDS, SETTINGS)
+    assert settlement.settled and settlement.reason.startswith("REVIEW: person score 0.90")
+    unsure = decided(sure(quality=blurred, person=PersonJudgment(present=Answer.YES, count=1, boxes=(box(0.4),))))
+    assert not settle(unsure, THRESHOLDS, SETTINGS).settled
 
 
 def test_the_margins_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:

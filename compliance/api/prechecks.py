@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 
 from compliance.api.deps import Caller, SettingsDep, StoreDep, requires
 from compliance.api.errors import ApiError, invalid, photo_error, store_error
 from compliance.api.ratelimit import FixedWindowLimiter
-from compliance.api.schemas import ErrorResponse, PipelineChoice, PrecheckOut, PrecheckProblem
+from compliance.api.schemas import ErrorResponse, PrecheckOut, PrecheckProblem
+from compliance.api.uploads import UploadForm, upload_form
 from compliance.messages import MESSAGES
 from compliance.photos import PhotoRejected, load_photo
-from compliance.service.intake import InvalidUpload, Upload, check_upload
+from compliance.service.intake import InvalidUpload
 from compliance.service.prechecks import precheck
 from compliance.store.errors import StoreError
-from compliance.store.models import SubmissionSource
 
 router = APIRouter(prefix="/v1/prechecks", tags=["prechecks"])
 
@@ -59,20 +58,7 @@ def create_precheck(
     store: StoreDep,
     settings: SettingsDep,
     photo: Annotated[UploadFile, File(description="the scene photo: the driver by the vehicle")],
-    driver_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the driver's id")] = None,
-    driver_ref: Annotated[
-        str | None, Form(min_length=1, max_length=128, description="or the carrier's own ref")
-    ] = None,
-    vehicle_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the vehicle's id")] = None,
-    plate: Annotated[str | None, Form(min_length=1, max_length=32, description="or its registered plate")] = None,
-    job_id: Annotated[str | None, Form(max_length=128)] = None,
-    job_start: Annotated[datetime | None, Form(description="job window start, with a UTC offset")] = None,
-    job_end: Annotated[datetime | None, Form(description="job window end, with a UTC offset")] = None,
-    site: Annotated[str | None, Form(max_length=128)] = None,
-    pipeline: Annotated[
-        PipelineChoice | None,
-        Form(description="accepted as an upload's, and checked; a precheck always runs the fast checks"),
-    ] = None,
+    form: Annotated[UploadForm, Depends(upload_form)],
 ) -> PrecheckOut:
     """The same fields as an upload (``POST /v1/submissions``), answered at once with the problems
     a driver fixes by taking the photo again, each with a code and a message in Chinese and English:
@@ -81,27 +67,7 @@ def create_precheck(
     registered one, nor anything of the face's identity or liveness. Nothing of the photo is
     stored; the driver's precheck count is. Limited per API key (429 with Retry-After)."""
     _limited(request, caller)
-    if (driver_id is None) == (driver_ref is None):
-        raise invalid("invalid_request", "give driver_id or driver_ref (one of them)")
-    if (vehicle_id is None) == (plate is None):
-        raise invalid("invalid_request", "give vehicle_id or plate (one of them)")
-    upload = Upload(
-        carrier=caller.carrier_id,
-        driver=driver_id if driver_id is not None else str(driver_ref),
-        plate=plate,
-        vehicle_id=vehicle_id,
-        job_id=job_id,
-        site=site,
-        job_start=job_start,
-        job_end=job_end,
-        pipeline=pipeline,
-        source=SubmissionSource.API,
-        actor=caller.actor,
-    )
-    try:
-        check_upload(upload)
-    except InvalidUpload as exc:
-        raise invalid(exc.code, str(exc)) from None
+    upload = form.upload(caller)
     data = photo.file.read(settings.max_upload_bytes + 1)
     try:
         scene = load_photo(data, **settings.photo_limits)

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Header, Path, Query, Response, UploadFile, status
 
 from compliance import metrics
 from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep, requires
@@ -15,20 +15,19 @@ from compliance.api.errors import ApiError, invalid, not_found, photo_error, sto
 from compliance.api.schemas import (
     Accepted,
     ErrorResponse,
-    PipelineChoice,
     ReviewIn,
     SubmissionDetail,
     SubmissionPageOut,
     SubmissionSummary,
     links,
 )
+from compliance.api.uploads import UploadForm, upload_form
 from compliance.photos import PhotoRejected, receive_photo
 from compliance.service import intake
-from compliance.service.intake import InvalidUpload, Upload, check_upload
 from compliance.service.reviews import Review, record_review
 from compliance.store import pages, submissions
 from compliance.store.errors import InvalidCursor, StoreError, UnknownSubmission
-from compliance.store.models import EARLIEST, LATEST, SubmissionSource, SubmissionStatus, storable_time
+from compliance.store.models import EARLIEST, LATEST, SubmissionStatus, storable_time
 from compliance.verdicts import Outcome, ReasonCode
 
 log = logging.getLogger("compliance.api")
@@ -86,20 +85,7 @@ def create_submission(
     settings: SettingsDep,
     publisher: PublisherDep,
     photo: Annotated[UploadFile, File(description="the scene photo: the driver by the vehicle")],
-    driver_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the driver's id")] = None,
-    driver_ref: Annotated[
-        str | None, Form(min_length=1, max_length=128, description="or the carrier's own ref")
-    ] = None,
-    vehicle_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="the vehicle's id")] = None,
-    plate: Annotated[str | None, Form(min_length=1, max_length=32, description="or its registered plate")] = None,
-    job_id: Annotated[str | None, Form(max_length=128)] = None,
-    job_start: Annotated[datetime | None, Form(description="job window start, with a UTC offset")] = None,
-    job_end: Annotated[datetime | None, Form(description="job window end, with a UTC offset")] = None,
-    site: Annotated[str | None, Form(max_length=128)] = None,
-    pipeline: Annotated[
-        PipelineChoice | None,
-        Form(description="multistage, mllm, both or cascade (see the README); default: the deployment's"),
-    ] = None,
+    form: Annotated[UploadForm, Depends(upload_form)],
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", description="1-128 of A-Z a-z 0-9 . _ : -")
     ] = None,
@@ -109,29 +95,8 @@ def create_submission(
     returns the same submission; with another photo it is a 409."""
     if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 of A-Z a-z 0-9 . _ : -")
-    if (driver_id is None) == (driver_ref is None):
-        raise invalid("invalid_request", "give driver_id or driver_ref (one of them)")
-    if (vehicle_id is None) == (plate is None):
-        raise invalid("invalid_request", "give vehicle_id or plate (one of them)")
-    upload = Upload(
-        carrier=caller.carrier_id,
-        driver=driver_id if driver_id is not None else str(driver_ref),
-        plate=plate,
-        vehicle_id=vehicle_id,
-        job_id=job_id,
-        site=site,
-        job_start=job_start,
-        job_end=job_end,
-        idempotency_key=idempotency_key,
-        pipeline=pipeline,
-        source=SubmissionSource.API,
-        actor=caller.actor,
-    )
     with metrics.timed("accept.validate"):
-        try:
-            check_upload(upload)
-        except InvalidUpload as exc:
-            raise invalid(exc.code, str(exc)) from None
+        upload = form.upload(caller, idempotency_key=idempotency_key)
         data = photo.file.read(settings.max_upload_bytes + 1)
         try:
             scene = receive_photo(data, **settings.photo_limits)

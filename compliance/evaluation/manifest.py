@@ -98,3 +98,15 @@ def read_face_pairs(path: Path) -> list[FacePair]:
         if missing:
             raise ManifestError(f"{path}: missing columns {', '.join(missing)}")
         return [FacePair(base / r["file_a"], base / r["file_b"], r["same"].strip() == "1") for r in reader]
+
+
+def has_columns(path: Path, columns: tuple[str, ...]) -> bool:
+    """Whether the CSV at ``path`` has every one of ``columns`` in its header: how the kinds of
+    manifest (labelled, submissions, spoof) are told apart."""
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline(64 * 1024).decode("utf-8-sig", errors="replace")
+        header = next(csv.reader([first]), [])
+    except (OSError, csv.Error):
+        return False
+    return all(c in header for c in columns)

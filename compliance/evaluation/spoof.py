@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from compliance.evaluation.manifest import ManifestError
+from compliance.evaluation.manifest import ManifestError, has_columns
 from compliance.evaluation.metrics import rate
 from compliance.inspection import decide
 from compliance.judgments import Answer, Judgments
@@ -40,13 +40,7 @@ Progress = Callable[[str], None]
 
 def is_spoof_manifest(path: Path) -> bool:
     """Told apart from the other manifests by its header."""
-    try:
-        with path.open("rb") as fh:
-            first = fh.readline(64 * 1024).decode("utf-8-sig", errors="replace")
-        header = next(csv.reader([first]), [])
-    except (OSError, csv.Error):
-        return False
-    return all(c in header for c in SPOOF_COLUMNS)
+    return has_columns(path, SPOOF_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)

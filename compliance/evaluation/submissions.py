@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from compliance.evaluation.manifest import ManifestError
+from compliance.evaluation.manifest import ManifestError, has_columns
 from compliance.evaluation.metrics import rate
 from compliance.inspection import BOTH, decide, decide_cascade
 from compliance.judgments import ESCALATED, Judgments
@@ -38,13 +38,7 @@ Progress = Callable[[str], None]
 
 def is_submissions_manifest(path: Path) -> bool:
     """Told apart from a labelled manifest by its header."""
-    try:
-        with path.open("rb") as fh:
-            first = fh.readline(64 * 1024).decode("utf-8-sig", errors="replace")
-        header = next(csv.reader([first]), [])
-    except (OSError, csv.Error):
-        return False
-    return all(c in header for c in SUBMISSION_COLUMNS)
+    return has_columns(path, SUBMISSION_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,28 +192,23 @@ def test_a_missing_mllm_is_a_one_line_error(tiny_env: Path, tmp_path: Path) -> N
     assert_one_line_error(code, stderr, "not on this machine", "compliance models pull")
 
 
-def test_submit_with_both_keeps_one_combined_verdict(tiny_env: Path, tiny_model_dir: Path) -> None:
+def _submit_sample(tiny_model_dir: Path, pipeline: str) -> dict:
+    """The bundled sample submitted for driver A of carrier ACME, judged with ``pipeline``: the verdict."""
     assert run("registry", "add-carrier", "ACME")[0] == 0
     assert run("registry", "add-vehicle", "ACME", "皖AUJ299")[0] == 0
     code, _, stderr = run("registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"))
     assert code == 0, stderr
+    sample = str(SAMPLES / "a_by_car_wanAUJ299.jpg")
     code, stdout, stderr = run(
-        "submit",
-        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
-        "--carrier",
-        "ACME",
-        "--driver",
-        "1",
-        "--plate",
-        "皖AUJ299",
-        "--pipeline",
-        "both",
-        "--mllm-model",
-        str(tiny_model_dir),
-        "--json",
-    )
+        "submit", sample, "--carrier", "ACME", "--driver", "1", "--plate", "皖AUJ299",
+        "--pipeline", pipeline, "--mllm-model", str(tiny_model_dir), "--json",
+    )  # fmt: skip
     assert code == 0, stderr
-    verdict = json.loads(stdout)
+    return json.loads(stdout)
+
+
+def test_submit_with_both_keeps_one_combined_verdict(tiny_env: Path, tiny_model_dir: Path) -> None:
+    verdict = _submit_sample(tiny_model_dir, "both")
     assert verdict["outcome"] == "REVIEW" and "PIPELINES_DISAGREE_PLATE" in verdict["reasons"]
     assert verdict["judgments"]["provenance"]["pipeline"] == "both"
 
@@ -263,26 +258,6 @@ def test_check_with_a_cascade_escalates_what_the_baseline_is_unsure_of(tiny_env:
 
 
 def test_submit_with_a_cascade_keeps_one_verdict_naming_its_path(tiny_env: Path, tiny_model_dir: Path) -> None:
-    assert run("registry", "add-carrier", "ACME")[0] == 0
-    assert run("registry", "add-vehicle", "ACME", "皖AUJ299")[0] == 0
-    code, _, stderr = run("registry", "add-driver", "ACME", "A", "--licence", str(SAMPLES / "licence_a.jpg"))
-    assert code == 0, stderr
-    code, stdout, stderr = run(
-        "submit",
-        str(SAMPLES / "a_by_car_wanAUJ299.jpg"),
-        "--carrier",
-        "ACME",
-        "--driver",
-        "1",
-        "--plate",
-        "皖AUJ299",
-        "--pipeline",
-        "cascade",
-        "--mllm-model",
-        str(tiny_model_dir),
-        "--json",
-    )
-    assert code == 0, stderr
-    verdict = json.loads(stdout)
+    verdict = _submit_sample(tiny_model_dir, "cascade")
     assert verdict["judgments"]["provenance"]["pipeline"] == "cascade"
     assert verdict["judgments"]["provenance"]["cascade"]["path"] == "escalated"

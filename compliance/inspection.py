@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
+from typing import NotRequired, TypedDict, Unpack
 
 from compliance import plates
 from compliance.cascade import settle
@@ -68,41 +69,32 @@ def decide(
     return policy.decide(ctx)
 
 
+class Facts(TypedDict):
+    """What a verdict is decided against besides the judgments: ``decide``'s keywords, given once
+    to ``decide_cascade``, which decides with them up to twice."""
+
+    thresholds: Thresholds
+    registered_plates: Sequence[str]
+    licence_given: bool
+    driver_id: NotRequired[int | None]
+    submitted_at: NotRequired[datetime | None]
+    capture_time: NotRequired[datetime | None]
+    job_window: NotRequired[tuple[datetime, datetime] | None]
+    similar_photos: NotRequired[Sequence[PriorPhoto]]
+    site: NotRequired[SiteArea | None]
+    exif: NotRequired[ExifFacts | None]
+    policy: NotRequired[Policy]
+
+
 def decide_cascade(
-    baseline: Judgments,
-    mllm: Judgments | None,
-    *,
-    thresholds: Thresholds,
-    settings: Settings,
-    registered_plates: Sequence[str],
-    licence_given: bool,
-    driver_id: int | None = None,
-    submitted_at: datetime | None = None,
-    capture_time: datetime | None = None,
-    job_window: tuple[datetime, datetime] | None = None,
-    similar_photos: Sequence[PriorPhoto] = (),
-    site: SiteArea | None = None,
-    exif: ExifFacts | None = None,
-    policy: Policy = DEFAULT_POLICY,
+    baseline: Judgments, mllm: Judgments | None, *, settings: Settings, **facts: Unpack[Facts]
 ) -> Verdict | None:
     """A cascade's verdict: the baseline's own where it settles the photo; else, once the MLLM's
     judgments are given, decided from the two exactly as "both" decides (the MLLM's values first, the
     baseline's compared field by field). None: escalated, and the MLLM has not judged yet. Either
     verdict's judgments carry the path taken and why (``provenance.cascade``)."""
-    decided = partial(
-        decide,
-        thresholds=thresholds,
-        registered_plates=registered_plates,
-        licence_given=licence_given,
-        driver_id=driver_id,
-        submitted_at=submitted_at,
-        capture_time=capture_time,
-        job_window=job_window,
-        similar_photos=similar_photos,
-        site=site,
-        exif=exif,
-        policy=policy,
-    )
+    decided = partial(decide, **facts)
+    thresholds = facts["thresholds"]
     settlement = settle(decided(baseline), thresholds, settings)
     if settlement.settled:
         return decided(baseline, cascade=settlement.step)

@@ -38,7 +38,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="print the verdict and judgments as JSON")] = False,
 ) -> None:
     """Judge one photo against a plate and a licence photo, without storing anything."""
-    from compliance.inspection import decide, decide_cascade
+    from compliance.inspection import Facts, decide, decide_cascade
     from compliance.photos import read_photo_file
     from compliance.pipeline import CASCADE, CASCADE_STAGES
     from compliance.pipelines import get_pipelines
@@ -51,28 +51,19 @@ def check(
         plates = [p for p in (plate or []) if p.strip()]
         engines = spinner("loading models", lambda: get_pipelines(pipeline, settings))
 
+        facts = Facts(
+            thresholds=settings.thresholds,
+            registered_plates=plates,
+            licence_given=face is not None,
+            capture_time=scene.capture_time,
+            exif=scene.exif,
+        )
+
         def decided(judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
-            return decide(
-                judgments,
-                thresholds=settings.thresholds,
-                registered_plates=plates,
-                licence_given=face is not None,
-                capture_time=scene.capture_time,
-                exif=scene.exif,
-                second_opinion=second_opinion,
-            )
+            return decide(judgments, second_opinion=second_opinion, **facts)
 
         def cascade_of(baseline: Judgments, mllm: Judgments | None) -> Verdict | None:
-            return decide_cascade(
-                baseline,
-                mllm,
-                thresholds=settings.thresholds,
-                settings=settings,
-                registered_plates=plates,
-                licence_given=face is not None,
-                capture_time=scene.capture_time,
-                exif=scene.exif,
-            )
+            return decide_cascade(baseline, mllm, settings=settings, **facts)
 
         def judged_by(name: str) -> Judgments:
             engine = engines[name]

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from compliance.evaluation.manifest import ManifestError, has_columns
 from compliance.evaluation.metrics import rate
-from compliance.inspection import BOTH, decide, decide_cascade
+from compliance.inspection import BOTH, Facts, decide, decide_cascade
 from compliance.judgments import ESCALATED, Judgments
 from compliance.photos import Photo, PhotoRejected, read_photo_file
 from compliance.pipeline import CASCADE, CASCADE_STAGES, Pipeline
@@ -171,8 +171,12 @@ def _decided(
     settings: Settings,
     second_opinion: Judgments | None = None,
 ) -> Verdict:
-    return decide(
-        judgments,
+    return decide(judgments, second_opinion=second_opinion, **_facts(row, scene, licence, settings))
+
+
+def _facts(row: SubmissionRow, scene: Photo, licence: Photo | None, settings: Settings) -> Facts:
+    """What a manifest row's verdict is decided against, besides the judgments."""
+    return Facts(
         thresholds=settings.thresholds,
         registered_plates=row.registered_plates,
         licence_given=licence is not None,
@@ -180,7 +184,6 @@ def _decided(
         capture_time=scene.capture_time,
         exif=scene.exif,
         job_window=row.job_window,
-        second_opinion=second_opinion,
     )
 
 
@@ -188,18 +191,7 @@ def _cascaded(
     row: SubmissionRow, scene: Photo, licence: Photo | None, judged: Mapping[str, Judgments], settings: Settings
 ) -> Verdict:
     baseline, mllm = (judged[name] for name in CASCADE_STAGES)
-    verdict = decide_cascade(
-        baseline,
-        mllm,
-        thresholds=settings.thresholds,
-        settings=settings,
-        registered_plates=row.registered_plates,
-        licence_given=licence is not None,
-        submitted_at=row.job_window[1] if row.job_window else None,
-        capture_time=scene.capture_time,
-        exif=scene.exif,
-        job_window=row.job_window,
-    )
+    verdict = decide_cascade(baseline, mllm, settings=settings, **_facts(row, scene, licence, settings))
     assert verdict is not None, "with the MLLM's judgments given a cascade always decides"
     return verdict
 

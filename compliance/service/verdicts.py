@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from compliance import geo, metrics
 from compliance.checks import PriorPhoto
 from compliance.checks.base import SiteArea
-from compliance.inspection import decide, decide_cascade
+from compliance.inspection import Facts, decide, decide_cascade
 from compliance.judgments import Judgments
 from compliance.photos import ExifFacts, Photo, load_photo
 from compliance.pipeline import BOTH, CASCADE, CASCADE_STAGES, Pipeline
@@ -113,9 +113,9 @@ def photos_of(store: Store, settings: Settings, ctx: JudgingContext) -> tuple[Ph
     return scene, licence
 
 
-def _decide(ctx: JudgingContext, judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
-    return decide(
-        judgments,
+def _facts(ctx: JudgingContext) -> Facts:
+    """What a stored submission's verdict is decided against, besides its judgments."""
+    return Facts(
         thresholds=ctx.thresholds,
         registered_plates=ctx.plates_to_match,
         licence_given=ctx.licence_sha256 is not None,
@@ -124,10 +124,13 @@ def _decide(ctx: JudgingContext, judgments: Judgments, second_opinion: Judgments
         capture_time=ctx.capture_time,
         job_window=ctx.job_window,
         similar_photos=ctx.prior,
-        second_opinion=second_opinion,
         site=ctx.site,
         exif=ctx.exif,
     )
+
+
+def _decide(ctx: JudgingContext, judgments: Judgments, second_opinion: Judgments | None = None) -> Verdict:
+    return decide(judgments, second_opinion=second_opinion, **_facts(ctx))
 
 
 def conclude(
@@ -362,21 +365,7 @@ class CascadeState:
 
 
 def _cascade_verdict(ctx: JudgingContext, settings: Settings, judged: Mapping[str, Judgments]) -> Verdict | None:
-    return decide_cascade(
-        judged[BASELINE_STAGE],
-        judged.get(MLLM_STAGE),
-        thresholds=ctx.thresholds,
-        settings=settings,
-        registered_plates=ctx.plates_to_match,
-        licence_given=ctx.licence_sha256 is not None,
-        driver_id=ctx.driver_id,
-        submitted_at=ctx.submitted_at,
-        capture_time=ctx.capture_time,
-        job_window=ctx.job_window,
-        similar_photos=ctx.prior,
-        site=ctx.site,
-        exif=ctx.exif,
-    )
+    return decide_cascade(judged[BASELINE_STAGE], judged.get(MLLM_STAGE), settings=settings, **_facts(ctx))
 
 
 def cascade_state(store: Store, settings: Settings, submission_id: str) -> CascadeState:

@@ -243,19 +243,11 @@ class SFaceMatcher(LazyModel[_Networks]):
             if face is None:
                 return None
             vector = self._feature(image, face)
-        height, width = image.shape[:2]
-        x, y, w, h, score = (float(v) for v in (*face[:4], face[14]))
+        box = _face_box(face, image)
         return FaceEmbedding(
             vector=tuple(float(v) for v in vector.ravel()),
-            box=Box(
-                x1=max(0.0, x),
-                y1=max(0.0, y),
-                x2=min(float(width), x + w),
-                y2=min(float(height), y + h),
-                score=score,
-                label="face",
-            ),
-            detector_score=score,
+            box=box,
+            detector_score=float(face[14]),  # the detection row's score, as the box carries it
             model=self.version,
         )
 
@@ -266,18 +258,7 @@ class SFaceMatcher(LazyModel[_Networks]):
             return None
         with self._inference_lock:
             face = self._find_face(image)
-        if face is None:
-            return None
-        height, width = image.shape[:2]
-        x, y, w, h, score = (float(v) for v in (*face[:4], face[14]))
-        return Box(
-            x1=max(0.0, x),
-            y1=max(0.0, y),
-            x2=min(float(width), x + w),
-            y2=min(float(height), y + h),
-            score=score,
-            label="face",
-        )
+        return None if face is None else _face_box(face, image)
 
     def compatible(self, embedding: FaceEmbedding) -> bool:
         """Whether a stored embedding was made by this model (if not, embed the photo again)."""
@@ -332,3 +313,17 @@ class SFaceMatcher(LazyModel[_Networks]):
         return self.match_embeddings(
             self.embed(scene), licence_embedding, thresholds, licence_given=licence is not None
         )
+
+
+def _face_box(face: np.ndarray, image: Image) -> Box:
+    """A YuNet detection row (x, y, w, h, 10 landmarks, score) as a box clipped to the photo."""
+    height, width = image.shape[:2]
+    x, y, w, h, score = (float(v) for v in (*face[:4], face[14]))
+    return Box(
+        x1=max(0.0, x),
+        y1=max(0.0, y),
+        x2=min(float(width), x + w),
+        y2=min(float(height), y + h),
+        score=score,
+        label="face",
+    )

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///compliance.db"
     blob_dir: Path = Path("data/blobs")
+    # Where photos live: unset means the folder blob_dir (the embedded default); "file:///abs/path" or
+    # "s3://bucket/prefix" for any S3-compatible store (credentials and endpoint from the AWS_* variables).
+    blob_url: str | None = None
+    # Embedded SQLite migrates on start; in production migrations run as their own step
+    # (`compliance db upgrade`) and hosts only check that the schema is at their revision.
+    migrate_on_start: bool = True
 
     # Person and vehicle detector: yolox ships with the package; ultralytics needs yolo11n.pt.
     detector: Literal["yolox", "ultralytics"] = "yolox"
@@ -220,6 +226,8 @@ class Settings(BaseSettings):
 
     # The service: upload API, Celery queues (Redis broker), workers, sweeper, webhooks.
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # The global gauges (queue depths, submissions by status) are exported once, by the sweeper, here.
+    sweeper_metrics_port: int = 9101
     # The pipeline an upload is judged by when the request names none; it picks the queue:
     # multistage -> "multistage" (CPU workers), mllm -> "mllm" (GPU workers).
     service_pipeline: str = "multistage"

@@ -224,8 +224,12 @@ class Settings(BaseSettings):
     # log-probabilities after its grammar's mask gives no usable confidence: set false for it.
     mllm_server_schema: bool = True
 
-    # The service: upload API, Celery queues (Redis broker), workers, sweeper, webhooks.
+    # The service: upload API, Celery queues, workers, sweeper, webhooks. The broker: Redis (the default;
+    # the sweeper re-queues what a restart loses) or RabbitMQ (amqp://: durable quorum queues).
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # Throttles and rate limits (sign-in, prechecks) are counted in Redis, shared by every API host:
+    # the broker's Redis when unset; with a RabbitMQ broker it must be set (the one use of Redis then).
+    redis_url: str | None = None
     # The global gauges (queue depths, submissions by status) are exported once, by the sweeper, here.
     sweeper_metrics_port: int = 9101
     # The pipeline an upload is judged by when the request names none; it picks the queue:
@@ -273,6 +277,20 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = False
     # Batch audits re-judge this many submissions per task, so every task stays short.
     audit_chunk: int = 20
+
+    @property
+    def limits_redis_url(self) -> str:
+        """The Redis that counts throttles and rate limits."""
+        return self.redis_url or self.broker_url
+
+    @model_validator(mode="after")
+    def _redis_for_limits(self) -> Settings:
+        if self.redis_url is None and not self.broker_url.lower().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "set COMPLIANCE_REDIS_URL: with a broker that is not Redis, throttles and rate limits "
+                "are still counted in Redis"
+            )
+        return self
 
     @model_validator(mode="after")
     def _crash_safe_timing(self) -> Settings:

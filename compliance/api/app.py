@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
     app.state.publisher = publisher or Publisher(settings)
     app.state.verified_keys = keys.VerifiedKeys(settings.api_key_cache_s)
     app.state.precheck_limiter = FixedWindowLimiter.on(
-        settings.broker_url,
+        settings.limits_redis_url,
         name="precheck",
         limit=settings.precheck_rate_limit,
         window_s=settings.precheck_rate_window_s,

@@ -69,7 +69,7 @@ def install(app: FastAPI) -> None:
     """Add the dashboard to ``app`` (whose ``state`` holds ``settings`` and ``store``)."""
     settings: Settings = app.state.settings
     app.state.report_zone = ReportZone.named(settings.dashboard_timezone)
-    app.state.sign_in_throttle = SignInThrottle.on(settings.broker_url, namespace=settings.database_url)
+    app.state.sign_in_throttle = SignInThrottle.on(settings.limits_redis_url, namespace=settings.database_url)
     # Pages only read: on SQLite a deferred transaction, so a long export never holds the write lock.
     app.state.read_sessions = session_factory(app.state.store.engine, read_only=True)
     app.add_middleware(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from compliance.settings import Settings
 
@@ -27,7 +27,43 @@ AUDIT_CHUNK = "compliance.audit_chunk"
 DELIVER_WEBHOOK = "compliance.deliver_webhook"
 
 
+def is_amqp(broker_url: str) -> bool:
+    """RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``) rather than Redis."""
+    return broker_url.split("://", 1)[0].lower() in {"amqp", "amqps", "pyamqp"}
+
+
+def _amqp_queues() -> list[Queue]:
+    # Quorum queues: replicated over the cluster's nodes and kept on disk, so a restart loses nothing.
+    # Topic exchanges, because Celery's native delayed delivery (how countdowns reach a quorum queue)
+    # routes through topic exchanges and skips direct ones.
+    return [
+        Queue(name, Exchange(name, type="topic"), routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+        for name in QUEUES
+    ]
+
+
+def _amqp_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.broker_url,
+        # A publish returns once RabbitMQ has the message (on a quorum of nodes), never before.
+        "broker_transport_options": {"confirm_publish": True},
+        "task_queues": _amqp_queues(),
+        # Countdowns and retry backoffs wait in RabbitMQ's delay queues (quorum too), not in a worker's
+        # memory; the worker declares them and binds the queues above (worker_detect_quorum_queues).
+        "broker_native_delayed_delivery_queue_type": "quorum",
+        "worker_detect_quorum_queues": True,
+        "task_default_exchange_type": "topic",
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
+    common = _common_config(settings)
+    if is_amqp(settings.broker_url):
+        return {**common, **_amqp_config(settings)}
+    return common
+
+
+def _common_config(settings: Settings) -> dict[str, Any]:
     transport = {
         # Redis redelivers a task not acked within this long; longer than any task (see Settings).
         "visibility_timeout": settings.broker_visibility_timeout_s,

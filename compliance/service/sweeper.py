@@ -1,10 +1,11 @@
 """The sweeper: finds work the broker lost and queues it again. It is what makes a Redis that keeps
-nothing on disk safe, and it talks to the database and Redis directly, so it works exactly when
-the queue does not.
+nothing on disk safe, and it talks to the database and the broker directly, so it works exactly when
+the queue does not. With RabbitMQ (durable quorum queues) step 1 never fires; the others still
+matter: an upload accepted while the broker was down waits, RECEIVED, for step 2.
 
 Each sweep:
-1. If the broker lost its data since the last sweep (its marker key is gone: a restart, a flush),
-   every submission left unfinished before the broker started is queued again.
+1. If the broker lost its data since the last sweep (Redis: its marker key is gone after a restart,
+   a flush), every submission left unfinished before the broker started is queued again.
 2. RECEIVED past ``sweep_received_after_s``: accepted while the broker was down.
 3. QUEUED or PROCESSING past ``sweep_stale_after_s`` while their queue is empty: a lost message.
 4. FAILED with attempts left, past ``sweep_stale_after_s``: the task's own retries ran out.
@@ -79,7 +80,7 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
     try:
         lost_since = publisher.lost_data_since()
         depths = publisher.queue_depths()
-    except Exception as exc:  # redis-py raises several kinds; all mean the broker is not there
+    except Exception as exc:  # redis-py and amqp raise several kinds; all mean the broker is not there
         raise BrokerUnavailable(str(exc)) from exc
     now = utcnow()
     limit = settings.sweep_batch

@@ -1,6 +1,6 @@
-"""A real stack for the service's tests and benches: a private redis-server that can be killed and
-restarted, worker and API processes started like production (``compliance worker``/``api``), and
-a PostgreSQL schema of its own."""
+"""A real stack for the service's tests and benches: a private redis-server and a private RabbitMQ
+node that can be killed and restarted, worker and API processes started like production
+(``compliance worker``/``api``), and a PostgreSQL schema of its own."""
 
 from __future__ import annotations
 
@@ -109,6 +109,99 @@ class RedisServer:
         self.start()
 
 
+RABBITMQ_SERVER = os.environ.get("COMPLIANCE_TEST_RABBITMQ_SERVER", "/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+def rabbitmq_unavailable() -> str | None:
+    """Why no private RabbitMQ node can be started, or None when it can."""
+    if shutil.which(RABBITMQ_SERVER) is None:
+        return (
+            f"RabbitMQ: no rabbitmq-server at {RABBITMQ_SERVER!r} "
+            "(apt-get install rabbitmq-server, or set COMPLIANCE_TEST_RABBITMQ_SERVER)"
+        )
+    return None
+
+
+class RabbitServer:
+    """A private RabbitMQ node: its own node name, AMQP and distribution ports, data, logs and Erlang
+    cookie under ``folder``, started in the foreground so it can be killed by its process group.
+    The shared server on 5672 is never touched. Its data survives a kill: a restart keeps every
+    message of a durable queue, which is what RabbitMQ is for."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.dist_port = free_port()
+        self.node = f"compliance-{self.port}@localhost"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _environment(self) -> dict[str, str]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        (self.folder / "rabbitmq-env.conf").write_text("")  # not the system's (its NODENAME is the shared node's)
+        return {
+            **os.environ,
+            "HOME": str(self.folder),  # the node's own .erlang.cookie
+            "RABBITMQ_CONF_ENV_FILE": str(self.folder / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
+            "RABBITMQ_PID_FILE": str(self.folder / "rabbitmq.pid"),
+        }
+
+    def start(self, timeout: float = 60) -> None:
+        reason = rabbitmq_unavailable()
+        if reason is not None:
+            if os.environ.get("PYTEST_CURRENT_TEST"):  # in a test: a skip, which CI turns into a failure
+                import pytest
+
+                pytest.skip(reason)
+            raise RedisUnavailable(reason)
+        env = self._environment()
+        log = (self.folder / "node.log").open("ab")
+        self.process = subprocess.Popen(
+            [RABBITMQ_SERVER], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        process = self.process
+        wait_for(
+            lambda: _accepts(self.port) or process.poll() is not None, timeout, "RabbitMQ (rabbitmq-server) to start"
+        )
+        if process.poll() is not None:
+            tail = (self.folder / "node.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"RabbitMQ: {RABBITMQ_SERVER} exited with status {process.returncode}: {tail}")
+
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group (the start script, erlexec, beam.smp)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            wait_for(lambda: not _accepts(self.port), 10, "RabbitMQ to stop listening")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.kill()
+        time.sleep(down_for)
+        self.start()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def _pings(client: object) -> bool:
     try:
         return bool(client.ping())  # type: ignore[attr-defined]
@@ -206,17 +299,27 @@ class ServiceStack:
     start another checkout's API (``bench/upload_load.py --compare``) over the same kind of stack."""
 
     def __init__(
-        self, folder: Path, database_url: str, redis: RedisServer, *, repo: Path = REPO, **values: object
+        self,
+        folder: Path,
+        database_url: str,
+        redis: RedisServer,
+        *,
+        repo: Path = REPO,
+        rabbit: RabbitServer | None = None,
+        **values: object,
     ) -> None:
+        """``rabbit``: RabbitMQ is the broker, and ``redis`` counts only throttles and rate limits."""
         from compliance.settings import Settings
 
         self.folder = folder
         self.repo = repo
         self.redis = redis
+        self.rabbit = rabbit
+        broker = {"broker_url": rabbit.url, "redis_url": redis.url} if rabbit else {"broker_url": redis.url}
         self.values: dict[str, object] = {
             "database_url": database_url,
             "blob_dir": str(folder / "blobs"),
-            "broker_url": redis.url,
+            **broker,
             "broker_connect_timeout_s": 0.5,
             "webhook_allow_private": True,
             **values,

@@ -3,6 +3,7 @@ restarted (losing every queued task), then a check that every accepted upload ha
 final verdict per model version: none lost, none doubled.
 
     PYTHONPATH=. .venv/bin/python bench/chaos.py [--n 1000] [--workers 2] [--clients 4] [--pipeline cascade]
+        [--broker redis|rabbitmq]
 
 Runs the real stack on 127.0.0.1: PostgreSQL (a fresh schema), a private redis-server that keeps
 nothing on disk (``--save "" --appendonly no``, like production's), the API (``compliance api``),
@@ -20,6 +21,14 @@ With ``cascade`` the uploads mix photos the baseline settles (a sample against a
 plate: a sure FAIL; with the dev set, a dev portrait beside a car whose plate reads surely: a sure
 PASS) with photos it escalates (the samples against their own plate), and "doubled" also counts
 a submission decided twice by different paths or judged by the MLLM although settled.
+
+``--broker rabbitmq`` runs a private RabbitMQ node instead (its own node name, ports, data and
+logs: ``tests.service.stack.RabbitServer``; the shared server on 5672 is never touched) and Redis
+only for the throttles. The sweeper is OFF: at two thirds the node gets SIGKILL and is started again
+2 s later, and everything published before is judged from RabbitMQ's quorum queues alone. Uploads
+accepted while it is down wait, RECEIVED, in the database: nothing published them, by design the
+sweeper's "received" step does, so after the rest has drained one ``compliance sweeper --once``
+queues them, and the table counts them apart.
 """
 
 from __future__ import annotations
@@ -84,6 +93,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent uploading clients")
     parser.add_argument("--pipeline", default="multistage", help="multistage, mllm, both or cascade")
     parser.add_argument("--mllm-model", help="MLLM checkpoint for the GPU-queue worker (default: a tiny one, built)")
+    parser.add_argument("--broker", choices=("redis", "rabbitmq"), default="redis", help="the broker to kill")
     parser.add_argument("--drain-timeout", type=float, default=3600.0, help="seconds to wait for the last verdict")
     parser.add_argument(
         "--postgres",
@@ -99,7 +109,7 @@ def main() -> None:
     from compliance.store import Store
     from tests.databases import postgres_schema
     from tests.service.conftest import add_carrier
-    from tests.service.stack import RedisServer, ServiceStack
+    from tests.service.stack import Process, RabbitServer, RedisServer, ServiceStack
 
     console = Console(stderr=True)
     folder = Path(tempfile.mkdtemp(prefix="chaos-"))
@@ -109,9 +119,15 @@ def main() -> None:
         values |= TINY_MLLM | {"mllm_model": args.mllm_model or _tiny_checkpoint(folder / "tiny-mllm")}
     redis = RedisServer(folder / "redis")
     redis.start()
+    rabbit = RabbitServer(folder / "rabbitmq") if args.broker == "rabbitmq" else None
+    broker: RedisServer | RabbitServer = rabbit or redis
+    if rabbit is not None:
+        rabbit.start()
+    broker_name = "RabbitMQ node" if rabbit else "redis-server"
     events: list[str] = []
+    received_later = 0
     with postgres_schema(args.postgres) as url:
-        stack = ServiceStack(folder, url, redis, **values)
+        stack = ServiceStack(folder, url, redis, rabbit=rabbit, **values)
         store = Store.open(stack.settings)
         acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
         # What each upload sends: a photo and the vehicle it claims.
@@ -121,7 +137,10 @@ def main() -> None:
         try:
             workers = [stack.worker(["multistage"]) for _ in range(args.workers)]
             gpu = [stack.worker(["mllm"])] if uses_mllm else []
-            stack.sweeper()
+            if rabbit is None:
+                stack.sweeper()
+            else:
+                time.sleep(2)  # the workers' queue declarations reach the node's disk
             _, base = stack.api()
             accepted: list[str] = []
             answers: Counter[str] = Counter()
@@ -158,11 +177,11 @@ def main() -> None:
                     restarting[-1].start()
                 while len(accepted) < restart_redis_at:
                     time.sleep(0.05)
-                redis.kill()
-                note(f"SIGKILL redis-server (after {len(accepted)} uploads)")
+                broker.kill()
+                note(f"SIGKILL {broker_name} (after {len(accepted)} uploads)")
                 time.sleep(2)
-                redis.start()
-                note("redis-server restarted, empty")
+                broker.start()
+                note(f"{broker_name} restarted" + ("" if rabbit else ", empty"))
                 for thread in restarting:
                     thread.join()
 
@@ -195,11 +214,25 @@ def main() -> None:
             uploaded = time.perf_counter()
             note(f"all {args.n} uploads answered")
 
-            def undecided() -> int:
+            def undecided(but: str = "decided") -> int:
                 with store.engine.connect() as c:
-                    query = sa.text("SELECT count(*) FROM submissions WHERE status <> 'decided'")
-                    return int(c.execute(query).scalar())
+                    query = sa.text("SELECT count(*) FROM submissions WHERE status NOT IN ('decided', :but)")
+                    return int(c.execute(query, {"but": but}).scalar())
 
+            if rabbit is not None:
+                # No sweeper: what was published drains from RabbitMQ alone; then one sweep queues
+                # the uploads accepted while the node was down (RECEIVED).
+                left = undecided("received")
+                while left and time.perf_counter() - uploaded < args.drain_timeout:
+                    time.sleep(2)
+                    left = undecided("received")
+                    console.print(f"  {left} published, undecided", end="\r")
+                received_later = undecided()
+                note(f"published ones drained ({left} undecided); {received_later} RECEIVED while the node was down")
+                sweep = Process(["sweeper", "--once"], stack.env, folder / "sweep-once.log").start()
+                assert sweep.process is not None
+                sweep.process.wait(timeout=120)
+                note("compliance sweeper --once")
             left = undecided()
             while left and time.perf_counter() - uploaded < args.drain_timeout:
                 time.sleep(2)
@@ -245,6 +278,8 @@ def main() -> None:
             stack.stop()
             store.engine.dispose()
             redis.kill()
+            if rabbit is not None:
+                rabbit.kill()
 
     accepted_set = set(accepted)
     with_verdict = {s for s, _, _, _ in machine}
@@ -264,10 +299,11 @@ def main() -> None:
     for line in events:
         out.print(line)
     gpu_note = f", 1 mllm worker SIGKILLed at {kill_gpu_at}" if uses_mllm else ""
+    broker_note = "RabbitMQ (sweeper off)" if rabbit else "Redis"
     table = Table(
         title=f"chaos: {args.n} uploads (pipeline {args.pipeline}), {args.workers} multistage workers{gpu_note}, "
         f"{args.clients} clients, {os.cpu_count()} cores; worker SIGKILLed at {kill_worker_at}, "
-        f"Redis restarted at {restart_redis_at}",
+        f"{broker_note} restarted at {restart_redis_at}",
         header_style="bold",
     )
     for col in ("accepted", "decided", "lost", "doubled", "upload s", "drain s", "total s"):
@@ -291,6 +327,8 @@ def main() -> None:
         detail.add_row(f"verdict {outcome}", str(n))
     for n_attempts, n in sorted(attempts.items()):
         detail.add_row(f"decided after {n_attempts} attempt(s)", str(n))
+    if rabbit is not None:
+        detail.add_row("accepted while RabbitMQ was down, queued by one sweep after", str(received_later))
     for why, n in sorted(requeued.items()):
         detail.add_row(f"requeued by the sweeper: {why}", str(n))
     detail.add_row("submissions with verdicts of more than one model version", str(extra_versions))

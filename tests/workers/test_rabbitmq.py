@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import amqp
@@ -27,15 +28,15 @@ from compliance.store import Store
 from compliance.store.models import Submission, VerdictRecord
 from tests.conftest import POSTGRES_URL, postgres_unavailable
 from tests.databases import postgres_schema
-from tests.service.conftest import PASSING_PHOTO, add_carrier
-from tests.service.stack import RabbitServer, RedisServer, ServiceStack, wait_for
-from tests.workers.test_tasks import TIMINGS
+from tests.service.conftest import PASSING_PHOTO, SAMPLES, add_carrier
+from tests.service.stack import RabbitServer, RedisServer, ServiceStack, free_port, wait_for
+from tests.workers.test_tasks import TIMINGS, _sample, tiny_mllm  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture()
-def stack(tmp_path: Path) -> Iterator[ServiceStack]:
+@contextmanager
+def _rabbit_stack(tmp_path: Path, **values: object) -> Iterator[ServiceStack]:
     reason = postgres_unavailable()
     if reason:
         pytest.skip(reason)
@@ -45,7 +46,7 @@ def stack(tmp_path: Path) -> Iterator[ServiceStack]:
     try:
         rabbit.start()
         with postgres_schema(POSTGRES_URL) as url:
-            service = ServiceStack(tmp_path, url, redis, rabbit=rabbit, **TIMINGS)
+            service = ServiceStack(tmp_path, url, redis, rabbit=rabbit, **{**TIMINGS, **values})
             Store.open(service.settings).engine.dispose()
             try:
                 yield service
@@ -54,6 +55,12 @@ def stack(tmp_path: Path) -> Iterator[ServiceStack]:
     finally:
         rabbit.kill()
         redis.kill()
+
+
+@pytest.fixture()
+def stack(tmp_path: Path) -> Iterator[ServiceStack]:
+    with _rabbit_stack(tmp_path) as service:
+        yield service
 
 
 def _status(store: Store, submission_id: str) -> str:
@@ -146,6 +153,37 @@ def test_rabbitmq_keeps_queued_work_across_a_restart_and_delivers_countdowns(sta
     assert 'compliance_queue_depth{queue="multistage"} 0.0' in text
     assert 'compliance_submissions{status="decided"} 4.0' in text
     store.engine.dispose()
+
+
+def test_the_gpu_queue_batches_over_rabbitmq(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """celery-batches on a quorum queue (per-consumer prefetch, no global QoS): queued photos are
+    judged in one batch."""
+    with _rabbit_stack(tmp_path, **request.getfixturevalue("tiny_mllm")) as stack:
+        store = Store.open(stack.settings, migrate=False)
+        acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
+        publisher = Publisher(stack.settings)
+        stack.worker(["mllm"]).stop()  # declares the queues, as a deployed worker has
+        time.sleep(2)
+        app = create_app(stack.settings)
+        with TestClient(app) as client:
+            ids = []
+            for photo in (PASSING_PHOTO, SAMPLES / "street_taxi.jpg", SAMPLES / "parked_car_wanA195K9.jpg"):
+                fields = {"driver_id": str(acme.driver_id), "vehicle_id": str(acme.vehicle_id), "pipeline": "mllm"}
+                response = client.post(
+                    "/v1/submissions", data=fields, files={"photo": (photo.name, photo.read_bytes())}, headers=acme.auth
+                )
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["id"])
+        app.state.store.engine.dispose()
+        assert publisher.queue_depths()["mllm"] == 3
+        port = free_port()
+        stack.worker(["mllm"], "--metrics-port", str(port))
+        wait_for(lambda: all(_status(store, i) == "decided" for i in ids), 240, "three MLLM verdicts", 0.3)
+        assert [_machine_verdicts(store, i) for i in ids] == [1, 1, 1]
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert _sample(text, "compliance_mllm_batch_size_sum") == 3, text
+        assert _sample(text, "compliance_mllm_batch_size_count") == 1, text
+        store.engine.dispose()
 
 
 def test_an_amqp_broker_needs_a_redis_for_the_throttles() -> None:

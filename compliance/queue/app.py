@@ -6,9 +6,11 @@ publishers send tasks by name, so they never import the models that workers load
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
+from celery.signals import celeryd_init
 from kombu import Exchange, Queue
 
 from compliance.settings import Settings
@@ -117,4 +119,26 @@ def make_celery(settings: Settings, *, publisher: bool = False) -> Celery:
         config["broker_transport_options"] = {**config["broker_transport_options"], "max_retries": 0}
         config["broker_connection_timeout"] = settings.broker_connect_timeout_s
     app.conf.update(config)
+    if not publisher and is_amqp(settings.broker_url):
+
+        def declare(instance: Any, **_: Any) -> None:
+            if instance.app is app:
+                declare_queues(app)
+
+        celeryd_init.connect(declare, weak=False)
     return app
+
+
+def declare_queues(app: Celery) -> None:
+    """Declare every queue and its exchange, not only those this worker consumes: at start Celery binds
+    the delay exchanges to every queue's exchange, and a binding to an exchange that does not exist
+    yet fails, so a countdown to that queue would be dropped (a CPU worker started before any GPU
+    worker, say). A broker that is not up yet: the queues are declared by the next worker or publish."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=3)
+            channel = connection.default_channel
+            for queue in app.amqp.queues.values():
+                queue.bind(channel).declare()
+    except Exception as exc:  # amqp and socket errors alike; the worker itself retries its connection
+        logging.getLogger("compliance.queue").warning("could not declare the queues: %s", exc)

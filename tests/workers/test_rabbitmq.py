@@ -89,7 +89,14 @@ def test_rabbitmq_keeps_queued_work_across_a_restart_and_delivers_countdowns(sta
     # A worker declares the queues (and the delay queues) at its start, as in production, and stops.
     # RabbitMQ 3.10 writes a declaration to disk shortly after answering it: a node killed within a
     # second of the very first declaration may come back without the queue.
-    stack.worker(["multistage"]).stop()
+    first = stack.worker(["multistage"])
+    first.stop()
+    # ...every queue's, not only those it consumes, so the delay exchanges are bound to all of them.
+    assert "Failed to bind" not in first.output(), first.output()[-3000:]
+    with Connection(stack.rabbit.url) as connection:
+        for name in ("multistage", "mllm", "audit", "webhooks"):
+            connection.channel().exchange_declare(exchange=name, type="topic", passive=True)
+            connection.channel().queue_declare(queue=name, passive=True)
     time.sleep(2)
 
     # Queued with no worker running, then the node is SIGKILLed and started again; no sweeper runs.

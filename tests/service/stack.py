@@ -24,6 +24,10 @@ class RedisUnavailable(RuntimeError):
     """No redis-server to start (outside a test; in a test it is a skip, and under CI a failure)."""
 
 
+class RabbitUnavailable(RuntimeError):
+    """No rabbitmq-server to start (outside a test; in a test it is a skip, and under CI a failure)."""
+
+
 def redis_unavailable() -> str | None:
     """Why no private Redis can be started, or None when it can."""
     if shutil.which(REDIS_SERVER) is None:
@@ -166,7 +170,7 @@ class RabbitServer:
                 import pytest
 
                 pytest.skip(reason)
-            raise RedisUnavailable(reason)
+            raise RabbitUnavailable(reason)
         env = self._environment()
         log = (self.folder / "node.log").open("ab")
         self.process = subprocess.Popen(

@@ -44,9 +44,8 @@ def _amqp_queues() -> list[Queue]:
     ]
 
 
-def _amqp_config(settings: Settings) -> dict[str, Any]:
+def _amqp_config() -> dict[str, Any]:
     return {
-        "broker_url": settings.broker_url,
         # A publish returns once RabbitMQ has the message (on a quorum of nodes), never before.
         "broker_transport_options": {"confirm_publish": True},
         "task_queues": _amqp_queues(),
@@ -61,7 +60,7 @@ def _amqp_config(settings: Settings) -> dict[str, Any]:
 def celery_config(settings: Settings) -> dict[str, Any]:
     common = _common_config(settings)
     if is_amqp(settings.broker_url):
-        return {**common, **_amqp_config(settings)}
+        return {**common, **_amqp_config()}
     return common
 
 

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,20 @@ def test_the_api_and_cpu_images_install_no_gpu_stack() -> None:
         assert built_from == ["build-cpu"], f"{role} copies {built_from}"
     assert "[api]" in installs["build-cpu"]
     assert not re.search(r"mllm|gpu|yolo|torch|transformers", installs["build-cpu"])
+
+
+def test_the_api_and_cpu_extras_leave_out_the_gpu_stack() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+    heavy = {"torch", "torchvision", "transformers", "accelerate", "celery-batches", "ultralytics", "xgrammar"}
+    for role in ("api", "worker-cpu"):
+        assert not names(project["dependencies"] + extras[role]) & heavy, role
+    assert extras["worker-gpu"] == ["compliance[mllm,gpu-worker]"]
+    assert {"torch", "transformers"} <= names(extras["mllm"]) and names(extras["gpu-worker"]) == {"celery-batches"}
 
 
 def test_api_and_workers_share_no_volume() -> None:

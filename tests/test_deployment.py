@@ -93,6 +93,21 @@ def test_each_role_has_its_own_target_that_runs_as_a_user() -> None:
     assert not [i for stage in stages.values() for i in stage if i.upper().startswith("VOLUME")]
 
 
+def test_what_the_dockerfile_copies_is_in_the_build_context() -> None:
+    """.dockerignore keeps everything out (the 7 GB .venv above all) but what the Dockerfile copies."""
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore
+    let_in = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = [
+        source.rstrip("/")
+        for stage in dockerfile_stages().values()
+        for line in stage
+        if line.upper().startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    ]
+    assert copied and all((ROOT / source).exists() and source in let_in for source in copied), (copied, let_in)
+
+
 def test_the_api_and_cpu_images_install_no_gpu_stack() -> None:
     stages = dockerfile_stages()
     installs = {name: " ".join(i for i in stage if "pip install" in i) for name, stage in stages.items()}

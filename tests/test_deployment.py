@@ -31,7 +31,7 @@ ROLES = ("api", "worker-cpu", "worker-gpu")
 OURS = sorted(name for name, service in SERVICES.items() if "build" in service)
 WORKERS = sorted(name for name in OURS if name.startswith("worker-"))
 # What an operator must set; the rest have defaults.
-REQUIRED = {"COMPLIANCE_SESSION_SECRET": "a-shared-session-secret", "S3_SECRET_KEY": "a-bucket-secret"}
+REQUIRED = {"COMPLIANCE_SESSION_SECRET": "a-session-secret-every-api-host-shares", "S3_SECRET_KEY": "a-bucket-secret"}
 
 
 def interpolated(value: str, variables: dict[str, str]) -> str:
@@ -180,6 +180,7 @@ def test_each_container_counts_its_own_metrics_and_the_sweeper_exports_the_gauge
         assert command[command.index("--metrics-port") + 1] in SERVICES[worker]["expose"], worker
     port = environment("sweeper", REQUIRED)["COMPLIANCE_SWEEPER_METRICS_PORT"]
     assert port == "9101" and port in SERVICES["sweeper"]["expose"]
+    assert environment("sweeper", REQUIRED)["COMPLIANCE_SWEEPER_METRICS_HOST"] == "0.0.0.0"
     assert "COMPLIANCE_SWEEPER_METRICS_PORT" not in environment("api", REQUIRED)
 
 

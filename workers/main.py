@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import celeryd_after_setup, worker_process_init
 
 from compliance.pipelines import get_pipeline
-from compliance.queue.app import MLLM, MULTISTAGE, QUEUES, WEBHOOKS, make_celery
+from compliance.queue.app import JUDGE_BATCH, MLLM, MULTISTAGE, QUEUES, WEBHOOKS, make_celery
 from compliance.settings import get_settings
 from workers.tasks import register_tasks, reset_runtime
 
@@ -35,6 +36,26 @@ PIPELINE_OF_QUEUE = {MULTISTAGE: "multistage", MLLM: "mllm"}
 def _process_started(**_: Any) -> None:
     reset_runtime()
     preload()
+
+
+def lacking(queues: Any) -> str | None:
+    """Why this install cannot serve ``queues``, if it cannot: a worker taking the mllm queue without
+    its batch task would throw away every message it took."""
+    if MLLM in queues and JUDGE_BATCH not in app.tasks:
+        return (
+            "the mllm queue needs celery-batches, which this install lacks: install the GPU worker's "
+            "extra (pip install 'compliance[worker-gpu]') or serve the other queues"
+        )
+    return None
+
+
+@celeryd_after_setup.connect
+def _queues_served(instance: Any, **_: Any) -> None:
+    """``celery -A workers.main worker -Q mllm`` is checked too, once -Q is applied."""
+    if reason := lacking(instance.app.amqp.queues.consume_from):
+        print(f"error: {reason}", file=sys.stderr)
+        # SystemExit, not an Exception: Celery logs and ignores those from a signal's receivers.
+        raise SystemExit(2)
 
 
 def preload() -> None:
@@ -56,6 +77,9 @@ def serve_metrics(port: int) -> None:
 
 
 def run(queues: list[str], concurrency: int | None, metrics_port: int | None, loglevel: str) -> None:
+    # Here too: app.worker_main drops the exit code of a worker that refused to start.
+    if reason := lacking(queues):
+        sys.exit(f"error: {reason}")
     if metrics_port is not None:
         serve_metrics(metrics_port)
     PRELOAD[:] = [PIPELINE_OF_QUEUE[q] for q in queues if q in PIPELINE_OF_QUEUE]

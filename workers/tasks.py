@@ -9,11 +9,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from celery import Celery
-from celery_batches import Batches, SimpleRequest
 
 from compliance import metrics
 from compliance.queue.app import AUDIT_CHUNK, DELIVER_WEBHOOK, JUDGE, JUDGE_BATCH
@@ -23,6 +22,9 @@ from compliance.service import webhooks as webhook_service
 from compliance.service.transient import TRANSIENT_ERRORS
 from compliance.settings import Settings
 from compliance.store import Store
+
+if TYPE_CHECKING:
+    from celery_batches import SimpleRequest
 
 
 @dataclass
@@ -105,8 +107,34 @@ def _counted(task: str, fn: Any, *args: Any) -> Any:
     return result
 
 
+def batch_consumer_installed() -> bool:
+    """Whether celery-batches (the ``worker-gpu`` extra) is here: only the GPU worker needs it."""
+    try:
+        import celery_batches  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def register_batch_task(app: Celery, settings: Settings) -> None:
+    """The MLLM queue's consumer: queued photos gathered into one generate call."""
+    from celery_batches import Batches
+
+    @app.task(
+        name=JUDGE_BATCH,
+        base=Batches,
+        flush_every=settings.mllm_batch_size,
+        flush_interval=settings.mllm_batch_wait_s,
+        acks_late=True,
+    )
+    def judge_batch(requests: list[SimpleRequest]) -> dict[str, str]:
+        wanted = [(str(r.args[0]), str(r.args[1]) if len(r.args) > 1 else None) for r in requests if r.args]
+        return _counted("judge_batch", judge_requests, settings, wanted)
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
-    """Define the tasks on ``app``; their retry and batch options come from ``settings``."""
+    """Define the tasks on ``app``; their retry and batch options come from ``settings``. The GPU
+    batch task only where celery-batches is installed: the API and CPU worker images leave it out."""
     retrying: dict[str, Any] = {
         "autoretry_for": TRANSIENT_ERRORS,
         "retry_backoff": 2,
@@ -120,16 +148,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     def judge_submission(submission_id: str, part: str | None = None) -> str:
         return _counted("judge", judge_one, settings, submission_id, part)
 
-    @app.task(
-        name=JUDGE_BATCH,
-        base=Batches,
-        flush_every=settings.mllm_batch_size,
-        flush_interval=settings.mllm_batch_wait_s,
-        acks_late=True,
-    )
-    def judge_batch(requests: list[SimpleRequest]) -> dict[str, str]:
-        wanted = [(str(r.args[0]), str(r.args[1]) if len(r.args) > 1 else None) for r in requests if r.args]
-        return _counted("judge_batch", judge_requests, settings, wanted)
+    if batch_consumer_installed():
+        register_batch_task(app, settings)
 
     @app.task(name=AUDIT_CHUNK, **retrying)
     def audit_chunk(job_id: str) -> bool:

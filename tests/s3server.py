@@ -103,6 +103,7 @@ class S3Server:
             f"-s3.port={p['s3']}",
             f"-s3.port.grpc={free_port()}",
             "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             f"-s3.localSocket={self.folder / 's3.sock'}",
         ]
         with open(logs / "weed.out", "ab") as out:

@@ -23,6 +23,7 @@ miss the photo for the instant between the delete and the put-back, as with the 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,12 @@ class S3BlobStore:
         self.url = url
         self._s3 = S3Store.from_url(
             url,
-            client_options={"timeout": "30s", "connect_timeout": "5s"},
+            # Passing client options drops the ones obstore reads from the environment: say it again.
+            client_options={
+                "timeout": "30s",
+                "connect_timeout": "5s",
+                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
+            },
             retry_config={"max_retries": 10, "retry_timeout": _RETRY_TIMEOUT},
         )
         self._found: dict[str, None] = {}

@@ -14,7 +14,14 @@ def count(api: Api, model: type) -> int:
 
 
 def blob_files(api: Api) -> set[str]:
-    return {p.name for p in api.settings.blob_dir.rglob("*") if p.is_file()}
+    """Every name in the photo store (folder or bucket): photos, temporary files, copies set aside."""
+    blobs = api.store.blobs
+    names: set[str] = set()
+    for prefix in blobs.prefixes():
+        found = blobs.listing(prefix)
+        names |= {b.name for b in found.blobs} | {t.name for t in found.temporary}
+        names |= {f".orphan-{a.name}" for a in found.aside}
+    return names
 
 
 def assert_error(response: object, status: int, code: str | None = None) -> dict:

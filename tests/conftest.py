@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from compliance.store import db
+from compliance.store.blobs import PhotoStore
 from tests.databases import postgres_schema
 from tests.s3server import S3Server
 
@@ -135,3 +136,13 @@ def paired_blob_url(request: pytest.FixtureRequest, database_url: str, tmp_path:
     SQLite (the embedded default) and S3 beside PostgreSQL (production), so both photo stores are
     covered without doubling the room."""
     return s3_blob_url(request) if database_url.startswith("postgresql") else folder_blob_url(tmp_path)
+
+
+def photo_names(photos: PhotoStore) -> set[str]:
+    """Every name in a photo store (folder or bucket): photos, temporary files, copies set aside."""
+    names: set[str] = set()
+    for prefix in photos.prefixes():
+        found = photos.listing(prefix)
+        names |= {b.name for b in found.blobs} | {t.name for t in found.temporary}
+        names |= {f".orphan-{a.name}" for a in found.aside}
+    return names

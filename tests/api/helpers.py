@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tests.conftest import photo_names
 from tests.service.conftest import Api
 
 
@@ -14,14 +15,7 @@ def count(api: Api, model: type) -> int:
 
 
 def blob_files(api: Api) -> set[str]:
-    """Every name in the photo store (folder or bucket): photos, temporary files, copies set aside."""
-    blobs = api.store.blobs
-    names: set[str] = set()
-    for prefix in blobs.prefixes():
-        found = blobs.listing(prefix)
-        names |= {b.name for b in found.blobs} | {t.name for t in found.temporary}
-        names |= {f".orphan-{a.name}" for a in found.aside}
-    return names
+    return photo_names(api.store.blobs)
 
 
 def assert_error(response: object, status: int, code: str | None = None) -> dict:

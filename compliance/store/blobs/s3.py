@@ -24,6 +24,7 @@ miss the photo for the instant between the delete and the put-back, as with the 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from obstore.store import S3Store
 from compliance.store.blobs.local import _ASIDE, _PREFIX, _SHA256, BlobFile, PrefixListing, sha256_of
 from compliance.store.errors import CorruptBlob, InvalidBlobKey, MissingBlob, PhotoStoreUnavailable
 
+log = logging.getLogger("compliance.blobs")
 P = ParamSpec("P")
 T = TypeVar("T")
 # A put that found its object already there, remembered until its row commits (``confirm``).
@@ -119,15 +121,20 @@ class S3BlobStore:
                     del self._found[next(iter(self._found))]
         return sha256
 
-    @_reaching
     def confirm(self, sha256: str, data: bytes) -> None:
         """Called once the row that refers to ``sha256`` has committed: if the put found the object
         already there (it may have been an old orphan the sweep was deleting), make sure it still
-        is, and write it again if not."""
+        is, and write it again if not. The row is committed whatever happens here, so a store that
+        is away now is logged, not raised: the upload was accepted and must be answered so."""
         with self._lock:
             found = self._found.pop(sha256, False) is None
-        if found and not self.exists(sha256):
-            obstore.put(self._s3, self.key(sha256), data)
+        if not found:
+            return
+        try:
+            if not self.exists(sha256):
+                obstore.put(self._s3, self.key(sha256), data)
+        except (PhotoStoreUnavailable, BaseError) as exc:
+            log.error("photo %s: could not check it is still stored after its row committed: %s", sha256, exc)
 
     @_reaching
     def get(self, sha256: str) -> bytes:

@@ -29,6 +29,11 @@ only for the throttles. The sweeper is OFF: at two thirds the node gets SIGKILL 
 accepted while it is down wait, RECEIVED, in the database: nothing published them, by design the
 sweeper's "received" step does, so after the rest has drained one ``compliance sweeper --once``
 queues them, and the table counts them apart.
+
+``--blob-store s3`` keeps the photos in a private S3 server (SeaweedFS, ``tests/s3server.py``, its
+own ports and data folder) instead of a folder, and SIGKILLs that server at five sixths of the
+uploads, starting it again (with its data) 2 s later: uploads meanwhile are refused or wait, and
+no accepted photo may be lost nor any verdict doubled.
 """
 
 from __future__ import annotations
@@ -96,6 +101,12 @@ def main() -> None:
     parser.add_argument("--broker", choices=("redis", "rabbitmq"), default="redis", help="the broker to kill")
     parser.add_argument("--drain-timeout", type=float, default=3600.0, help="seconds to wait for the last verdict")
     parser.add_argument(
+        "--blob-store",
+        choices=("local", "s3"),
+        default="local",
+        help="photos in a folder, or in a private S3 server (SeaweedFS) that is SIGKILLed and restarted",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("COMPLIANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
@@ -117,6 +128,14 @@ def main() -> None:
     values: dict[str, object] = dict(TIMINGS)
     if uses_mllm:
         values |= TINY_MLLM | {"mllm_model": args.mllm_model or _tiny_checkpoint(folder / "tiny-mllm")}
+    s3 = None
+    if args.blob_store == "s3":
+        from tests.s3server import S3Server
+
+        s3 = S3Server(folder / "s3")
+        s3.start()
+        os.environ.update(s3.environment())  # the stack's processes inherit the AWS_* variables
+        values["blob_url"] = s3.url("chaos")
     redis = RedisServer(folder / "redis")
     redis.start()
     rabbit = RabbitServer(folder / "rabbitmq") if args.broker == "rabbitmq" else None
@@ -147,6 +166,7 @@ def main() -> None:
             lock = threading.Lock()
             counter = iter(range(args.n))
             kill_worker_at, kill_gpu_at, restart_redis_at = args.n // 3, args.n // 2, 2 * args.n // 3
+            restart_s3_at = 5 * args.n // 6
             start = time.perf_counter()
 
             def note(what: str) -> None:
@@ -182,6 +202,14 @@ def main() -> None:
                 time.sleep(2)
                 broker.start()
                 note(f"{broker_name} restarted" + ("" if rabbit else ", empty"))
+                if s3 is not None:
+                    while len(accepted) < restart_s3_at and any(t.is_alive() for t in threads):
+                        time.sleep(0.05)
+                    s3.kill()
+                    note(f"SIGKILL S3 server (after {len(accepted)} uploads)")
+                    time.sleep(2)
+                    s3.start()
+                    note("S3 server restarted, with its data")
                 for thread in restarting:
                     thread.join()
 
@@ -271,20 +299,25 @@ def main() -> None:
                         "WHERE v.decided_by = 'machine'"
                     )
                 ).all()
+                photo_of = dict(c.execute(sa.text("SELECT id, photo_sha256 FROM submissions")).all())
                 judged_by: dict[str, set[str]] = {}
                 for submission_id, pipeline in c.execute(sa.text("SELECT submission_id, pipeline FROM judgments")):
                     judged_by.setdefault(submission_id, set()).add(pipeline)
+            # Every accepted upload's photo is still in the store (the folder, or the S3 server restarted).
+            missing_photos = sum(1 for sha in {photo_of[s] for s in set(accepted)} if not store.blobs.exists(sha))
         finally:
             stack.stop()
             store.engine.dispose()
             redis.kill()
             if rabbit is not None:
                 rabbit.kill()
+            if s3 is not None:
+                s3.kill()
 
     accepted_set = set(accepted)
     with_verdict = {s for s, _, _, _ in machine}
     decided = sum(1 for s in accepted_set if statuses.get(s) == "decided" and s in with_verdict)
-    lost = len(accepted_set) - decided
+    lost = len(accepted_set) - decided + missing_photos
     doubled = sum(1 for *_, n in machine if n > 1) + sum(1 for _, n in judgments if n > 1)
     versions = Counter(s for s, _, _, _ in machine)
     extra_versions = sum(1 for n in versions.values() if n > 1)
@@ -303,14 +336,16 @@ def main() -> None:
     table = Table(
         title=f"chaos: {args.n} uploads (pipeline {args.pipeline}), {args.workers} multistage workers{gpu_note}, "
         f"{args.clients} clients, {os.cpu_count()} cores; worker SIGKILLed at {kill_worker_at}, "
-        f"{broker_note} restarted at {restart_redis_at}",
+        f"{broker_note} restarted at {restart_redis_at}"
+        + (f", S3 server restarted at {restart_s3_at}" if s3 is not None else ", photos in a folder"),
         header_style="bold",
     )
-    for col in ("accepted", "decided", "lost", "doubled", "upload s", "drain s", "total s"):
+    for col in ("accepted", "decided", "photos missing", "lost", "doubled", "upload s", "drain s", "total s"):
         table.add_column(col, justify="right")
     table.add_row(
         str(len(accepted_set)),
         str(decided),
+        str(missing_photos),
         str(lost),
         str(doubled),
         f"{uploaded - start:.1f}",

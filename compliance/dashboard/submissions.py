@@ -24,6 +24,7 @@ from compliance.reports import overlay
 from compliance.reports.queue import in_queue
 from compliance.reports.side_by_side import judgment_rows
 from compliance.store import audit
+from compliance.store.blobs import HEADER_BYTES, PhotoStore
 from compliance.store.errors import InvalidCursor, MissingBlob, UnknownSubmission
 from compliance.store.models import MACHINE, Role, Site, Submission, SubmissionStatus
 from compliance.store.pages import SORT_KEYS, count_submissions, page_submissions, reasons_of
@@ -120,6 +121,18 @@ def oriented_size(source: bytes | Path) -> tuple[int, int]:
         return width, height
 
 
+def licence_photo_size(blobs: PhotoStore, sha256: str) -> tuple[int, int] | None:
+    """The licence photo's oriented size from its header alone (one ranged read of the store), the
+    whole photo only where the header runs past that (a huge EXIF block); None if it is gone."""
+    try:
+        try:
+            return oriented_size(blobs.head(sha256, HEADER_BYTES))
+        except Exception:  # the header did not fit, PIL could not tell: any parse error, read it all
+            return oriented_size(blobs.get(sha256))
+    except MissingBlob:
+        return None
+
+
 def photo_size(views: list[PipelineView], data: bytes | None) -> tuple[int, int] | None:
     """The scene photo's size as the pipelines saw it (EXIF orientation applied)."""
     for view in views:
@@ -161,7 +174,7 @@ def detail_context(session: Session, request: Request, viewer: Viewer, submissio
         photo_data = None
     licence_sha = submission.driver.licence_sha256
     has_licence = bool(licence_sha) and store.blobs.exists(licence_sha)
-    licence_size = oriented_size(store.blobs.path(licence_sha)) if has_licence else None
+    licence_size = licence_photo_size(store.blobs, licence_sha) if has_licence else None
     return {
         "s": submission,
         "carrier": submission.carrier,

@@ -132,7 +132,10 @@ def accept(
             # On disk (fsynced) before the row that points at it is committed; a failure here rolls
             # the row back, so a row never points at a photo that is not there.
             store.blobs.put(photo.data)
-        return Accepted(created.id, created.created, created.status)
+    if created.created:
+        # Committed: an object store checks the photo is still there (see PhotoStore.confirm).
+        store.blobs.confirm(photo.sha256, photo.data)
+    return Accepted(created.id, created.created, created.status)
 
 
 def receive(

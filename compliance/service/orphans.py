@@ -18,6 +18,10 @@ finds it (``BlobStore.put``), and the removal moves the file aside before readin
 (``BlobStore.remove_unless_touched``), so an old orphan that an upload is about to refer to again
 is kept too, however the two interleave.
 
+An object store (S3) has no rename: there the removal copies the object aside and deletes it, the
+database is asked again, and what a row now refers to is put back; an upload that found its photo
+already stored checks once its row has committed that it still is (``PhotoStore.confirm``).
+
 Stale temporary files (``.tmp-*.part``, a put that died before its rename) older than the grace
 go as well. One sweep at a time: a PostgreSQL advisory lock across hosts, and a lock on the blob
 folder on this host.
@@ -130,12 +134,39 @@ def _sweep_prefix(
         else:
             freed = blobs.settle_aside(aside.name, older_than, keep=wanted)
         _count(result, freed, referenced=wanted)
+    removed: list[str] = []
     for blob in old:
         if blob.name in referenced:
             result.kept_referenced += 1
             continue
         freed = blob.size if result.dry_run else blobs.remove_unless_touched(blob.name, older_than)
         _count(result, freed, referenced=False)
+        if freed is not None and not result.dry_run:
+            removed.append(blob.name)
+    if removed:
+        _put_back_wanted(store, reading, found.prefix, removed, older_than, result)
+
+
+def _put_back_wanted(
+    store: Store,
+    reading: sessionmaker[Session],
+    prefix: str,
+    removed: list[str],
+    older_than: float,
+    result: PhotoSweep,
+) -> None:
+    """Ask the database again about what was just removed, and put back what a row committed since
+    the first question refers to (a store without rename, S3, keeps a copy aside until now; the
+    folder has settled its own already, so this finds nothing aside there)."""
+    with reading() as s:
+        wanted = references.referenced_with_prefix(s, prefix) & set(removed)
+        wanted |= references.named_by_audit_trail(s, set(removed) - wanted)
+    for name in removed:
+        keep = name in wanted
+        store.blobs.settle_aside(name, older_than, keep=keep)
+        if keep:
+            result.removed -= 1
+            result.kept_referenced += 1
 
 
 def _count(result: PhotoSweep, freed: int | None, *, referenced: bool) -> None:

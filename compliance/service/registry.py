@@ -75,7 +75,9 @@ def add_driver(
         if licence is not None:
             # Durable before the row that points at it is committed; a failure rolls the row back.
             store.blobs.put(licence.data)
-        return driver
+    if licence is not None:
+        store.blobs.confirm(licence.sha256, licence.data)  # committed: still there (PhotoStore.confirm)
+    return driver
 
 
 def replace_licence(
@@ -94,7 +96,8 @@ def replace_licence(
         registry.get_driver(s, driver_id, carrier_id=carrier_id)  # the carrier's, or UnknownDriver
         driver = registry.set_driver_licence(s, driver_id, licence.sha256, actor=actor, reason=reason)
         store.blobs.put(licence.data)
-        return driver
+    store.blobs.confirm(licence.sha256, licence.data)  # committed: still there (PhotoStore.confirm)
+    return driver
 
 
 def add_vehicle(

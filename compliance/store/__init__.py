@@ -2,7 +2,7 @@
 
 - ``db``: engines, sessions, Alembic upgrade to head.
 - ``models``: the ORM.
-- ``blobs``: content-addressed photo files.
+- ``blobs``: the photo store: content-addressed photos in a folder or an S3-compatible bucket.
 - ``references``: which photo hashes the database refers to (what the orphan sweep keeps).
 - ``registry``: carriers, vehicles, drivers.
 - ``submissions``: creating submissions and moving their status; one submission read back.
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.settings import Settings
-from compliance.store.blobs import BlobStore
+from compliance.store.blobs import PhotoStore, open_photo_store
 from compliance.store.db import make_engine, session_factory, upgrade
 
 
@@ -31,11 +31,11 @@ class Store:
 
     engine: Engine
     sessions: sessionmaker[Session]
-    blobs: BlobStore
+    blobs: PhotoStore
 
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> Store:
         if migrate:
             upgrade(settings.database_url)
         engine = make_engine(settings.database_url)
-        return cls(engine=engine, sessions=session_factory(engine), blobs=BlobStore(settings.blob_dir))
+        return cls(engine=engine, sessions=session_factory(engine), blobs=open_photo_store(settings))

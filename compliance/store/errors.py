@@ -106,6 +106,11 @@ class MissingBlob(StoreError, LookupError):
         self.sha256 = sha256
 
 
+class PhotoStoreUnavailable(StoreError):
+    """The photo store (an S3 endpoint) did not answer, or refused our credentials: nothing was
+    stored or read; the request may be tried again."""
+
+
 class CorruptBlob(StoreError):
     """A blob's bytes no longer hash to its name: the disk, not the caller, is at fault."""
 

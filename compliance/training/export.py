@@ -39,7 +39,7 @@ from compliance.mllm.backends.base import MllmRequest
 from compliance.mllm.backends.transformers import chat_messages
 from compliance.mllm.prompt import Task, build_request
 from compliance.photos import load_photo
-from compliance.store.blobs import BlobStore
+from compliance.store.blobs import PhotoStore
 from compliance.store.models import MACHINE, Submission, VerdictRecord
 from compliance.verdicts import Corrections
 
@@ -68,7 +68,7 @@ class _Reviewed:
 
 def export_sft(
     session: Session,
-    blobs: BlobStore,
+    blobs: PhotoStore,
     out_dir: Path,
     *,
     carrier_id: int | None = None,
@@ -98,7 +98,7 @@ def export_sft(
 
 def export_dpo(
     session: Session,
-    blobs: BlobStore,
+    blobs: PhotoStore,
     out_dir: Path,
     *,
     carrier_id: int | None = None,
@@ -249,7 +249,7 @@ def _mllm_answer(decided_from: Judgments, stored: list[Judgments]) -> tuple[str 
 class _Writer:
     """Writes photos once each under ``images/`` and the records as JSONL, all under ``out_dir``."""
 
-    def __init__(self, blobs: BlobStore, out_dir: Path) -> None:
+    def __init__(self, blobs: PhotoStore, out_dir: Path) -> None:
         self.blobs = blobs
         self.out_dir = out_dir
         self.written: set[str] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from tests.conftest import photo_names
 from tests.service.conftest import Api
 
 
@@ -14,7 +15,7 @@ def count(api: Api, model: type) -> int:
 
 
 def blob_files(api: Api) -> set[str]:
-    return {p.name for p in api.settings.blob_dir.rglob("*") if p.is_file()}
+    return photo_names(api.store.blobs)
 
 
 def assert_error(response: object, status: int, code: str | None = None) -> dict:

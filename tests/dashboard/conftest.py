@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import paired_blob_url
 from tests.dashboard.site import PASSWORD, SCREENSHOTS, Site, serve
 from tests.service.stack import RedisServer
 
@@ -24,8 +25,9 @@ def _served(database_url: str, folder: Path, **overrides: object) -> Iterator[Si
 
 
 @pytest.fixture()
-def site(database_url: str, tmp_path: Path) -> Iterator[Site]:
-    yield from _served(database_url, tmp_path)
+def site(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Site]:
+    """The served site; its photos in the folder beside SQLite, in S3 beside PostgreSQL."""
+    yield from _served(database_url, tmp_path, blob_url=paired_blob_url(request, database_url, tmp_path))
 
 
 @pytest.fixture()

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from compliance.api.app import create_app
+from compliance.dashboard.submissions import oriented_size
 from compliance.demo import samples_dir
 from compliance.photos import Photo, read_photo_file
 from compliance.service import registry as registering
@@ -21,6 +22,7 @@ from compliance.settings import Settings
 from compliance.store import Store, submissions, users, verdicts
 from compliance.store.models import Role, utcnow
 from compliance.verdicts import Outcome, ReasonCode
+from tests.conftest import paired_blob_url
 from tests.dashboard.test_security import PASSWORD, sign_in
 from tests.store.samples import decided_at, verdict
 
@@ -43,8 +45,9 @@ class Drivers:
 
 
 @pytest.fixture()
-def drivers(database_url: str, tmp_path: Path) -> Iterator[Drivers]:
-    settings = Settings(database_url=database_url, blob_dir=tmp_path / "blobs")
+def drivers(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Drivers]:
+    # The folder beside SQLite, S3 beside PostgreSQL: the photo views run on both photo stores.
+    settings = Settings(database_url=database_url, blob_url=paired_blob_url(request, database_url, tmp_path))
     store = Store.open(settings)
     ids: dict[str, int] = {}
     carriers: dict[str | None, int | None] = {None: None}
@@ -148,6 +151,17 @@ def test_the_submission_page_links_the_driver(drivers: Drivers) -> None:
     sign_in(drivers.client, "acme.viewer")
     page = drivers.client.get(f"/dashboard/submissions/{drivers.passed_before}")
     assert f'href="/dashboard/drivers/{drivers.driver}"' in page.text
+
+
+def test_the_licence_photo_is_drawn_at_its_size_read_from_its_header(drivers: Drivers) -> None:
+    """The licence panel's size comes from the photo's first bytes (a ranged read of the bucket),
+    turned by its EXIF orientation; no store hands out a filesystem path."""
+    sign_in(drivers.client, "acme.viewer")
+    page = drivers.client.get(f"/dashboard/submissions/{drivers.passed_before}")
+    width, height = oriented_size(drivers.new_licence.data)
+    assert f'class="overlay licence" viewBox="0 0 {width} {height}"' in page.text
+    licence = drivers.client.get(f"/dashboard/submissions/{drivers.passed_before}/licence")
+    assert licence.status_code == 200 and licence.headers["cache-control"] == "private, max-age=3600"
 
 
 _CHINESE = re.compile(r"[\u4e00-\u9fff]")

@@ -20,6 +20,7 @@ from compliance.api.app import create_app
 from compliance.demo import samples_dir
 from compliance.settings import Settings
 from compliance.store import Store, keys, registry
+from tests.conftest import paired_blob_url
 from tests.service.stack import RedisServer
 
 SAMPLES = samples_dir()
@@ -135,10 +136,16 @@ def service_settings(database_url: str, tmp_path: Path, broker_url: str, **overr
 
 
 @pytest.fixture()
-def api(database_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Api]:
-    """The real app, as ``compliance api`` builds it, over a fresh database; tasks go to a private Redis."""
+def api(request: pytest.FixtureRequest, database_url: str, tmp_path: Path, redis_server: RedisServer) -> Iterator[Api]:
+    """The real app, as ``compliance api`` builds it, over a fresh database and photo store (the
+    folder beside SQLite, S3 beside PostgreSQL); tasks go to a private Redis."""
     settings = service_settings(
-        database_url, tmp_path, redis_server.url, max_upload_bytes=2_000_000, metrics_token="metrics-scraper-token"
+        database_url,
+        tmp_path,
+        redis_server.url,
+        max_upload_bytes=2_000_000,
+        metrics_token="metrics-scraper-token",
+        blob_url=paired_blob_url(request, database_url, tmp_path),
     )
     app = create_app(settings)
     store: Store = app.state.store

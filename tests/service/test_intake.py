@@ -20,6 +20,7 @@ from compliance.settings import Settings
 from compliance.store import Store, audit
 from compliance.store.errors import IdempotencyConflict, UnknownDriver, UnknownVehicle
 from compliance.store.models import Submission, SubmissionStatus
+from tests.conftest import photo_names
 from tests.service.conftest import SAMPLES, Carrier, add_carrier, service_settings
 from tests.service.stack import RedisServer
 
@@ -38,9 +39,10 @@ def closed_port() -> int:
 
 @pytest.fixture()
 def fleet(
-    database_url: str, tmp_path: Path, redis_server: RedisServer
+    database_url: str, blob_url: str, tmp_path: Path, redis_server: RedisServer
 ) -> Iterator[tuple[Store, Settings, Carrier, Carrier]]:
-    settings = service_settings(database_url, tmp_path, redis_server.url)
+    """On both databases and both photo stores (a folder, an S3 bucket)."""
+    settings = service_settings(database_url, tmp_path, redis_server.url, blob_url=blob_url)
     store = Store.open(settings)
     acme = add_carrier(store, "ACME", "A-1", "licence_a.jpg", "皖AUJ299")
     other = add_carrier(store, "OTHER", "B-1", "licence_b.jpg", "皖A195K9")
@@ -53,8 +55,8 @@ def rows(store: Store) -> int:
         return int(s.scalar(sa.select(sa.func.count()).select_from(Submission)) or 0)
 
 
-def blobs(store: Store) -> set[Path]:
-    return {p for p in Path(store.blobs.root).rglob("*") if p.is_file()}
+def blobs(store: Store) -> set[str]:
+    return photo_names(store.blobs)
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def test_putting_a_blob_already_on_disk_syncs_its_folder_once(tmp_path: Path, mo
     """A blob found on disk may have been renamed in by another put (another process) that has not
     yet synced its folder: the first put that finds it syncs the folder before saying it is stored;
     later puts in this process know it is durable and sync nothing."""
-    from compliance.store import blobs
+    from compliance.store.blobs import local as blobs
 
     sha = BlobStore(tmp_path).put(b"photo bytes")  # as if by another process
     synced: list[Path] = []

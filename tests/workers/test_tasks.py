@@ -29,7 +29,7 @@ from compliance.service.webhooks import SIGNATURE_HEADER, verify_signature
 from compliance.store import Store, verdicts
 from compliance.store.models import AuditEvent, JudgmentRecord, Submission, VerdictRecord
 from compliance.verdicts import CheckResult, Outcome, ReasonCode, Verdict
-from tests.conftest import POSTGRES_URL, postgres_unavailable
+from tests.conftest import POSTGRES_URL, postgres_unavailable, s3_blob_url
 from tests.databases import postgres_schema
 from tests.service.conftest import PASSING_PHOTO, SAMPLES, Carrier, add_carrier, cmyk_jpeg, png16
 from tests.service.stack import RedisServer, ServiceStack, free_port, wait_for
@@ -57,7 +57,8 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServiceSta
         pytest.skip(reason)
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    values = {**TIMINGS, **getattr(request, "param", {})}
+    # PostgreSQL + Redis + S3: photos in a bucket, as hosts that share no disk keep them.
+    values = {**TIMINGS, "blob_url": s3_blob_url(request), **getattr(request, "param", {})}
     with postgres_schema(POSTGRES_URL) as url:
         service = ServiceStack(tmp_path, url, redis, **values)
         Store.open(service.settings).engine.dispose()  # migrated once, before any process starts

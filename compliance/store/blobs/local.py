@@ -1,4 +1,4 @@
-"""Content-addressed files (photos, licence photos): the name is the SHA-256 of the bytes.
+"""The local folder photo store. Content-addressed files (photos, licence photos): the name is the SHA-256 of the bytes.
 
 A blob is written to a temporary file, synced, then renamed into place, so a reader sees all of
 it or nothing, and a crash never leaves a half-written photo under a real name.
@@ -38,10 +38,15 @@ def sha256_of(data: bytes) -> str:
 
 
 class BlobStore:
+    """Photos in a local folder: the embedded default (``COMPLIANCE_BLOB_DIR``, or ``file:///…``)."""
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._durable: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root.resolve())!r})"
 
     def path(self, sha256: str) -> Path:
         """Where the blob lives (or would): ``root/ab/cd/abcd…``, so no folder grows huge."""
@@ -99,6 +104,18 @@ class BlobStore:
             self._durable[sha256] = None
             while len(self._durable) > _DURABLE_KEPT:
                 del self._durable[next(iter(self._durable))]
+
+    def confirm(self, sha256: str, data: bytes) -> None:
+        """Nothing to do once a row refers to the blob: ``put`` dated it, and the sweep moves a file
+        aside before reading its date again (``remove_unless_touched``)."""
+
+    def head(self, sha256: str, size: int) -> bytes:
+        """The first ``size`` bytes of the blob (all of a smaller one)."""
+        try:
+            with open(self.path(sha256), "rb") as f:
+                return f.read(size)
+        except FileNotFoundError:
+            raise MissingBlob(sha256) from None
 
     def get(self, sha256: str) -> bytes:
         """The blob's bytes, checked against its name."""

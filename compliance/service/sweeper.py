@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from compliance import metrics
 from compliance.pipeline import CASCADE
+from compliance.queue.app import AUDIT
 from compliance.queue.publisher import BrokerUnavailable, Publisher
 from compliance.queue.routing import Route, routes
 from compliance.service.orphans import sweep_photos_every
@@ -37,8 +38,8 @@ from compliance.service.verdicts import cascade_waits_for
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
-from compliance.store.db import alone
-from compliance.store.models import SubmissionStatus, utcnow
+from compliance.store.db import alone, database_now
+from compliance.store.models import SubmissionStatus
 
 log = logging.getLogger("compliance.sweeper")
 
@@ -81,7 +82,9 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
         depths = publisher.queue_depths()
     except Exception as exc:  # redis-py raises several kinds; all mean the broker is not there
         raise BrokerUnavailable(str(exc)) from exc
-    now = utcnow()
+    with store.sessions() as s:
+        # Rows were written by other hosts: their ages are read on the database's clock, not this host's.
+        now = database_now(s)
     limit = settings.sweep_batch
 
     if lost_since is not None:
@@ -114,14 +117,20 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
     overdue = now - timedelta(seconds=settings.sweep_received_after_s)
     with store.sessions() as s:
         due = webhooks.due_deliveries(s, before=overdue, limit=limit)
-        stalled = audit_jobs.stalled_jobs(s, before=stale_before, limit=limit)
+        # A chunk waiting in the queue, or one running (its items claimed), is not lost: re-queueing
+        # it would start a second chain of the job.
+        stalled = (
+            audit_jobs.stalled_jobs(s, stale_s=settings.sweep_stale_after_s, limit=limit)
+            if depths.get(AUDIT, 0) == 0
+            else []
+        )
     for delivery_id in due:
         publisher.deliver(delivery_id)
         result.deliveries += 1
     for job_id in stalled:
         publisher.audit(job_id)
         with store.sessions() as s, s.begin():
-            audit_jobs.get_audit_job(s, job_id).updated_at = utcnow()  # one re-queue per stale period
+            audit_jobs.touch(s, job_id)  # one re-queue per stale period
         result.audits += 1
 
 

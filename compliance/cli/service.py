@@ -52,7 +52,7 @@ def api(
 
     settings = get_settings()
     _host_ready(settings, serves_api=True)
-    if workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if workers > 1:
         _metrics_dir()
     uvicorn.run(
         "compliance.api.app:create_app",
@@ -67,24 +67,21 @@ def api(
     )
 
 
-# Set by ``serve`` for the processes it starts: it cleared the folder they share, and they must not.
-_CLEARED_BY = "COMPLIANCE_METRICS_DIR_CLEARED_BY"
-
-
-def _metrics_dir() -> str:
-    """This process group's multiprocess metrics folder, made if none is set and cleared at start
-    (counters of an earlier run, or of another group, would be added in): must precede any
-    prometheus import. One folder per container; groups that shared one would collide, each
-    numbering its processes from 1."""
+def _metrics_dir(*, clear: bool = False) -> str:
+    """This process group's multiprocess metrics folder, made if none is set: must precede any
+    prometheus import. ``clear`` (``serve``, which owns its group): counters of an earlier run are
+    removed first. A container gets a folder of its own, empty at start (a tmpfs in
+    ``docker-compose.yml``): containers sharing one collided, each numbering its processes from 1.
+    ``api`` and ``worker`` never clear one they are given: on one host, several workers may share
+    it on purpose, and one starting must not wipe its siblings' counters."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder:
         folder = tempfile.mkdtemp(prefix="compliance-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
-    if not os.environ.get(_CLEARED_BY):
+    if clear:
         for stale in Path(folder).glob("*.db"):
             stale.unlink(missing_ok=True)
-        os.environ[_CLEARED_BY] = str(os.getpid())  # the group's own children keep what it writes
     return folder
 
 
@@ -104,9 +101,8 @@ def worker(
     argv = [a for q in queue for a in ("--queue", q)] + ["--loglevel", loglevel]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
-    if metrics_port is not None or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        _metrics_dir()
     if metrics_port is not None:
+        _metrics_dir()
         argv += ["--metrics-port", str(metrics_port)]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -136,7 +132,7 @@ def serve(
     """Start the API, one worker per queue and the sweeper, and keep them running (Ctrl-C stops all)."""
     settings = get_settings()
     _host_ready(settings, serves_api=True)  # once, before the processes race to migrate
-    folder = _metrics_dir()  # cleared once here, not by each process it starts
+    folder = _metrics_dir(clear=True)  # once here, not by each process it starts
     me = [sys.executable, "-c", "from compliance.cli import main; main()"]
     commands = {
         "api": [*me, "api", "--host", host, "--port", str(port)],

@@ -58,7 +58,7 @@ def test_no_host_starts_on_a_database_behind_its_code(host_env: Path, monkeypatc
     assert revision(host_env) == head_revision()
 
 
-def test_a_process_group_clears_its_metrics_folder_once_at_start(
+def test_serve_clears_its_metrics_folder_and_a_worker_keeps_its_siblings_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from compliance.cli import service
@@ -67,9 +67,8 @@ def test_a_process_group_clears_its_metrics_folder_once_at_start(
     folder.mkdir()
     (folder / "counter_1.db").write_bytes(b"an earlier run's counters")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
-    monkeypatch.setenv(service._CLEARED_BY, "")  # no group has cleared it; restored after the test
-    assert service._metrics_dir() == str(folder)
-    assert not list(folder.glob("*.db"))  # an earlier run's (or another group's) counters are not added in
-    (folder / "counter_7.db").write_bytes(b"this group's process")
-    service._metrics_dir()  # a process the group starts (serve's api, worker) keeps what its siblings wrote
+    assert service._metrics_dir(clear=True) == str(folder)  # serve, which owns its process group
+    assert not list(folder.glob("*.db"))  # an earlier run's counters are not added in
+    (folder / "counter_7.db").write_bytes(b"a sibling worker's counters")
+    service._metrics_dir()  # another worker starting on this host, sharing the folder on purpose
     assert (folder / "counter_7.db").exists()

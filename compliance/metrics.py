@@ -5,8 +5,8 @@ Two kinds:
   observed where the work happens. With ``PROMETHEUS_MULTIPROC_DIR`` set (``compliance serve``,
   ``api --workers N``, ``worker --metrics-port``), the processes of one group write them to that
   folder and the group's ``/metrics`` adds them up. Each container has a folder of its own, empty
-  when it starts (a tmpfs): containers sharing one collided, each numbering its processes from 1. Prometheus scrapes every API replica's ``/metrics`` and every worker's metrics port, and
-  sums them.
+  when it starts (a tmpfs): containers sharing one collided, each numbering its processes from 1.
+  Prometheus scrapes every API replica's ``/metrics`` and every worker's metrics port, and sums them.
 - Global gauges read when scraped, from the broker and the database: queue depth per queue,
   submissions by status, current verdicts by outcome. They are the same whichever process reads
   them, so only the sweeper (one at a time) exports them, on ``sweeper_metrics_port``

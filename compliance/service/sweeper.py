@@ -180,7 +180,7 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
     store = Store.open(settings, migrate=False)
     publisher = Publisher(settings)
     exporter = None
-    if settings.sweeper_metrics_port:
+    if settings.sweeper_metrics_port and not once:  # a cron sweep is gone before any scrape
         where = f"{settings.sweeper_metrics_host}:{settings.sweeper_metrics_port}"
         try:
             exporter, _ = metrics.serve_service_metrics(

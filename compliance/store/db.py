@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -191,7 +192,13 @@ def prepare_schema(url: str | URL, *, migrate: bool) -> None:
     """What a host does with the schema on start: migrate it when ``migrate`` (the embedded
     default, ``COMPLIANCE_MIGRATE_ON_START``), then refuse to go on unless it is at head."""
     if migrate:
-        upgrade(url)
+        try:
+            upgrade(url)
+        except CommandError as exc:  # a revision this code does not know: a newer version migrated it
+            raise SchemaMismatch(
+                f"the database is at a revision this code does not know ({exc}): "
+                "start the version that migrated it, or `compliance db upgrade` with this one's migrations"
+            ) from None
     require_head(url)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from compliance.api.app import create_app
 from compliance.settings import Settings, get_settings
@@ -56,6 +57,18 @@ def test_no_host_starts_on_a_database_behind_its_code(host_env: Path, monkeypatc
         Settings(database_url=url, blob_dir=host_env / "blobs", migrate_on_start=True)
     ).state.store.engine.dispose()
     assert revision(host_env) == head_revision()
+
+
+def test_no_host_starts_on_a_database_a_newer_version_migrated(host_env: Path) -> None:
+    url = f"sqlite:///{host_env / 'compliance.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:  # as a newer version's migrations step leaves it
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    engine.dispose()
+    for command in (["api"], ["worker", "--queue", "audit"]):  # migrate-on-start is on: it cannot migrate back
+        code, _, stderr = run(*command)
+        assert_one_line_error(code, stderr, "0099_from_the_future")
 
 
 def test_serve_clears_its_metrics_folder_and_a_worker_keeps_its_siblings_counters(

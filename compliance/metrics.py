@@ -3,21 +3,27 @@
 Two kinds:
 - Per-process counters and histograms (uploads, stage latency, verdicts decided, webhook attempts),
   observed where the work happens. With ``PROMETHEUS_MULTIPROC_DIR`` set (``compliance serve``,
-  ``make serve``, a volume shared by the containers of one host), every process writes them to
-  that folder and any process's ``/metrics`` adds them up; on other hosts each worker serves its
-  own with ``compliance worker --metrics-port``.
-- Global gauges read when scraped, from the broker and the database, so they are right whichever
-  process did the work: queue depth per queue, submissions by status, current verdicts by outcome.
+  ``api --workers N``, ``worker --metrics-port``), the processes of one group write them to that
+  folder and the group's ``/metrics`` adds them up. Each container has a folder of its own, empty
+  when it starts (a tmpfs): containers sharing one collided, each numbering its processes from 1.
+  Prometheus scrapes every API replica's ``/metrics`` and every worker's metrics port, and sums them.
+- Global gauges read when scraped, from the broker and the database: queue depth per queue,
+  submissions by status, current verdicts by outcome. They are the same whichever process reads
+  them, so only the sweeper (one at a time) exports them, on ``sweeper_metrics_port``
+  (``serve_service_metrics``); an API replica or worker never does, or summing them would count
+  each once per replica.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -113,14 +119,38 @@ class ServiceCollector(Collector):
         yield by_outcome
 
 
-def render(*collectors: Collector) -> bytes:
-    """The exposition text: this process's metrics (every process's, in multiprocess mode) followed
-    by ``collectors``' (distinct metric names, so the two texts concatenate)."""
+def _own_registry() -> CollectorRegistry:
+    """This process's metrics (every process's of its group, in multiprocess mode)."""
     if multiprocess_dir():
         base = CollectorRegistry()
         multiprocess.MultiProcessCollector(base)
-    else:
-        base = REGISTRY
+        return base
+    return REGISTRY
+
+
+class _Joined(Collector):
+    def __init__(self, registries: Iterable[CollectorRegistry]) -> None:
+        self.registries = tuple(registries)
+
+    def collect(self) -> Iterator[Any]:
+        for registry in self.registries:
+            yield from registry.collect()
+
+
+def serve_service_metrics(collector: Collector, *, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+    """The global gauges (``collector``) and this process's own metrics, on ``host:port``: what the
+    sweeper exports. Stop it with ``server.shutdown()``."""
+    extra = CollectorRegistry(auto_describe=False)
+    extra.register(collector)
+    joined = CollectorRegistry(auto_describe=False)
+    joined.register(_Joined((_own_registry(), extra)))
+    return start_http_server(port, addr=host, registry=joined)
+
+
+def render(*collectors: Collector) -> bytes:
+    """The exposition text: this process's metrics (every process's, in multiprocess mode) followed
+    by ``collectors``' (distinct metric names, so the two texts concatenate)."""
+    base = _own_registry()
     extra = CollectorRegistry(auto_describe=False)
     for collector in collectors:
         extra.register(collector)

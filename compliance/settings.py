@@ -232,6 +232,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # The global gauges (queue depths, submissions by status) are exported once, by the sweeper, here.
     sweeper_metrics_port: int = 9101
+    # Where that port listens: this host only by default; 0.0.0.0 in a container Prometheus scrapes.
+    sweeper_metrics_host: str = "127.0.0.1"
     # The pipeline an upload is judged by when the request names none; it picks the queue:
     # multistage -> "multistage" (CPU workers), mllm -> "mllm" (GPU workers).
     service_pipeline: str = "multistage"

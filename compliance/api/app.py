@@ -1,6 +1,7 @@
 """The FastAPI application: one per process, built from settings by ``create_app``.
 
-The store (database and blobs) is opened, and migrated to head, once at start; routers reach it
+The store (database and blobs) is opened once at start, migrated to head when
+``migrate_on_start`` (the embedded default), and refused unless at the revision this code expects; routers reach it
 through ``request.app.state``. The upload API lives under ``/v1`` (routers in this package); the
 dashboard installs itself on the same app.
 """
@@ -23,6 +24,7 @@ from compliance.dashboard import install as install_dashboard
 from compliance.queue.publisher import Publisher
 from compliance.settings import Settings, get_settings
 from compliance.store import Store, keys
+from compliance.store.db import require_head
 
 # Room for the multipart envelope and the other fields around the largest photo allowed.
 _ENVELOPE_BYTES = 1024 * 1024
@@ -49,7 +51,8 @@ def create_app(settings: Settings | None = None, *, publisher: Publisher | None 
         BodyLimit, max_bytes=settings.max_upload_bytes + _ENVELOPE_BYTES, max_other_bytes=settings.api_max_json_bytes
     )
     app.state.settings = settings
-    app.state.store = Store.open(settings)
+    app.state.store = Store.open(settings, migrate=settings.migrate_on_start)
+    require_head(settings.database_url)  # raises SchemaMismatch: `compliance api` says it in one line first
     app.state.publisher = publisher or Publisher(settings)
     app.state.verified_keys = keys.VerifiedKeys(settings.api_key_cache_s)
     app.state.precheck_limiter = FixedWindowLimiter.on(

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from compliance import metrics
 from compliance.api.deps import PublisherDep, StoreDep
 from compliance.api.errors import ApiError
-from compliance.store import backlog
 
 router = APIRouter(tags=["health"])
 
@@ -59,17 +58,8 @@ _LOOPBACK = {"127.0.0.1", "::1"}
     dependencies=[Depends(_scraper)],
     responses={401: {"description": "no metrics token"}, 403: {"description": "not on this host"}},
 )
-def prometheus_metrics(store: StoreDep, publisher: PublisherDep) -> Response:
-    """Prometheus exposition: queue depth, submissions by status, current verdicts by outcome, and the
-    processes' uploads, verdicts, latency per stage, webhook attempts."""
-
-    def statuses() -> dict[str, int]:
-        with store.sessions() as s:
-            return backlog.count_by_status(s)
-
-    def outcomes() -> dict[str, int]:
-        with store.sessions() as s:
-            return backlog.count_by_outcome(s)
-
-    collector = metrics.ServiceCollector(publisher.queue_depths, statuses, outcomes)
-    return Response(metrics.render(collector), media_type="text/plain; version=0.0.4; charset=utf-8")
+def prometheus_metrics() -> Response:
+    """Prometheus exposition of this host's processes: uploads, verdicts, latency per stage, webhook
+    attempts. Queue depths and submissions by status are the sweeper's to export (its metrics port):
+    every replica exporting them would count them once per replica."""
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

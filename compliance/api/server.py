@@ -70,7 +70,13 @@ def _process_limits() -> ServerLimits:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's own options that go with this protocol (``uvicorn.run(**uvicorn_options(...))``)."""
+    trusted = settings.trusted_proxies.strip()
     return {
+        # X-Forwarded-For and -Proto only from the proxies named in COMPLIANCE_TRUSTED_PROXIES (none by
+        # default): behind an HTTPS load balancer the app then sees the client's address and https, so
+        # the dashboard's Origin check and Secure cookies hold; a client elsewhere claims neither.
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or None,
         # Pinned, not "auto": the limits are this protocol's, whatever else is installed.
         "http": LimitedHttpProtocol,
         # The API has no WebSocket routes: an upgrade must not hand the socket to a protocol without deadlines.

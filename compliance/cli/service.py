@@ -19,9 +19,25 @@ import typer
 from compliance.cli.console import (
     err,
     fail,
-    user_errors,
 )
-from compliance.settings import get_settings
+from compliance.settings import Settings, get_settings
+
+
+def _host_ready(settings: Settings, *, serves_api: bool) -> None:
+    """What a host checks before it starts, each refusal one line: the schema is at this code's
+    revision (migrated first when ``migrate_on_start``), and API hosts that keep photos in an object
+    store (so there may be several of them) share one session secret."""
+    from compliance.store.db import SchemaMismatch, prepare_schema
+
+    if serves_api and (settings.blob_url or "").startswith("s3://") and settings.session_secret is None:
+        raise fail(
+            "set COMPLIANCE_SESSION_SECRET: with photos in an object store there may be several API hosts, "
+            "and a sign-in form from one host is refused by another unless all sign with the same secret"
+        )
+    try:
+        prepare_schema(settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaMismatch as exc:
+        raise fail(str(exc)) from None
 
 
 def api(
@@ -34,10 +50,10 @@ def api(
 
     from compliance.api.server import uvicorn_options
 
+    settings = get_settings()
+    _host_ready(settings, serves_api=True)
     if workers > 1:
         _metrics_dir()
-    settings = get_settings()
-    trusted = settings.trusted_proxies.strip()
     uvicorn.run(
         "compliance.api.app:create_app",
         factory=True,
@@ -46,21 +62,26 @@ def api(
         workers=workers,
         log_level="warning",
         access_log=False,
-        # X-Forwarded-For only from the proxies named in COMPLIANCE_TRUSTED_PROXIES (none by default).
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or None,
         # Deadlines for a request's head and body, a head-size cap, a connection limit (per process).
         **uvicorn_options(settings),
     )
 
 
-def _metrics_dir() -> str:
-    """The multiprocess metrics folder, made if none is set: must precede any prometheus import."""
+def _metrics_dir(*, clear: bool = False) -> str:
+    """This process group's multiprocess metrics folder, made if none is set: must precede any
+    prometheus import. ``clear`` (``serve``, which owns its group): counters of an earlier run are
+    removed first. A container gets a folder of its own, empty at start (a tmpfs in
+    ``docker-compose.yml``): containers sharing one collided, each numbering its processes from 1.
+    ``api`` and ``worker`` never clear one they are given: on one host, several workers may share
+    it on purpose, and one starting must not wipe its siblings' counters."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder:
         folder = tempfile.mkdtemp(prefix="compliance-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     Path(folder).mkdir(parents=True, exist_ok=True)
+    if clear:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink(missing_ok=True)
     return folder
 
 
@@ -76,6 +97,7 @@ def worker(
     unknown = [q for q in queue if q not in QUEUES]
     if unknown:
         raise fail(f"unknown queue {unknown[0]!r}; choose from {', '.join(QUEUES)}")
+    _host_ready(get_settings(), serves_api=False)
     argv = [a for q in queue for a in ("--queue", q)] + ["--loglevel", loglevel]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
@@ -96,8 +118,10 @@ def sweeper(
 
     from compliance.service.sweeper import run_sweeper
 
+    settings = get_settings()
+    _host_ready(settings, serves_api=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run_sweeper(get_settings(), once=once)
+    run_sweeper(settings, once=once)
 
 
 def serve(
@@ -106,14 +130,9 @@ def serve(
     mllm: Annotated[bool, typer.Option(help="start a worker for the mllm queue (loads the MLLM)")] = True,
 ) -> None:
     """Start the API, one worker per queue and the sweeper, and keep them running (Ctrl-C stops all)."""
-    from compliance.store.db import upgrade
-
     settings = get_settings()
-    with user_errors():
-        upgrade(settings.database_url)  # once, before the processes race to do it
-    folder = _metrics_dir()
-    for stale in Path(folder).glob("*.db"):
-        stale.unlink()  # counters of an earlier run
+    _host_ready(settings, serves_api=True)  # once, before the processes race to migrate
+    folder = _metrics_dir(clear=True)  # once here, not by each process it starts
     me = [sys.executable, "-c", "from compliance.cli import main; main()"]
     commands = {
         "api": [*me, "api", "--host", host, "--port", str(port)],

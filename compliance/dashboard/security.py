@@ -1,9 +1,10 @@
 """Who is signed in, what they may see and do, and the checks every form goes through.
 
 - Sessions: Starlette's signed cookie (itsdangerous), limited to the dashboard's path, HttpOnly,
-  SameSite=Lax, Secure behind HTTPS; it holds the user's id, the user's session version (bumped
-  when the password changes or the user is disabled, which ends every older session) and a CSRF
-  token.
+  SameSite=Lax, Secure whenever the request came over HTTPS (directly, or as a trusted proxy says:
+  ``COMPLIANCE_TRUSTED_PROXIES``, whose X-Forwarded-Proto uvicorn believes); it holds the user's
+  id, the user's session version (bumped when the password changes or the user is disabled, which
+  ends every older session) and a CSRF token.
 - CSRF: every form carries the session's token (the synchronizer-token pattern); a POST without
   it, or from another origin, is refused.
 - Scope: a user of one carrier sees only that carrier's submissions, exactly as an API key does;
@@ -28,6 +29,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from compliance.settings import Settings
 from compliance.store import users
@@ -102,6 +104,34 @@ def _secret_file(path: Path) -> str:
         os.fsync(handle.fileno())
     log.info("made a new dashboard session secret in %s", path)
     return secret
+
+
+class SecureOverHttps:
+    """Marks the session cookie ``Secure`` on a request that came over HTTPS. Starlette's
+    ``https_only`` is fixed when the app is built; behind an HTTPS-terminating load balancer the
+    scheme is known per request (uvicorn sets it from a trusted proxy's X-Forwarded-Proto)."""
+
+    def __init__(self, app: ASGIApp, cookie: str = SESSION_COOKIE) -> None:
+        self.app = app
+        self.prefix = f"{cookie}=".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = []
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"set-cookie" and value.startswith(self.prefix):
+                        if b"secure" not in value.lower().split(b"; "):
+                            value += b"; secure"
+                    headers.append((name, value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
 
 
 # Signed-in users
@@ -213,7 +243,8 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, csrf_token: Annotated[str, Form()] = "") -> None:
     """A POST must carry the session's token and, when the browser says where it came from, come
-    from this site."""
+    from this site. Behind an HTTPS-terminating load balancer the scheme compared is the one the
+    trusted proxy reports (the proxy must pass the Host header through)."""
     expected = request.session.get("csrf")
     if not isinstance(expected, str) or not secrets.compare_digest(expected, csrf_token):
         raise Forbidden("the form has expired or did not come from this site: reload the page and try again")

@@ -17,6 +17,7 @@ from compliance.dashboard.security import (
     BadRequest,
     Forbidden,
     NotFound,
+    SecureOverHttps,
     SignInRequired,
     SignInThrottle,
     session_secret,
@@ -81,6 +82,7 @@ def install(app: FastAPI) -> None:
         same_site="lax",
         https_only=settings.session_https_only,
     )
+    app.add_middleware(SecureOverHttps)
     app.add_middleware(DashboardHeaders)
 
     for module in (account, overview, submissions, drivers, review, exports, audits):

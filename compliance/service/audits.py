@@ -21,6 +21,9 @@ from compliance.store import Store, audit_jobs, registry
 from compliance.store.errors import InvalidAuditJob
 from compliance.store.models import AuditJobStatus, storable_time
 
+# A claim outlives its chunk's task time limit by this much: the worker has killed the task by then.
+_LEASE_SLACK_S = 30.0
+
 
 def pipeline_choices() -> tuple[str, ...]:
     """What an audit may be run with: every registered pipeline, ``both`` and ``cascade``."""
@@ -89,18 +92,21 @@ def advance(
     on_item: Callable[[str], None] | None = None,
 ) -> bool:
     """One chunk: re-judge, announce the verdicts that are new, queue the next chunk while items
-    remain. Returns whether items remain."""
+    remain. Returns whether this chain goes on: not when another chunk holds every pending item
+    (that chain goes on instead; the sweeper re-queues the job if it dies)."""
     chunk = run_chunk(store, settings, job_id, on_item=on_item)
     for submission_id in chunk.rejudged:
         announce(store, publisher, submission_id)
-    if chunk.more and queue_next:
+    goes_on = chunk.more and chunk.claimed > 0
+    if goes_on and queue_next:
         publisher.audit(job_id)  # a broker that is down fails the task, which retries
-    return chunk.more
+    return goes_on
 
 
 @dataclass
 class Chunk:
     more: bool  # items are still pending
+    claimed: int = 0  # items this chunk took (0: none was free, another chunk holds the rest)
     judged: int = 0
     # Submissions re-judged: the caller announces their current verdicts (only new ones go out).
     rejudged: list[str] = field(default_factory=list)
@@ -118,17 +124,23 @@ def run_chunk(
     with store.sessions() as s, s.begin():
         job = audit_jobs.get_audit_job(s, job_id)
         pipeline_name = job.pipeline
-        pending = audit_jobs.pending_items(s, job_id, limit=limit or settings.audit_chunk)
-    chunk = Chunk(more=True)
+        # Leased for as long as a chunk's task may run: one the worker killed frees its items then.
+        pending = audit_jobs.claim_items(
+            s, job_id, limit=limit or settings.audit_chunk, lease_s=settings.task_time_limit_s + _LEASE_SLACK_S
+        )
+    chunk = Chunk(more=True, claimed=len(pending))
     if pending:
         pipelines = get_pipelines(pipeline_name, settings)
-    for submission_id in pending:
+    for index, submission_id in enumerate(pending):
         with store.sessions() as s:
             before = audit_jobs.current_outcome(s, submission_id)
         try:
             rejudge(store, settings, submission_id, pipelines, actor=actor, choice=pipeline_name)
         except TRANSIENT_ERRORS:
-            raise  # the task retries the chunk; the item stays pending
+            # The task retries the chunk; the items left stay pending, free for the retry at once.
+            with store.sessions() as s, s.begin():
+                audit_jobs.release_items(s, job_id, pending[index:])
+            raise
         except Exception as exc:  # one photo's failure is kept on its item; the job goes on
             with store.sessions() as s, s.begin():
                 audit_jobs.record_item(

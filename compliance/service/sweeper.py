@@ -15,6 +15,10 @@ Queueing twice is harmless (tasks are idempotent); queueing never is what this p
 submission is queued at the stage it waits for (``verdicts.cascade_waits_for``): the baseline's (CPU)
 queue until the baseline's judgments are stored, the MLLM's (GPU) queue once it was escalated.
 
+The sweeper process exports the global gauges (queue depths, submissions by status, current verdicts
+by outcome) on ``sweeper_metrics_port``: one exporter for the whole deployment, where every API
+replica exporting them made a sum of replicas count them several times.
+
 The sweeper process also removes photo files nothing refers to (``compliance.service.orphans``),
 at its own slower cadence (``orphan_sweep_interval_s``) in a thread of its own, so a long walk of
 the blob folder never holds up re-queueing.
@@ -31,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from compliance import metrics
 from compliance.pipeline import CASCADE
+from compliance.queue.app import AUDIT
 from compliance.queue.publisher import BrokerUnavailable, Publisher
 from compliance.queue.routing import Route, routes
 from compliance.service.orphans import sweep_photos_every
@@ -38,8 +43,8 @@ from compliance.service.verdicts import cascade_waits_for
 from compliance.settings import Settings
 from compliance.store import Store, audit_jobs, backlog, webhooks
 from compliance.store.backlog import UNFINISHED, Waiting
-from compliance.store.db import alone
-from compliance.store.models import SubmissionStatus, utcnow
+from compliance.store.db import alone, database_now
+from compliance.store.models import SubmissionStatus
 
 log = logging.getLogger("compliance.sweeper")
 
@@ -82,7 +87,9 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
         depths = publisher.queue_depths()
     except Exception as exc:  # redis-py and amqp raise several kinds; all mean the broker is not there
         raise BrokerUnavailable(str(exc)) from exc
-    now = utcnow()
+    with store.sessions() as s:
+        # Rows were written by other hosts: their ages are read on the database's clock, not this host's.
+        now = database_now(s)
     limit = settings.sweep_batch
 
     if lost_since is not None:
@@ -115,14 +122,20 @@ def _sweep(store: Store, settings: Settings, publisher: Publisher, result: Sweep
     overdue = now - timedelta(seconds=settings.sweep_received_after_s)
     with store.sessions() as s:
         due = webhooks.due_deliveries(s, before=overdue, limit=limit)
-        stalled = audit_jobs.stalled_jobs(s, before=stale_before, limit=limit)
+        # A chunk waiting in the queue, or one running (its items claimed), is not lost: re-queueing
+        # it would start a second chain of the job.
+        stalled = (
+            audit_jobs.stalled_jobs(s, stale_s=settings.sweep_stale_after_s, limit=limit)
+            if depths.get(AUDIT, 0) == 0
+            else []
+        )
     for delivery_id in due:
         publisher.deliver(delivery_id)
         result.deliveries += 1
     for job_id in stalled:
         publisher.audit(job_id)
         with store.sessions() as s, s.begin():
-            audit_jobs.get_audit_job(s, job_id).updated_at = utcnow()  # one re-queue per stale period
+            audit_jobs.touch(s, job_id)  # one re-queue per stale period
         result.audits += 1
 
 
@@ -167,6 +180,19 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
     must not walk the blob folder every minute; ``compliance db sweep-photos`` is the cron form)."""
     store = Store.open(settings, migrate=False)
     publisher = Publisher(settings)
+    exporter = None
+    if settings.sweeper_metrics_port and not once:  # a cron sweep is gone before any scrape
+        where = f"{settings.sweeper_metrics_host}:{settings.sweeper_metrics_port}"
+        try:
+            exporter, _ = metrics.serve_service_metrics(
+                service_collector(store, publisher),
+                host=settings.sweeper_metrics_host,
+                port=settings.sweeper_metrics_port,
+            )
+        except OSError as exc:  # re-queueing matters more than the gauges: say so loudly and sweep on
+            log.error("cannot export the service's gauges on %s: %s", where, exc)
+        else:
+            log.info("service gauges on http://%s/metrics", where)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -198,4 +224,21 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
         stop.wait(settings.sweep_interval_s)
     if photos is not None:
         photos.join(timeout=60)  # it stops between two prefixes of the blob folder
+    if exporter is not None:
+        exporter.shutdown()
+        exporter.server_close()
     store.engine.dispose()
+
+
+def service_collector(store: Store, publisher: Publisher) -> metrics.ServiceCollector:
+    """The global gauges, read from the broker and the database when scraped."""
+
+    def statuses() -> dict[str, int]:
+        with store.sessions() as s:
+            return backlog.count_by_status(s)
+
+    def outcomes() -> dict[str, int]:
+        with store.sessions() as s:
+            return backlog.count_by_outcome(s)
+
+    return metrics.ServiceCollector(publisher.queue_depths, statuses, outcomes)

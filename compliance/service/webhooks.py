@@ -25,7 +25,8 @@ import httpx
 
 from compliance.settings import Settings
 from compliance.store import Store, submissions, webhooks
-from compliance.store.models import DeliveryStatus, Submission, VerdictRecord, utcnow
+from compliance.store.db import database_now
+from compliance.store.models import DeliveryStatus, Submission, VerdictRecord
 
 EVENT = "verdict.decided"
 SIGNATURE_HEADER = "X-Compliance-Signature"
@@ -312,7 +313,7 @@ def deliver(store: Store, settings: Settings, delivery_id: int, client: httpx.Cl
         delivery = webhooks.get_delivery(s, delivery_id, lock=True)
         if delivery is None or delivery.status is not DeliveryStatus.PENDING:
             return Attempted(None)
-        now = utcnow()
+        now = database_now(s)  # next_attempt_at was set by another host: compare on one clock
         if delivery.next_attempt_at > now + timedelta(seconds=1):
             return Attempted(None)  # a duplicate message: the real one is scheduled
         if not delivery.webhook.active:
@@ -352,6 +353,6 @@ def deliver(store: Store, settings: Settings, delivery_id: int, client: httpx.Cl
             backoff_max_s=settings.webhook_backoff_max_s,
         )
         if delivery.status is DeliveryStatus.PENDING:
-            wait = (delivery.next_attempt_at - utcnow()).total_seconds()
+            wait = (delivery.next_attempt_at - database_now(s)).total_seconds()
             return Attempted(DeliveryStatus.PENDING, retry_in_s=max(0.0, wait))
         return Attempted(delivery.status)

@@ -2,8 +2,9 @@
 keeping the verdict before and after, so that the job reports how many changed, from what to what
 and by which reasons.
 
-Items are chosen once, when the job is made, and worked through in chunks by short tasks: a task
-that dies leaves its items pending for the next one; an item judged twice writes one verdict.
+Items are chosen once, when the job is made, and worked through in chunks by short tasks. A chunk
+claims its items for a lease (``claim_items``): a task that dies leaves them pending, taken again
+once the lease ends; two chunks running at once never take the same item.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from compliance.store.audit import SYSTEM, record_event
+from compliance.store.db import database_now
 from compliance.store.errors import InvalidAuditJob, UnknownAuditJob
 from compliance.store.models import (
     AuditItemStatus,
@@ -120,21 +122,49 @@ def list_audit_jobs(session: Session, carrier_id: int | None, *, limit: int = 50
     return list(session.scalars(query.order_by(AuditJob.created_at.desc(), AuditJob.id).limit(limit)))
 
 
-def pending_items(session: Session, job_id: str, *, limit: int) -> list[str]:
-    """The next submissions of the job to re-judge (and the job marked running)."""
+def claim_items(session: Session, job_id: str, *, limit: int, lease_s: float) -> list[str]:
+    """Take the next pending submissions of the job to re-judge, for ``lease_s`` (and mark the job
+    running). An item another chunk holds is skipped: two chains of one job (a chunk re-queued while
+    the first still ran) never judge one item twice. Rows locked by a concurrent claim are skipped on
+    PostgreSQL (``FOR UPDATE SKIP LOCKED``); SQLite's write transactions take turns anyway."""
+    now = database_now(session)
     job = get_audit_job(session, job_id)
     if job.status is AuditJobStatus.QUEUED:
         job.status = AuditJobStatus.RUNNING
-        job.started_at = utcnow()
+        job.started_at = job.updated_at = now
         session.flush()
-    return list(
-        session.scalars(
-            sa.select(AuditJobItem.submission_id)
-            .where(AuditJobItem.job_id == job_id, AuditJobItem.status == AuditItemStatus.PENDING)
-            .order_by(AuditJobItem.submission_id)
-            .limit(limit)
+    query = (
+        sa.select(AuditJobItem)
+        .where(
+            AuditJobItem.job_id == job_id,
+            AuditJobItem.status == AuditItemStatus.PENDING,
+            sa.or_(AuditJobItem.claimed_until.is_(None), AuditJobItem.claimed_until < now),
         )
+        .order_by(AuditJobItem.submission_id)
+        .limit(limit)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    items = list(session.scalars(query))
+    for item in items:
+        item.claimed_until = now + timedelta(seconds=lease_s)
+    session.flush()
+    return [item.submission_id for item in items]
+
+
+def release_items(session: Session, job_id: str, submission_ids: Sequence[str]) -> None:
+    """Give back claimed items that are still pending (a chunk that stops on a transient error), so
+    its retry takes them at once instead of after the lease."""
+    if submission_ids:
+        session.execute(
+            sa.update(AuditJobItem)
+            .where(
+                AuditJobItem.job_id == job_id,
+                AuditJobItem.submission_id.in_(list(submission_ids)),
+                AuditJobItem.status == AuditItemStatus.PENDING,
+            )
+            .values(claimed_until=None)
+        )
 
 
 def current_outcome(session: Session, submission_id: str) -> tuple[Outcome | None, list[str]]:
@@ -164,6 +194,7 @@ def record_item(
     else:
         item.status = AuditItemStatus.FAILED
         item.error = error
+    item.claimed_until = None
     item.done_at = utcnow()
     session.flush()
 
@@ -178,7 +209,7 @@ def finish_if_complete(session: Session, job_id: str) -> bool:
         .select_from(AuditJobItem)
         .where(AuditJobItem.job_id == job_id, AuditJobItem.status == AuditItemStatus.PENDING)
     )
-    job.updated_at = utcnow()
+    job.updated_at = database_now(session)
     if left:
         session.flush()
         return False
@@ -196,16 +227,33 @@ def finish_if_complete(session: Session, job_id: str) -> bool:
     return True
 
 
-def stalled_jobs(session: Session, *, before: datetime, limit: int) -> list[str]:
-    """Jobs not finished whose last progress was before ``before`` (their task was lost)."""
+def stalled_jobs(session: Session, *, stale_s: float, limit: int) -> list[str]:
+    """Jobs not finished, without progress for ``stale_s`` and with no item held by a live chunk
+    (their task was lost), by the database's clock. A job a chunk still works on is never stalled,
+    however slow: re-queueing it would start a second chain."""
+    now = database_now(session)
+    live = sa.exists().where(
+        AuditJobItem.job_id == AuditJob.id,
+        AuditJobItem.status == AuditItemStatus.PENDING,
+        AuditJobItem.claimed_until >= now,
+    )
     return list(
         session.scalars(
             sa.select(AuditJob.id)
-            .where(AuditJob.status != AuditJobStatus.DONE, AuditJob.updated_at < before)
+            .where(
+                AuditJob.status != AuditJobStatus.DONE,
+                AuditJob.updated_at < now - timedelta(seconds=stale_s),
+                ~live,
+            )
             .order_by(AuditJob.updated_at)
             .limit(limit)
         )
     )
+
+
+def touch(session: Session, job_id: str) -> None:
+    """The job made progress now (the database's clock): the sweeper waits a stale period again."""
+    get_audit_job(session, job_id).updated_at = database_now(session)
 
 
 @dataclass(frozen=True, slots=True)

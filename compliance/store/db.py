@@ -1,7 +1,9 @@
 """Engines, sessions and migrations.
 
 The schema is Alembic's (``migrations/``): ``upgrade(url)`` brings a database to head and is what
-the CLI, API and workers call on start. ``Base.metadata.create_all`` is not used outside tests.
+the CLI and the embedded API call on start; in production it is a step of its own (``compliance db
+upgrade``) and every API host, worker and sweeper only checks, with ``require_head``, that the
+database is at the revision its code expects. ``Base.metadata.create_all`` is not used outside tests.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -160,6 +164,55 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+class SchemaMismatch(RuntimeError):
+    """The database is not at the revision this code expects: a host must not start on it."""
+
+
+def require_head(url: str | URL) -> None:
+    """Raise ``SchemaMismatch`` (one line, saying what to run) unless the database at ``url`` is at
+    this code's head revision. Old code on a newer schema, or new code before the migration step,
+    would read and write columns that are not there."""
+    engine = make_engine(url)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if current != head:
+        at = f"at revision {current}" if current else "not migrated"
+        raise SchemaMismatch(
+            f"the database is {at} but this code expects {head}: "
+            "run `compliance db upgrade` (the migrations step) with the code that expects it, then start again"
+        )
+
+
+def prepare_schema(url: str | URL, *, migrate: bool) -> None:
+    """What a host does with the schema on start: migrate it when ``migrate`` (the embedded
+    default, ``COMPLIANCE_MIGRATE_ON_START``), then refuse to go on unless it is at head."""
+    if migrate:
+        try:
+            upgrade(url)
+        except CommandError as exc:  # a revision this code does not know: a newer version migrated it
+            raise SchemaMismatch(
+                f"the database is at a revision this code does not know ({exc}): "
+                "start the version that migrated it, or `compliance db upgrade` with this one's migrations"
+            ) from None
+    require_head(url)
+
+
+def database_now(session: Session | sa.Connection) -> datetime:
+    """The database's clock, aware UTC. Rows are compared with it, never with this host's clock:
+    another host wrote them, and hosts' clocks drift apart."""
+    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
+    if dialect.name == "sqlite":
+        # CURRENT_TIMESTAMP is whole seconds on SQLite; this is milliseconds, UTC.
+        text = session.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    # The statement's time, not the transaction's start (CURRENT_TIMESTAMP), which a long transaction holds.
+    value = session.execute(sa.text("SELECT statement_timestamp()")).scalar_one()
+    return value.astimezone(UTC)
 
 
 @contextmanager

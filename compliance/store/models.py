@@ -613,6 +613,9 @@ class AuditJobItem(Base):
     after_reasons: Mapped[list[str] | None] = mapped_column(sa.JSON)
     error: Mapped[str | None] = mapped_column(sa.Text)
     done_at: Mapped[datetime | None]
+    # The lease of the chunk that took this pending item (the database's clock): no other chunk
+    # takes it until then.
+    claimed_until: Mapped[datetime | None]
 
 
 class DriverPrechecks(Base):

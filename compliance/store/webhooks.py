@@ -15,13 +15,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from compliance.store.audit import SYSTEM, record_event
+from compliance.store.db import database_now
 from compliance.store.errors import InvalidRegistration, UnknownWebhook
 from compliance.store.models import (
     DeliveryStatus,
     Webhook,
     WebhookAttempt,
     WebhookDelivery,
-    utcnow,
 )
 from compliance.store.registry import get_carrier
 
@@ -93,7 +93,7 @@ def queue_deliveries(
     dialect = session.connection().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     created = []
-    now = utcnow()
+    now = database_now(session)
     for webhook_id in hooks:
         statement = (
             insert(WebhookDelivery.__table__)
@@ -141,7 +141,7 @@ def record_attempt(
     if delivery is None:
         raise LookupError(f"no webhook delivery {delivery_id}")
     delivery.attempts += 1
-    now = utcnow()
+    now = database_now(session)  # the next attempt is compared, on other hosts, with this clock
     session.add(
         WebhookAttempt(
             delivery_id=delivery.id,

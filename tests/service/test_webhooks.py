@@ -347,3 +347,24 @@ def test_any_exception_is_a_counted_attempt(decided: Decided) -> None:
             s.get(WebhookDelivery, delivery_id).next_attempt_at = utcnow()  # type: ignore[union-attr]
         assert service.deliver(decided.store, decided.settings, delivery_id, client).status is DeliveryStatus.FAILED
     assert decided.delivery(delivery_id).attempts == 2
+
+
+def test_a_host_whose_clock_is_ahead_does_not_retry_early(
+    decided: Decided, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    decided.settings.webhook_allow_private = True
+    delivery_id = decided.delivery_to(f"http://127.0.0.1:{receiver.port}/hook")
+    with decided.store.sessions() as s, s.begin():  # another host scheduled the retry ten minutes from now
+        s.execute(sa.update(WebhookDelivery).values(next_attempt_at=utcnow() + timedelta(minutes=10)))
+    ahead = utcnow() + timedelta(hours=1)  # this worker's clock is an hour ahead of the database's
+    monkeypatch.setattr(service, "utcnow", lambda: ahead, raising=False)
+    assert decided.deliver(delivery_id).status is None  # not due: a duplicate message, dropped
+    assert receiver.requests == []
+    with decided.store.sessions() as s, s.begin():  # due by the database's clock: sent
+        s.execute(sa.update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=5)))
+    assert decided.deliver(delivery_id).status is DeliveryStatus.DELIVERED
+    assert len(receiver.requests) == 1

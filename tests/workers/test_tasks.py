@@ -248,8 +248,7 @@ def test_upload_to_verdict_end_to_end(stack: ServiceStack, receiver: Receiver) -
     passed = [line for line in text.splitlines() if line.startswith('compliance_verdicts_total{outcome="PASS"')]
     assert passed and float(passed[0].split()[-1]) >= 1.0, text[:2000]
     assert 'compliance_stage_seconds_count{stage="judge.plate"}' in text
-    assert 'compliance_queue_depth{queue="multistage"} 0.0' in text
-    assert 'compliance_submissions{status="decided"} 3.0' in text
+    assert "compliance_queue_depth" not in text  # the sweeper's to export (tests/service/test_hosts.py)
     store.engine.dispose()
 
 

@@ -39,11 +39,10 @@ def audit_start(
     """Start a batch audit and follow it with a progress bar; prints the diff at the end."""
     from compliance.queue.publisher import Publisher
     from compliance.service.audits import start_audit
-    from compliance.store import Store
 
     settings = get_settings()
     with user_errors():
-        store = Store.open(settings)
+        store = open_store()
         publisher = Publisher(settings)
         started = start_audit(
             store,

@@ -97,9 +97,18 @@ def pipeline_choice(choice: str) -> tuple[str, ...]:
 
 
 def open_store() -> Store:
+    """The store as every admin command opens it: migrated first only where hosts migrate on start
+    (``COMPLIANCE_MIGRATE_ON_START``); in production a command never migrates behind the step's back,
+    and refuses in one line a schema that is not at its code's revision."""
     from compliance.store import Store
+    from compliance.store.db import SchemaMismatch, prepare_schema
 
-    return Store.open(settings_for())
+    settings = settings_for()
+    try:
+        prepare_schema(settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaMismatch as exc:
+        raise fail(str(exc)) from None
+    return Store.open(settings, migrate=False)
 
 
 def parse_when(text: str | None) -> datetime | None:

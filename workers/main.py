@@ -19,6 +19,7 @@ from celery.signals import celeryd_after_setup, worker_process_init
 from compliance.pipelines import get_pipeline
 from compliance.queue.app import JUDGE_BATCH, MLLM, MULTISTAGE, QUEUES, WEBHOOKS, make_celery
 from compliance.settings import get_settings
+from compliance.store.db import SchemaMismatch, prepare_schema
 from workers.tasks import register_tasks, reset_runtime
 
 settings = get_settings()
@@ -52,10 +53,20 @@ def lacking(queues: Any) -> str | None:
 @celeryd_after_setup.connect
 def _queues_served(instance: Any, **_: Any) -> None:
     """``celery -A workers.main worker -Q mllm`` is checked too, once -Q is applied."""
-    if reason := lacking(instance.app.amqp.queues.consume_from):
+    if reason := lacking(instance.app.amqp.queues.consume_from) or schema_refused():
         print(f"error: {reason}", file=sys.stderr)
         # SystemExit, not an Exception: Celery logs and ignores those from a signal's receivers.
         raise SystemExit(2)
+
+
+def schema_refused() -> str | None:
+    """Why this worker may not run on the database (``compliance worker`` asks before it gets here;
+    a worker started with ``celery -A`` or ``python -m`` is asked here), or None."""
+    try:
+        prepare_schema(settings.database_url, migrate=settings.migrate_on_start)
+    except SchemaMismatch as exc:
+        return str(exc)
+    return None
 
 
 def preload() -> None:
@@ -78,7 +89,7 @@ def serve_metrics(port: int) -> None:
 
 def run(queues: list[str], concurrency: int | None, metrics_port: int | None, loglevel: str) -> None:
     # Here too: app.worker_main drops the exit code of a worker that refused to start.
-    if reason := lacking(queues):
+    if reason := lacking(queues) or schema_refused():
         sys.exit(f"error: {reason}")
     if metrics_port is not None:
         serve_metrics(metrics_port)

@@ -4,6 +4,9 @@ first only when COMPLIANCE_MIGRATE_ON_START)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from compliance.api.app import create_app
 from compliance.settings import Settings, get_settings
 from compliance.store.db import SchemaMismatch, current_revision, head_revision, make_engine, upgrade
 from tests.cli.helpers import assert_one_line_error, run
+from tests.conftest import REPO
 
 
 @pytest.fixture()
@@ -50,6 +54,16 @@ def test_no_host_starts_on_a_database_behind_its_code(host_env: Path, monkeypatc
     for command in (["api"], ["worker", "--queue", "multistage"], ["sweeper", "--once"], ["registry", "list"]):
         code, _, stderr = run(*command)
         assert_one_line_error(code, stderr, "0008_prechecks", head_revision(), "compliance db upgrade")
+    # A worker started without the CLI (``python -m workers.main``, ``celery -A workers.main``) too.
+    started = subprocess.run(
+        [sys.executable, "-m", "workers.main", "--queue", "multistage"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode != 0 and "0008_prechecks" in started.stderr, started.stderr[-2000:]
+    assert "compliance db upgrade" in started.stderr and "Traceback" not in started.stderr
     assert revision(host_env) == "0008_prechecks"  # nothing migrated it
     with pytest.raises(SchemaMismatch, match="compliance db upgrade"):
         create_app(Settings(database_url=url, blob_dir=host_env / "blobs", migrate_on_start=False))

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMPLIANCE_", env_nested_delimiter="__", extra="ignore")
 
     database_url: str = "sqlite:///compliance.db"
+    # The dashboard's pages and exports only read: point them at a PostgreSQL read replica to keep
+    # their scans off the primary. Sign-in and every write (reviews, audits) use database_url.
+    database_read_url: str | None = None
     blob_dir: Path = Path("data/blobs")
     # Where photos live: unset means the folder blob_dir (the embedded default); "file:///abs/path" or
     # "s3://bucket/prefix" for any S3-compatible store (credentials and endpoint from the AWS_* variables).

@@ -198,7 +198,7 @@ def signed_in(request: Request) -> Viewer | None:
     # The cookie's own expiry slides with use (idle); this bound does not (absolute).
     if time.time() - at > request.app.state.settings.session_absolute_s:
         return None
-    with request.app.state.read_sessions() as s:
+    with request.app.state.primary_reads() as s:
         user = users.get_user(s, uid)
         if user is None or not user.active or user.session_version != version:
             return None

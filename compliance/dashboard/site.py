@@ -25,7 +25,7 @@ from compliance.dashboard.security import (
 from compliance.dashboard.templating import HERE, PLOTLY_VERSION, plotly_js, render
 from compliance.reports.period import ReportZone
 from compliance.settings import Settings
-from compliance.store.db import session_factory
+from compliance.store.db import make_engine, session_factory
 
 PREFIX = "/dashboard"
 
@@ -71,8 +71,13 @@ def install(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     app.state.report_zone = ReportZone.named(settings.dashboard_timezone)
     app.state.sign_in_throttle = SignInThrottle.on(settings.limits_redis_url, namespace=settings.database_url)
-    # Pages only read: on SQLite a deferred transaction, so a long export never holds the write lock.
-    app.state.read_sessions = session_factory(app.state.store.engine, read_only=True)
+    # Pages only read: on SQLite a deferred transaction, so a long export never holds the write lock;
+    # with COMPLIANCE_DATABASE_READ_URL, on a replica. A reviewer's decision is checked again on the
+    # primary (record_review's over_verdict), so a replica's lag can refuse a review, never misplace one.
+    read_engine = make_engine(settings.database_read_url) if settings.database_read_url else app.state.store.engine
+    app.state.read_sessions = session_factory(read_engine, read_only=True)
+    # Who is signed in is read on the primary: a user disabled or signed out ends there at once.
+    app.state.primary_reads = session_factory(app.state.store.engine, read_only=True)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(settings),

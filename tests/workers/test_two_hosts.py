@@ -29,7 +29,7 @@ from tests.conftest import POSTGRES_URL, REPO, postgres_unavailable
 from tests.databases import postgres_schema
 from tests.s3server import S3Server
 from tests.service.conftest import PASSING_PHOTO, SAMPLES, Carrier, add_carrier
-from tests.service.stack import Process, RedisServer, free_port, wait_for
+from tests.service.stack import Process, RedisServer, free_port, start_api, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
@@ -66,23 +66,7 @@ def _compliance_env(folder: Path, shared: dict[str, str]) -> dict[str, str]:
 def _start_api(name: str, root: Path, shared: dict[str, str]) -> Host:
     folder = root / name
     folder.mkdir()
-    port = free_port()
-    process = Process(
-        ["api", "--host", "127.0.0.1", "--port", str(port)],
-        _compliance_env(folder, shared),
-        folder / "api.log",
-        cwd=folder,
-    ).start()
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.process is not None and process.process.poll() is None, process.output()[-3000:]
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 90, f"API host {name} to answer")
+    process, base = start_api(_compliance_env(folder, shared), folder / "api.log", folder)
     return Host(name, process, base)
 
 

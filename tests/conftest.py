@@ -15,6 +15,7 @@ from compliance.store import db
 from compliance.store.blobs import PhotoStore
 from tests.databases import postgres_schema
 from tests.s3server import S3Server
+from tests.service.stack import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 # ultralytics must neither use the network nor write to the home folder.
@@ -146,3 +147,13 @@ def photo_names(photos: PhotoStore) -> set[str]:
         names |= {b.name for b in found.blobs} | {t.name for t in found.temporary}
         names |= {f".orphan-{a.name}" for a in found.aside}
     return names
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis for the session (``tests.service.stack.RedisServer``: keeps nothing on disk),
+    for every room whose code counts or queues in Redis."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()

@@ -2,4 +2,4 @@
 the service's stack in tests/service (the benches import its helpers from there) and is brought
 into this room here."""
 
-from tests.service.conftest import api, redis_server  # noqa: F401 - fixtures for this room
+from tests.service.conftest import api  # noqa: F401 - fixtures for this room

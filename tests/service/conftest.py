@@ -55,14 +55,6 @@ def png16(source: Path = PASSING_PHOTO) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.kill()
-
-
 @dataclass
 class Carrier:
     id: int

@@ -1,4 +1,4 @@
-"""``/healthz`` (the process is up), ``/readyz`` (database and broker reachable), ``/metrics``."""
+"""``/healthz`` (the process is up), ``/readyz`` (database, broker and photo store reachable), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from compliance.api.errors import ApiError
 router = APIRouter(tags=["health"])
 
 
-@router.get("/readyz", responses={503: {"description": "the database or the broker is unreachable"}})
+@router.get("/readyz", responses={503: {"description": "the database, the broker or the photo store is unreachable"}})
 def readyz(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
-    """Ready to take uploads: the database answers and the broker answers. (An upload is still
-    accepted while the broker is down; it waits, RECEIVED, for the sweeper.)"""
+    """Ready to take uploads: the database, the broker and the photo store answer. (An upload is
+    still accepted while the broker is down; it waits, RECEIVED, for the sweeper. One is refused
+    while the photo store is away: a load balancer should send it elsewhere.)"""
     checks: dict[str, str] = {}
     try:
         with store.engine.connect() as connection:
@@ -27,6 +28,7 @@ def readyz(store: StoreDep, publisher: PublisherDep) -> JSONResponse:
     except Exception as exc:  # any failure: not ready, and say why
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["broker"] = "ok" if publisher.ping() else "unreachable"
+    checks["photo_store"] = "ok" if store.blobs.reachable() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503

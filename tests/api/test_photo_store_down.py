@@ -45,7 +45,10 @@ def test_an_upload_while_the_store_is_away_is_a_503_and_leaves_nothing(
     with TestClient(app, raise_server_exceptions=False) as client:
         api = Api(settings, store, client, acme, acme)
         assert api.upload().status_code == 202
+        assert client.get("/readyz").json()["checks"]["photo_store"] == "ok"
         own_s3.kill()
+        not_ready = client.get("/readyz")  # at once: the probe does not wait out the store's retries
+        assert not_ready.status_code == 503 and not_ready.json()["checks"]["photo_store"] == "unreachable"
         refused = api.upload(photo=PASSING_PHOTO.read_bytes() + b"\x00")  # new bytes: the put must reach the store
         error = assert_error(refused, 503, "photo_store_unavailable")
         assert "照片存储" in error["message"] and "photo store" in error["message"]

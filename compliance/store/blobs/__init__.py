@@ -51,6 +51,9 @@ class PhotoStore(Protocol):
 
     def exists(self, sha256: str) -> bool: ...
 
+    def reachable(self) -> bool:
+        """Whether the store answers now, asked once and briefly (``/readyz``): no retries."""
+
     # The orphan sweep's side (``compliance.service.orphans``).
 
     def prefixes(self) -> list[str]:

@@ -54,6 +54,14 @@ class BlobStore:
             raise InvalidBlobKey(f"not a SHA-256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
+    def reachable(self) -> bool:
+        """The folder is there (or can be made) and this process may write in it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.root, os.W_OK | os.X_OK)
+
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 

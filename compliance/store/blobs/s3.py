@@ -85,6 +85,15 @@ class S3BlobStore:
             },
             retry_config={"max_retries": 10, "retry_timeout": _RETRY_TIMEOUT},
         )
+        self._probe = S3Store.from_url(
+            url,
+            client_options={
+                "timeout": "2s",
+                "connect_timeout": "1s",
+                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
+            },
+            retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=2)},
+        )
         self._found: dict[str, None] = {}
         self._lock = threading.Lock()
 
@@ -99,6 +108,16 @@ class S3BlobStore:
 
     def _aside_key(self, sha256: str) -> str:
         return f"{sha256[:2]}/{sha256[2:4]}/{_ASIDE}{sha256}"
+
+    def reachable(self) -> bool:
+        # A client of its own: one short try, where the store's requests retry for up to 30 s.
+        try:
+            obstore.head(self._probe, "readyz-probe")
+        except (NotFoundError, FileNotFoundError):
+            return True  # it answered: nothing by that name
+        except BaseError:
+            return False
+        return True
 
     @_reaching
     def exists(self, sha256: str) -> bool:

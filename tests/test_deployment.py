@@ -300,3 +300,17 @@ def test_a_worker_for_the_mllm_queue_without_celery_batches_refuses_to_start(sta
         "error: the mllm queue needs celery-batches, which this install lacks: install the GPU worker's "
         "extra (pip install 'compliance[worker-gpu]') or serve the other queues"
     )
+
+
+def test_serve_asked_for_the_mllm_worker_without_the_gpu_extra_refuses_in_one_line(tmp_path: Path) -> None:
+    done = without_gpu_stack(
+        """
+        import sys
+        from compliance.cli import app
+        sys.argv = ["compliance", "serve", "--mllm"]
+        app()
+        """,
+        tmp_path,
+    )
+    assert done.returncode != 0
+    assert "compliance[worker-gpu]" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]

@@ -5,6 +5,7 @@ Imports stay inside the commands so that ``compliance --help`` loads neither the
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -127,10 +128,22 @@ def sweeper(
 def serve(
     host: Annotated[str, typer.Option(help="API address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port")] = 8080,
-    mllm: Annotated[bool, typer.Option(help="start a worker for the mllm queue (loads the MLLM)")] = True,
+    mllm: Annotated[
+        bool | None,
+        typer.Option(help="start a worker for the mllm queue (loads the MLLM); default: if the GPU extra is installed"),
+    ] = None,
 ) -> None:
     """Start the API, one worker per queue and the sweeper, and keep them running (Ctrl-C stops all)."""
     settings = get_settings()
+    # The mllm queue's worker needs the GPU worker's extra (celery-batches, transformers): without
+    # it that worker would refuse to start, and be restarted, every second.
+    try:
+        gpu_extra = importlib.util.find_spec("celery_batches") is not None
+    except ImportError:
+        gpu_extra = False
+    if mllm and not gpu_extra:
+        raise fail("--mllm needs the GPU worker's extra: pip install 'compliance[worker-gpu]' (or leave out --mllm)")
+    mllm = gpu_extra if mllm is None else mllm
     _host_ready(settings, serves_api=True)  # once, before the processes race to migrate
     folder = _metrics_dir(clear=True)  # once here, not by each process it starts
     me = [sys.executable, "-c", "from compliance.cli import main; main()"]

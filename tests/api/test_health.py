@@ -11,7 +11,8 @@ METRICS = {"Authorization": "Bearer metrics-scraper-token"}
 def test_health_readiness_and_metrics(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok", "photo_store": "ok"}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "photo_store": "ok"}
     api.upload()
     text = api.client.get("/metrics", headers=METRICS).text
     assert 'compliance_stage_seconds_count{stage="accept.validate"}' in text

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from compliance.store.audit import SYSTEM, record_event
-from compliance.store.models import Submission, SubmissionStatus, utcnow
+from compliance.store.models import Submission, SubmissionStatus, database_clock
 
 UNFINISHED = (SubmissionStatus.RECEIVED, SubmissionStatus.QUEUED, SubmissionStatus.PROCESSING)
 
@@ -43,7 +43,7 @@ def mark_queued(
     rows = session.execute(
         sa.update(Submission)
         .where(Submission.id.in_(submission_ids), Submission.status.in_(from_statuses))
-        .values(status=SubmissionStatus.QUEUED, updated_at=utcnow())
+        .values(status=SubmissionStatus.QUEUED, updated_at=database_clock())
         .returning(Submission.id, Submission.attempts)
         .execution_options(synchronize_session=False)
     ).all()
@@ -66,7 +66,7 @@ def unqueue(session: Session, submission_id: str, *, actor: str = SYSTEM) -> boo
     moved = session.execute(
         sa.update(Submission)
         .where(Submission.id == submission_id, Submission.status == SubmissionStatus.QUEUED)
-        .values(status=SubmissionStatus.RECEIVED, updated_at=utcnow())
+        .values(status=SubmissionStatus.RECEIVED, updated_at=database_clock())
         .returning(Submission.attempts)
         .execution_options(synchronize_session=False)
     ).first()

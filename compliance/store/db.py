@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -205,14 +205,9 @@ def prepare_schema(url: str | URL, *, migrate: bool) -> None:
 def database_now(session: Session | sa.Connection) -> datetime:
     """The database's clock, aware UTC. Rows are compared with it, never with this host's clock:
     another host wrote them, and hosts' clocks drift apart."""
-    dialect = session.get_bind().dialect if isinstance(session, Session) else session.dialect
-    if dialect.name == "sqlite":
-        # CURRENT_TIMESTAMP is whole seconds on SQLite; this is milliseconds, UTC.
-        text = session.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-    # The statement's time, not the transaction's start (CURRENT_TIMESTAMP), which a long transaction holds.
-    value = session.execute(sa.text("SELECT statement_timestamp()")).scalar_one()
-    return value.astimezone(UTC)
+    from compliance.store.models import database_clock
+
+    return session.execute(sa.select(database_clock())).scalar_one()
 
 
 @contextmanager

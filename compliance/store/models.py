@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -22,6 +23,7 @@ from sqlalchemy.orm import (
     mapped_column,
     relationship,
 )
+from sqlalchemy.sql.functions import FunctionElement
 
 from compliance.store.errors import AuditTrailImmutable
 from compliance.verdicts import Outcome
@@ -86,6 +88,27 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class database_clock(FunctionElement[datetime]):
+    """The database's clock, aware UTC, as a SQL expression: the times other hosts compare with
+    theirs (``updated_at`` of a submission or an audit job, read by the sweeper) are written with
+    it, never with the writing host's clock, since hosts' clocks drift apart."""
+
+    type = UtcDateTime()
+    inherit_cache = True
+
+
+@compiles(database_clock)
+def _database_clock(element: database_clock, compiler: Any, **kw: Any) -> str:
+    # The statement's time, not the transaction's start (CURRENT_TIMESTAMP), which a long one holds.
+    return "statement_timestamp()"
+
+
+@compiles(database_clock, "sqlite")
+def _database_clock_sqlite(element: database_clock, compiler: Any, **kw: Any) -> str:
+    # CURRENT_TIMESTAMP is whole seconds on SQLite; this is UTC in the layout SQLAlchemy stores.
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
 
 
 class SubmissionStatus(StrEnum):
@@ -190,6 +213,7 @@ class Site(Base):
 
 class Submission(Base):
     __tablename__ = "submissions"
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
     __table_args__ = (
         sa.UniqueConstraint("carrier_id", "idempotency_key"),
         sa.Index("ix_submissions_carrier_created", "carrier_id", "created_at"),
@@ -258,7 +282,9 @@ class Submission(Base):
     # The pipeline asked for (it picks the queue); None: the deployment's default (service_pipeline).
     pipeline: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The database's clock on every change (the sweeper compares it with the database's, too);
+    # fetched back at once (eager_defaults), so the object still reads it after its session.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=database_clock())
 
     carrier: Mapped[Carrier] = relationship()
     driver: Mapped[Driver] = relationship()
@@ -582,6 +608,7 @@ class AuditJob(Base):
     """A batch re-judging of a carrier's stored photos with the current models."""
 
     __tablename__ = "audit_jobs"
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
     __table_args__ = (sa.Index("ix_audit_jobs_carrier_created", "carrier_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_submission_id)
@@ -593,7 +620,9 @@ class AuditJob(Base):
     total: Mapped[int] = mapped_column(default=0)
     created_by: Mapped[str] = mapped_column(sa.String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The database's clock on every change (the sweeper compares it with the database's, too);
+    # fetched back at once (eager_defaults), so the object still reads it after its session.
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=database_clock())
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

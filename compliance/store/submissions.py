@@ -30,6 +30,7 @@ from compliance.store.models import (
     SubmissionSource,
     SubmissionStatus,
     Vehicle,
+    database_clock,
     new_submission_id,
     utcnow,
 )
@@ -166,7 +167,8 @@ def _insert_if_theirs(session: Session, values: dict[str, Any]) -> str | None:
     DO NOTHING: the new id, or None when nothing was written."""
     connection = session.connection()
     statement = _insert_statement(connection.dialect.name, values["vehicle_id"] is not None, tuple(values))
-    return connection.execute(statement, {f"new_{k}": v for k, v in values.items()}).scalar_one_or_none()
+    given = {f"new_{k}": v for k, v in values.items() if k != "updated_at"}
+    return connection.execute(statement, given).scalar_one_or_none()
 
 
 @functools.cache
@@ -180,7 +182,8 @@ def _insert_statement(dialect: str, with_vehicle: bool, columns: tuple[str, ...]
         conditions.append(
             sa.exists().where(Vehicle.id == param["vehicle_id"], Vehicle.carrier_id == param["carrier_id"])
         )
-    row = sa.select(*(param[name] for name in columns)).where(*conditions)
+    # updated_at is the database's clock, as every later change writes it (the sweeper compares it).
+    row = sa.select(*(database_clock() if name == "updated_at" else param[name] for name in columns)).where(*conditions)
     insert: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     statement = (
         insert.from_select(list(columns), row)
@@ -197,7 +200,7 @@ def _insert_statement(dialect: str, with_vehicle: bool, columns: tuple[str, ...]
     # A type PostgreSQL must be told (the JSON of EXIF findings) is rendered as a cast, ``:x::JSON``,
     # which text() does not read as a parameter: written as CAST(:x AS JSON) it does.
     sql = _CAST.sub(r"CAST(\1 AS \2)", sql)
-    return sa.text(sql).bindparams(*param.values()).columns(table.c.id)
+    return sa.text(sql).bindparams(*(p for name, p in param.items() if name != "updated_at")).columns(table.c.id)
 
 
 _CAST = re.compile(r"(:new_\w+)::(\w+)")

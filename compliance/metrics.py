@@ -16,14 +16,16 @@ Two kinds:
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, make_wsgi_app, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -137,14 +139,52 @@ class _Joined(Collector):
             yield from registry.collect()
 
 
-def serve_service_metrics(collector: Collector, *, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+def serve_service_metrics(
+    collector: Collector, *, host: str, port: int, token: str | None = None
+) -> tuple[WSGIServer, threading.Thread]:
     """The global gauges (``collector``) and this process's own metrics, on ``host:port``: what the
-    sweeper exports. Stop it with ``server.shutdown()``."""
+    sweeper exports (``serve_guarded``)."""
     extra = CollectorRegistry(auto_describe=False)
     extra.register(collector)
     joined = CollectorRegistry(auto_describe=False)
     joined.register(_Joined((_own_registry(), extra)))
-    return start_http_server(port, addr=host, registry=joined)
+    return serve_guarded(joined, host=host, port=port, token=token)
+
+
+def serve_guarded(
+    registry: CollectorRegistry, *, host: str, port: int, token: str | None
+) -> tuple[WSGIServer, threading.Thread]:
+    """``registry`` on ``host:port``, guarded as the API's /metrics is: the bearer of ``token`` (the
+    metrics token), or with none, only a client on this host. One scrape at a time (the sweeper's
+    costs the database two counts), and a client that dawdles is dropped. Stop it with
+    ``server.shutdown()``."""
+    server = make_server(host, port, _scrapers_only(make_wsgi_app(registry), token), handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _scrapers_only(app: Callable[..., Iterable[bytes]], token: str | None) -> Callable[..., Iterable[bytes]]:
+    expected = f"Bearer {token}".encode() if token is not None else None
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if expected is not None:
+            allowed = hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", "").encode(), expected)
+        else:
+            allowed = ipaddress.ip_address(environ.get("REMOTE_ADDR", "0.0.0.0")).is_loopback
+        if not allowed:
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")])
+            return [b"these metrics need the metrics token (COMPLIANCE_METRICS_TOKEN)\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    timeout = 10  # seconds a client may take to send its request
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def render(*collectors: Collector) -> bytes:

@@ -31,7 +31,11 @@ ROLES = ("api", "worker-cpu", "worker-gpu")
 OURS = sorted(name for name, service in SERVICES.items() if "build" in service)
 WORKERS = sorted(name for name in OURS if name.startswith("worker-"))
 # What an operator must set; the rest have defaults.
-REQUIRED = {"COMPLIANCE_SESSION_SECRET": "a-session-secret-every-api-host-shares", "S3_SECRET_KEY": "a-bucket-secret"}
+REQUIRED = {
+    "COMPLIANCE_SESSION_SECRET": "a-session-secret-every-api-host-shares",
+    "S3_SECRET_KEY": "a-bucket-secret",
+    "COMPLIANCE_METRICS_TOKEN": "a-scrape-token",
+}
 
 
 def interpolated(value: str, variables: dict[str, str]) -> str:

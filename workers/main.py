@@ -16,6 +16,7 @@ from typing import Any
 
 from celery.signals import celeryd_after_setup, worker_process_init
 
+from compliance import metrics
 from compliance.pipelines import get_pipeline
 from compliance.queue.app import JUDGE_BATCH, MLLM, MULTISTAGE, QUEUES, WEBHOOKS, make_celery
 from compliance.settings import get_settings
@@ -80,11 +81,14 @@ def preload() -> None:
 
 
 def serve_metrics(port: int) -> None:
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    """This host's worker processes' counters on ``port``: to the bearer of the metrics token, or with
+    none to a scraper on this host only (``compliance.metrics.serve_guarded``)."""
+    from prometheus_client import CollectorRegistry, multiprocess
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    start_http_server(port, registry=registry)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    metrics.serve_guarded(registry, host="0.0.0.0", port=port, token=token)
 
 
 def run(queues: list[str], concurrency: int | None, metrics_port: int | None, loglevel: str) -> None:

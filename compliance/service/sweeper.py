@@ -188,6 +188,7 @@ def run_sweeper(settings: Settings, *, once: bool = False, stop: threading.Event
                 service_collector(store, publisher),
                 host=settings.sweeper_metrics_host,
                 port=settings.sweeper_metrics_port,
+                token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
             )
         except OSError as exc:  # re-queueing matters more than the gauges: say so loudly and sweep on
             log.error("cannot export the service's gauges on %s: %s", where, exc)

@@ -4,8 +4,10 @@ are read on the database's clock). On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -242,3 +244,33 @@ def test_failed_sign_ins_on_two_hosts_count_against_one_limit(
             assert sign_in(client, "ops", "guess").status_code == 401
         assert sign_in(a, "ops", PASSWORD).status_code == 429  # the limit is one, whichever host counted
         assert sign_in(b, "ops", PASSWORD).status_code == 429
+
+
+def test_the_sweepers_metrics_port_answers_the_metrics_token_or_this_host_only() -> None:
+    from prometheus_client.core import GaugeMetricFamily
+
+    from compliance import metrics
+
+    class Gauges:
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            yield GaugeMetricFamily("compliance_submissions", "by status", value=7)
+
+    port = free_port()
+    server, _ = metrics.serve_service_metrics(Gauges(), host="0.0.0.0", port=port, token="s3cret-token")
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert httpx.get(url, timeout=5).status_code == 401
+        assert httpx.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
+        scraped = httpx.get(url, headers={"Authorization": "Bearer s3cret-token"}, timeout=5)
+        assert scraped.status_code == 200 and "compliance_submissions 7.0" in scraped.text
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Without a token: a client on this host only, as the API's /metrics (asked as the WSGI server
+    # asks it, with the address the connection came from: this machine may have no other interface).
+    guarded = metrics._scrapers_only(lambda environ, start: [b"gauges"], None)
+    answers: list[str] = []
+    for remote in ("127.0.0.1", "::1", "192.0.2.2", "203.0.113.7"):
+        body = guarded({"REMOTE_ADDR": remote}, lambda status, headers: answers.append(status))
+        assert (b"".join(body) == b"gauges") == ipaddress.ip_address(remote).is_loopback
+    assert answers == ["401 Unauthorized", "401 Unauthorized"]

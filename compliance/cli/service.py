@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -30,7 +31,11 @@ def _host_ready(settings: Settings, *, serves_api: bool) -> None:
     store (so there may be several of them) share one session secret."""
     from compliance.store.db import SchemaMismatch, prepare_schema
 
-    if serves_api and (settings.blob_url or "").startswith("s3://") and settings.session_secret is None:
+    if (
+        serves_api
+        and urlsplit(settings.blob_url or "").scheme.lower() not in ("", "file")
+        and settings.session_secret is None
+    ):
         raise fail(
             "set COMPLIANCE_SESSION_SECRET: with photos in an object store there may be several API hosts, "
             "and a sign-in form from one host is refused by another unless all sign with the same secret"

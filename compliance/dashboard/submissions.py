@@ -125,8 +125,9 @@ def licence_photo_size(blobs: PhotoStore, sha256: str) -> tuple[int, int] | None
     """The licence photo's oriented size from its header alone (one ranged read of the store), the
     whole photo only where the header runs past that (a huge EXIF block); None if it is gone."""
     try:
+        header = blobs.head(sha256, HEADER_BYTES)  # a store that is away is said so, not retried twice
         try:
-            return oriented_size(blobs.head(sha256, HEADER_BYTES))
+            return oriented_size(header)
         except Exception:  # the header did not fit, PIL could not tell: any parse error, read it all
             return oriented_size(blobs.get(sha256))
     except MissingBlob:

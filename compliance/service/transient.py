@@ -1,5 +1,6 @@
-"""Errors that say "try again later" rather than "this photo cannot be judged": the database or the
-broker unreachable, a model server down or out of memory. Tasks retry these with backoff."""
+"""Errors that say "try again later" rather than "this photo cannot be judged": the database, the
+broker or the photo store unreachable, a model server down or out of memory. Tasks retry these with
+backoff."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from compliance.mllm.backends.base import MllmError
+from compliance.store.errors import PhotoStoreUnavailable
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,
@@ -18,6 +20,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     MllmError,
+    PhotoStoreUnavailable,
     ConnectionError,
     TimeoutError,
 )

@@ -37,11 +37,12 @@ def revision(path: Path) -> str | None:
 def test_an_api_host_over_an_object_store_needs_the_shared_session_secret(
     host_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("COMPLIANCE_BLOB_URL", "s3://photos/compliance")
-    get_settings.cache_clear()
-    for command in (["api"], ["serve", "--no-mllm"]):
-        code, _, stderr = run(*command)
-        assert_one_line_error(code, stderr, "COMPLIANCE_SESSION_SECRET", "object store")
+    for url in ("s3://photos/compliance", "S3://photos/compliance"):  # the scheme, however written
+        monkeypatch.setenv("COMPLIANCE_BLOB_URL", url)
+        get_settings.cache_clear()
+        for command in (["api"], ["serve", "--no-mllm"]):
+            code, _, stderr = run(*command)
+            assert_one_line_error(code, stderr, "COMPLIANCE_SESSION_SECRET", "object store")
     assert revision(host_env) is None  # refused before anything was done
 
 

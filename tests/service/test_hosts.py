@@ -274,3 +274,32 @@ def test_the_sweepers_metrics_port_answers_the_metrics_token_or_this_host_only()
         body = guarded({"REMOTE_ADDR": remote}, lambda status, headers: answers.append(status))
         assert (b"".join(body) == b"gauges") == ipaddress.ip_address(remote).is_loopback
     assert answers == ["401 Unauthorized", "401 Unauthorized"]
+
+
+def test_an_audit_waits_out_a_photo_store_that_is_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket that does not answer is a "try again later", as a database or broker that does not:
+    the chunk hands its items back for the retry instead of recording them failed for good."""
+    from compliance.store.blobs import s3 as s3_store
+    from compliance.store.errors import PhotoStoreUnavailable
+    from compliance.store.models import AuditItemStatus, AuditJobItem
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(s3_store, "_RETRY_TIMEOUT", timedelta(seconds=1))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", blob_url="s3://photos/away", audit_chunk=3)
+    store, (carrier_id, _, _) = decided_store(settings, 3)
+    with store.sessions() as s, s.begin():
+        job_id = audit_jobs.create_audit_job(s, carrier_id, pipeline="multistage").id
+    with pytest.raises(PhotoStoreUnavailable):
+        run_chunk(store, settings, job_id)
+    with store.sessions() as s:
+        items = list(s.scalars(sa.select(AuditJobItem).where(AuditJobItem.job_id == job_id)))
+    assert [i.status for i in items] == [AuditItemStatus.PENDING] * 3  # none given up on
+    assert all(i.claimed_until is None for i in items)  # free for the retry at once
+    store.engine.dispose()

@@ -13,8 +13,9 @@ an upload that finds an old unreferenced photo already stored is closed from bot
 - the sweep deletes an old unreferenced object only after copying it aside
   (``<prefix>/ab/cd/.orphan-<sha256>``); it then reads the database again and puts back every
   object some row now refers to (``settle_aside(keep=True)``), deleting the rest of the copies;
-- an upload whose put found the object already there checks, once its row has committed, that the
-  object is still there, and puts it again if not (``confirm``).
+- every upload checks, once its row has committed, that its object is still there, and puts it
+  again if not (``confirm``: one HEAD; asked even when the put created the object, in case a store
+  ignores ``If-None-Match``).
 
 Whatever the order: if the row committed before the sweep's second read, the sweep puts the photo
 back; if after, the upload's check comes after the delete and writes the photo again. A reader may
@@ -26,7 +27,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -44,8 +44,6 @@ from compliance.store.errors import CorruptBlob, InvalidBlobKey, MissingBlob, Ph
 log = logging.getLogger("compliance.blobs")
 P = ParamSpec("P")
 T = TypeVar("T")
-# A put that found its object already there, remembered until its row commits (``confirm``).
-_FOUND_KEPT = 4096
 # How long one request may keep retrying a store that is away (a restart, a network blip) before
 # the upload is refused with a 5xx and the client retries: short of a load balancer's timeout.
 _RETRY_TIMEOUT = timedelta(seconds=30)
@@ -94,8 +92,6 @@ class S3BlobStore:
             },
             retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=2)},
         )
-        self._found: dict[str, None] = {}
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
@@ -134,21 +130,15 @@ class S3BlobStore:
         try:
             obstore.put(self._s3, self.key(sha256), data, mode="create")
         except AlreadyExistsError:
-            with self._lock:  # confirm() checks it is still there once the row has committed
-                self._found[sha256] = None
-                while len(self._found) > _FOUND_KEPT:
-                    del self._found[next(iter(self._found))]
+            pass  # stored already: confirm() checks it is still there once the row has committed
         return sha256
 
     def confirm(self, sha256: str, data: bytes) -> None:
-        """Called once the row that refers to ``sha256`` has committed: if the put found the object
-        already there (it may have been an old orphan the sweep was deleting), make sure it still
-        is, and write it again if not. The row is committed whatever happens here, so a store that
-        is away now is logged, not raised: the upload was accepted and must be answered so."""
-        with self._lock:
-            found = self._found.pop(sha256, False) is None
-        if not found:
-            return
+        """Called once the row that refers to ``sha256`` has committed: make sure the photo is still
+        there, and write it again if not. Always asked (one HEAD), not only when the put found the
+        object already there: a store that ignores ``If-None-Match`` would have let the put through
+        silently while the sweep was deleting that old orphan. The row is committed whatever happens
+        here, so a store that is away now is logged, not raised: the upload was accepted."""
         try:
             if not self.exists(sha256):
                 obstore.put(self._s3, self.key(sha256), data)

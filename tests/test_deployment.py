@@ -150,7 +150,7 @@ def test_api_and_workers_share_no_volume() -> None:
 
 
 def test_photos_go_to_the_s3_service() -> None:
-    assert "s3" in SERVICES and "s3-bucket" in SERVICES
+    assert "s3" in SERVICES
     for name in OURS:
         env = environment(name, REQUIRED)
         assert env["COMPLIANCE_BLOB_URL"] == "s3://photos/", name
@@ -158,11 +158,22 @@ def test_photos_go_to_the_s3_service() -> None:
         assert env["AWS_SECRET_ACCESS_KEY"] == REQUIRED["S3_SECRET_KEY"], name
         assert "COMPLIANCE_BLOB_DIR" not in env, name
         if name != "migrations":
-            assert SERVICES[name]["depends_on"]["s3-bucket"]["condition"] == "service_completed_successfully"
+            assert SERVICES[name]["depends_on"]["s3"]["condition"] == "service_healthy", name
     # The server knows the same key, and allows that identity its bucket only.
     identities = json.loads(interpolated(COMPOSE["configs"]["s3-identities"]["content"], REQUIRED))["identities"]
     assert [i["credentials"][0]["secretKey"] for i in identities] == [REQUIRED["S3_SECRET_KEY"]]
     assert identities[0]["actions"] == ["Read:photos", "Write:photos", "List:photos"]
+
+
+def test_only_the_s3_gateway_is_on_the_network_and_only_for_who_needs_photos() -> None:
+    script = " ".join(SERVICES["s3"]["command"])
+    # Master, volume and filer have no authentication: the container's loopback only.
+    assert "-ip.bind=127.0.0.1" in script and "-s3.ip.bind=0.0.0.0" in script
+    assert "-s3.port.iceberg=0" in script and "-s3.port.lance=0" in script  # no other listeners
+    assert "s3.bucket.create" in script and "test -f /tmp/bucket-ready" in SERVICES["s3"]["healthcheck"]["test"][1]
+    assert SERVICES["s3"]["networks"] == ["photos"]
+    on_photos = {name for name, service in SERVICES.items() if "photos" in service.get("networks", [])}
+    assert on_photos == {"s3", "api", "sweeper", "worker-cpu", "worker-gpu"}
 
 
 def test_migrations_run_once_as_their_own_step() -> None:

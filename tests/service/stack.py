@@ -328,6 +328,8 @@ class ServiceStack:
             **broker,
             "broker_connect_timeout_s": 0.5,
             "webhook_allow_private": True,
+            # Shared by every API process, as production's (and required with an object store).
+            "session_secret": "a-session-secret-every-api-process-of-the-stack-shares",
             **values,
         }
         self.metrics_dir = folder / "metrics"

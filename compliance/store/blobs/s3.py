@@ -65,6 +65,19 @@ def _reaching(method: Callable[P, T]) -> Callable[P, T]:
     return reach
 
 
+def _client(url: str, *, timeout_s: int, connect_s: int, retries: int, retry_for: timedelta) -> S3Store:
+    return S3Store.from_url(
+        url,
+        # Passing client options drops the ones obstore reads from the environment: say it again.
+        client_options={
+            "timeout": f"{timeout_s}s",
+            "connect_timeout": f"{connect_s}s",
+            "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
+        },
+        retry_config={"max_retries": retries, "retry_timeout": retry_for},
+    )
+
+
 class S3BlobStore:
     """The photo store in a bucket, under a prefix (``s3://bucket/prefix``)."""
 
@@ -73,25 +86,9 @@ class S3BlobStore:
         if parts.scheme != "s3" or not parts.netloc:
             raise ValueError(f"not an S3 URL (s3://bucket/prefix): {url!r}")
         self.url = url
-        self._s3 = S3Store.from_url(
-            url,
-            # Passing client options drops the ones obstore reads from the environment: say it again.
-            client_options={
-                "timeout": "30s",
-                "connect_timeout": "5s",
-                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
-            },
-            retry_config={"max_retries": 10, "retry_timeout": _RETRY_TIMEOUT},
-        )
-        self._probe = S3Store.from_url(
-            url,
-            client_options={
-                "timeout": "2s",
-                "connect_timeout": "1s",
-                "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true",
-            },
-            retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=2)},
-        )
+        self._s3 = _client(url, timeout_s=30, connect_s=5, retries=10, retry_for=_RETRY_TIMEOUT)
+        # /readyz's: one short try, where the store's requests retry for up to 30 s.
+        self._probe = _client(url, timeout_s=2, connect_s=1, retries=0, retry_for=timedelta(seconds=2))
 
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
@@ -106,7 +103,6 @@ class S3BlobStore:
         return f"{sha256[:2]}/{sha256[2:4]}/{_ASIDE}{sha256}"
 
     def reachable(self) -> bool:
-        # A client of its own: one short try, where the store's requests retry for up to 30 s.
         try:
             obstore.head(self._probe, "readyz-probe")
         except (NotFoundError, FileNotFoundError):

@@ -186,7 +186,7 @@ def negotiate(accept_language: str | None, default: Language = "en") -> Language
     if not accept_language:
         return default
     ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate(accept_language.split(",")[:MAX_RANGES]):
+    for position, part in enumerate(accept_language.split(",", MAX_RANGES)[:MAX_RANGES]):
         tag, _, params = part.partition(";")
         tag = tag.strip().lower().replace("_", "-")  # tags are case-insensitive; zh_CN is a common slip
         weight = 1.0

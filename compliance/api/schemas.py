@@ -413,6 +413,34 @@ class WebhookIn(BaseModel):
     )
 
 
+class EventVerdict(BaseModel):
+    id: int = Field(description="de-duplicate by it: delivery is at least once")
+    outcome: Outcome
+    reasons: list[str] = Field(description=REASONS)
+    reason_messages: dict[str, list[str]] = Field(
+        description='each reason\'s explanation in both languages, keyed by language tag ({"zh-CN": [...], '
+        '"en": [...]}), each list in the order of `reasons`'
+    )
+    decided_at: datetime
+    decided_by: str = Field(description="machine, or the reviewer who decided")
+    pipeline: str
+    model_version: str
+    policy_version: str
+
+
+class VerdictEvent(BaseModel):
+    """The JSON body POSTed to a webhook when a verdict is decided (compact, UTF-8, keys sorted)."""
+
+    event: Literal["verdict.decided"]
+    submission_id: str
+    status: Status
+    driver_id: int
+    vehicle_id: int | None
+    job_id: str | None
+    site: str | None
+    verdict: EventVerdict
+
+
 class WebhookOut(BaseModel):
     id: int
     url: str

@@ -10,6 +10,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from compliance.api.schemas import VerdictEvent
 from compliance.messages import MESSAGES
 from compliance.store.models import WebhookDelivery
 from tests.service.conftest import Api
@@ -83,6 +84,7 @@ def test_a_webhook_carries_the_codes_and_both_languages(api: Api) -> None:
     verdict = body["verdict"]
     assert verdict["reasons"] == REASONS
     assert verdict["reason_messages"] == {"zh-CN": in_("zh"), "en": in_("en")}
+    VerdictEvent.model_validate(body)  # the body the spec documents (the registration's callback)
 
 
 def test_the_spec_documents_the_messages_and_the_header(api: Api) -> None:
@@ -99,3 +101,10 @@ def test_the_spec_documents_the_messages_and_the_header(api: Api) -> None:
     ):
         (header,) = [p for p in spec["paths"][path][method]["parameters"] if p["name"] == "Accept-Language"]
         assert header["in"] == "header" and "zh" in header["description"], path
+    # A webhook's body, as the registration's callback: codes, and messages in both languages.
+    (callback,) = spec["paths"]["/v1/webhooks"]["post"]["callbacks"].values()
+    (operation,) = [path["post"] for path in callback.values()]
+    event = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    verdict = schemas[schemas[event]["properties"]["verdict"]["$ref"].rsplit("/", 1)[1]]
+    assert verdict["properties"]["reason_messages"]["type"] == "object"
+    assert "zh-CN" in verdict["properties"]["reason_messages"]["description"]

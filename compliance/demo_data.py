@@ -560,8 +560,8 @@ class _Writer:
                         if dialect == "postgresql":
                             _copy(connection, model.__table__, rows, texts)
                         else:  # Core executemany: one statement per table, no ORM bookkeeping
-                            table = _as_text(model.__table__)
-                            connection.execute(table.insert(), texts.rows(model.__table__, rows))
+                            as_text = _as_text(model.__table__)
+                            connection.execute(as_text.insert(), texts.rows(model.__table__, rows))
                 done += len(chunk)
                 yield done
             if dialect == "postgresql":

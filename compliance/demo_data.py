@@ -831,7 +831,8 @@ class _JsonTexts:
     def text(self, value: Any) -> str:
         found = self._texts.get(id(value))
         if found is None:
-            found = self._texts[id(value)] = (value, json.dumps(value))
+            # Compact: 100,000 copies of a photo's judgments, a tenth smaller without the spaces.
+            found = self._texts[id(value)] = (value, json.dumps(value, separators=(",", ":")))
         return found[1]
 
     def rows(self, table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

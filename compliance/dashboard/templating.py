@@ -30,7 +30,8 @@ from compliance.store.models import Role
 from compliance.verdicts import Outcome
 
 HERE = Path(__file__).resolve().parent
-templates = Jinja2Templates(directory=HERE / "templates", extensions=["jinja2.ext.i18n"])
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.add_extension("jinja2.ext.i18n")
 # {% trans %} blocks are one line in the catalogue, however the template wraps them.
 templates.env.policies["ext.i18n.trimmed"] = True
 templates.env.install_gettext_callables(template_gettext, template_ngettext, newstyle=True)  # type: ignore[attr-defined]
@@ -146,6 +147,8 @@ WORDS: dict[str, dict[str, str]] = {
         "output errors": N_("output errors"),
         "unsure values": N_("unsure values"),
     },
+    # The names the audit trail gives the system (compliance.store.models.MACHINE, audit.SYSTEM).
+    "actor": {"machine": N_("machine"), "system": N_("system"), "cli": N_("command line")},
     "source": {"cli": N_("CLI"), "api": N_("API"), "audit": N_("audit"), "demo": N_("demo")},
 }
 
@@ -197,6 +200,7 @@ templates.env.globals.update(
     sort_name=lambda v: word("sort", v),
     source_name=lambda v: word("source", v),
     judgment_name=judgment_word,
+    actor_name=lambda v: word("actor", v),
     native_names=NATIVE_NAMES,
 )
 

@@ -15,6 +15,13 @@ from tests.service.stack import RedisServer
 CHROMIUM = os.environ.get("COMPLIANCE_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
+@pytest.fixture(autouse=True)
+def english_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the pages' English (the catalogue's source): a site here speaks English
+    unless a test asks for Chinese (test_language.py does, and checks the default is Chinese)."""
+    monkeypatch.setenv("COMPLIANCE_DEFAULT_LANGUAGE", "en")
+
+
 def _served(database_url: str, folder: Path, **overrides: object) -> Iterator[Site]:
     server, site = serve(database_url, folder, **overrides)
     with server:

@@ -78,7 +78,7 @@ def test_a_submission_shows_each_box_the_pipeline_found_on_the_photo(site: Site,
     assert f"{stored.face.similarity:.3f}" in tab.page.inner_text(".licence-panel")
     # And whether the scene's face is live, as the pipeline judged it (with its score where it gave one).
     assert stored.face.live.value == "yes" and stored.face.live_score is not None  # a 382 px face, judged
-    live = f"活体 live: yes (score {stored.face.live_score:.2f}, threshold 0.25)"
+    live = f"live: yes (score {stored.face.live_score:.2f}, threshold 0.25)"
     assert live in tab.page.inner_text(".licence-panel")
     assert tab.page.locator(".licence-panel g.shape.face rect").count() == 1
     # Both pipelines' judgments side by side, the plate they disagree on marked, the MLLM's answer.

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from compliance.dashboard.filters import find_driver_id, find_vehicle_id, parse_day
-from compliance.dashboard.language import gettext
+from compliance.dashboard.language import N_, gettext
 from compliance.dashboard.security import Admin, NotFound, SignedIn, Viewer, check_csrf
 from compliance.dashboard.templating import render
 from compliance.reports.period import ReportZone
@@ -187,7 +187,8 @@ def start_audit(
     if started.total and not started.published:
         request.session[_NOTICE] = {
             "job": started.job_id,
-            "text": gettext("The queue could not be reached: the audit is saved and starts when the sweeper finds it."),
+            # Worded when shown, in the language of the page that shows it.
+            "text": N_("The queue could not be reached: the audit is saved and starts when the sweeper finds it."),
         }
     return RedirectResponse(f"/dashboard/audits/{started.job_id}", status_code=303)
 
@@ -222,7 +223,7 @@ def audit_page(request: Request, job_id: str, viewer: SignedIn) -> Response:
             "failed": failed,
             "submissions": submissions,
             "changed_shown": CHANGED_SHOWN,
-            "notice": notice["text"] if notice else None,
+            "notice": gettext(notice["text"]) if notice else None,
         }
         return render(request, "audit.html", context)
 

@@ -173,6 +173,11 @@ def words(text: str) -> str:
     return " ".join(word("value", token) for token in str(text).split(" "))
 
 
+def fields(text: str | None) -> str:
+    """The fields the pipelines disagree on as stored ("plate,face"), in the reader's words."""
+    return ", ".join(judgment_word(name) for name in (text or "").split(",") if name)
+
+
 def _explain(code: str) -> str:
     """A reason or precheck code's explanation, from the one table (compliance.messages)."""
     return message(code, message_language())
@@ -186,6 +191,7 @@ templates.env.filters.update(
     compact_json=_compact_json,
     explain=_explain,
     words=words,
+    fields=fields,
 )
 templates.env.globals.update(
     Outcome=Outcome,

@@ -241,7 +241,10 @@ def english_left(html: str) -> list[str]:
     visible = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
     # Stored data shown as it is: the audit trail's JSON and its action names.
     visible = re.sub(r'<td class="(?:json|code)">.*?</td>', " ", visible, flags=re.S)
-    visible = re.sub(r"<[^>]+>", " ", visible).replace("&#39;", "'").replace("&amp;", "&")
+    # What a reader sees of the markup: placeholders, tooltips, labels read out, image text.
+    shown = " ".join(re.findall(r'\s(?:placeholder|title|aria-label|alt)="([^"]*)"', visible))
+    visible = re.sub(r"<[^>]+>", " ", visible) + " " + shown
+    visible = visible.replace("&#39;", "'").replace("&amp;", "&")
     words = [t for t in _TOKEN.findall(visible) if _WORD.fullmatch(t)]
     return [w for w in words if not w.isupper() and w.rstrip(".") not in _ALLOWED]
 

@@ -33,7 +33,7 @@ def test_every_page_speaks_chinese_to_a_chinese_browser(site: Site, visit) -> No
     # What plotly drew (titles, legends, axes) is the reader's language too.
     drawn = tab.page.locator("#chart-verdicts .main-svg").first.inner_html()
     assert "每日提交数（按判定结果）" in drawn and "待人工审核" in drawn
-    tab.screenshot("overview-zh")
+    tab.screenshot("overview-zh", full_page=False)
     pages = {
         "/dashboard/": "总览",
         "/dashboard/submissions": "提交记录",
@@ -58,7 +58,7 @@ def test_every_page_speaks_chinese_to_a_chinese_browser(site: Site, visit) -> No
     english.go("/dashboard/")
     _charts_drawn(english)
     assert english.page.inner_text("h1") == "Overview"
-    english.screenshot("overview-en")
+    english.screenshot("overview-en", full_page=False)
 
 
 def test_a_reviewer_completes_a_review_by_keyboard_in_chinese(site: Site, visit) -> None:
@@ -67,7 +67,7 @@ def test_a_reviewer_completes_a_review_by_keyboard_in_chinese(site: Site, visit)
     tab.page.wait_for_selector("form#decision")
     assert site.review_taxi in tab.page.inner_text(".heading")
     assert "与驾驶证是同一人吗？" in tab.page.inner_text("#decision")
-    tab.screenshot("review-queue-zh")
+    tab.screenshot("review-queue-zh", full_page=False)
     tab.page.keyboard.press("f")  # reject without a reason: the page says what to do, in Chinese
     assert tab.page.inner_text("#hint") == "请先选择原因：按 1–9，或从列表中选择后再按 F。"
     tab.page.keyboard.press("Escape")
@@ -91,7 +91,7 @@ def test_the_language_switch_changes_the_page_and_is_remembered(site: Site, visi
     assert tab.page.url.endswith("/dashboard/review")  # the same page, now in English
     assert tab.page.inner_text("h1").startswith("Review queue")
     assert "Same person as the licence?" in tab.page.inner_text("#decision")
-    tab.screenshot("review-queue-en")
+    tab.screenshot("review-queue-en", full_page=False)
     with site.store.sessions() as s:
         assert users.find_user(s, "acme.reviewer").language == "en"
     # Saved on the user: another browser, still set to Chinese, shows English after signing in.

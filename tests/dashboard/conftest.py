@@ -82,7 +82,7 @@ class Visitor:
         self.page.fill("input[name=username]", username)
         self.page.fill("input[name=password]", password)
         with self.page.expect_navigation():
-            self.page.click("button[type=submit]")
+            self.page.click("form.login button[type=submit]")
 
     def screenshot(self, name: str, *, full_page: bool = True) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -239,8 +239,8 @@ _WORD = re.compile(r"[A-Za-z]{3,}(?:'[a-z]+)?\.?")
 def english_left(html: str) -> list[str]:
     """Latin words a reader sees on the page (text, not markup, scripts or stored data), bar codes."""
     visible = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
-    # Stored data shown as it is: the audit trail's JSON and its action names.
-    visible = re.sub(r'<td class="(?:json|code)">.*?</td>', " ", visible, flags=re.S)
+    # Stored data shown as it is: the audit trail's JSON and action names, the model's diagnostics.
+    visible = re.sub(r'<td class="(?:[^"]* )?(?:json|code)"[^>]*>.*?</td>', " ", visible, flags=re.S)
     # What a reader sees of the markup: placeholders, tooltips, labels read out, image text.
     shown = " ".join(re.findall(r'\s(?:placeholder|title|aria-label|alt)="([^"]*)"', visible))
     visible = re.sub(r"<[^>]+>", " ", visible) + " " + shown

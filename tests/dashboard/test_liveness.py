@@ -81,7 +81,7 @@ def test_the_submission_page_shows_the_live_score(judged: Judged) -> None:
     small = judged.client.get(f"/dashboard/submissions/{judged.small}").text
     assert 'live: <strong class="answer unknown">unknown</strong></span>' in small  # no score to show
     chinese = judged.client.get(f"/dashboard/submissions/{judged.spoof}", headers={"Accept-Language": "zh"}).text
-    assert '活体：<strong class="answer no">否</strong> (分数 0.07, 阈值 0.25)' in chinese
+    assert '活体： <strong class="answer no">否</strong> (分数 0.07, 阈值 0.25)' in chinese
 
 
 def test_the_review_queue_shows_the_live_score(judged: Judged) -> None:

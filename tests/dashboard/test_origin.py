@@ -89,7 +89,7 @@ def test_the_submission_page_shows_position_distance_and_exif(origins: Origins) 
         origins.client.get(f"/dashboard/submissions/{origins.far}", headers={"Accept-Language": "zh-CN"}).text
     )
     assert "拍摄地点与来源" in chinese and "距场地" in chinese and "半径 500 米" in chinese
-    assert re.search(r"222[45] m</strong> 超出半径", chinese) and "修图软件：美图秀秀" in chinese
+    assert re.search(r"222[45] m</strong> 超出半径", chinese) and "修图软件： 美图秀秀" in chinese
 
 
 def test_the_review_queue_shows_them_too(origins: Origins) -> None:

@@ -94,16 +94,18 @@ def negotiate(accept_language: str | None) -> DashboardLanguage | None:
     return None
 
 
-def choose(viewer_language: str | None, chosen: object, accept_language: str | None, default: str) -> str:
-    """The user's setting, else the switch's choice in the session, else the browser's, else the default."""
-    for candidate in (viewer_language, chosen):
-        if candidate in LANGUAGES:
-            return str(candidate)
+def choose(chosen: object, accept_language: str | None, default: str) -> str:
+    """For someone with no setting of their own: the switch's choice kept in the session, else the
+    browser's, else the default."""
+    if chosen in LANGUAGES:
+        return str(chosen)
     return negotiate(accept_language) or default
 
 
 class _Speech:
-    """One request's language, decided when first asked: by then the viewer, if any, is known."""
+    """One request's language. The viewer's setting is read at each call, since the viewer is known
+    only once the route's dependencies have run (``current_viewer`` puts it in the request's state);
+    the rest (session, browser, default) is worked out once."""
 
     __slots__ = ("_language", "default", "scope")
 
@@ -122,7 +124,7 @@ class _Speech:
             session = self.scope.get("session") or {}
             headers = dict(self.scope.get("headers") or [])
             accept = headers.get(b"accept-language", b"").decode("latin-1")
-            self._language = choose(None, session.get(SESSION_KEY), accept, self.default)
+            self._language = choose(session.get(SESSION_KEY), accept, self.default)
         return self._language
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from compliance.dashboard.language import (
     LANGUAGES,
@@ -21,6 +23,7 @@ from compliance.dashboard.language import (
     message_language,
     template_gettext,
     template_ngettext,
+    translations,
     zone_name,
 )
 from compliance.dashboard.security import csrf_token
@@ -155,9 +158,14 @@ WORDS: dict[str, dict[str, str]] = {
 
 def word(kind: str, value: object) -> str:
     """The reader's word for a stored value (an enum's or its ``value``); the value itself if none."""
-    text = str(getattr(value, "value", value))
+    return _word(kind, str(getattr(value, "value", value)), current_language())
+
+
+@cache
+def _word(kind: str, text: str, language: str) -> str:
+    # A few hundred words a page, on every row: looked up once per language.
     found = WORDS[kind].get(text)
-    return gettext(found) if found is not None else text
+    return translations(language).gettext(found) if found is not None else text
 
 
 def outcome_word(value: object) -> str:
@@ -183,6 +191,48 @@ def _explain(code: str) -> str:
     return message(code, message_language())
 
 
+def explained(codes: list[str]) -> list[tuple[str, str]]:
+    """Codes with their explanations, for a list of options (one call, not two filters an option)."""
+    language = message_language()
+    return [(code, message(code, language)) for code in codes]
+
+
+# On every row of a list: Python, not Jinja macros, which cost tens of microseconds a call.
+def outcome_badge(outcome: Outcome | None) -> Markup:
+    """A verdict in the reader's words; the code (PASS, FAIL, REVIEW) stays the badge's class and title."""
+    return _badge(outcome.value if outcome is not None else None, current_language())
+
+
+@cache
+def _badge(code: str | None, language: str) -> Markup:
+    if code is None:
+        return Markup('<span class="badge pending">%s</span>') % _word("outcome", "pending", language)
+    return Markup('<span class="badge %s" title="%s">%s</span>') % (
+        code.lower(),
+        code,
+        _word("outcome", code, language),
+    )
+
+
+def reason(code: str, extra: str = "") -> Markup:
+    """A reason code as integrations know it, explained (compliance.messages) on hover."""
+    return Markup('<span class="reason%s" title="%s" data-reason="%s">%s</span>') % (
+        extra,
+        _explain(code),
+        code,
+        code,
+    )
+
+
+def reason_explained(code: str) -> Markup:
+    """A reason code with its explanation written out beside it."""
+    return Markup('<span class="reason" data-reason="%s">%s</span> <span class="reason-text">%s</span>') % (
+        code,
+        code,
+        _explain(code),
+    )
+
+
 templates.env.filters.update(
     local=_local,
     pct=_pct,
@@ -198,6 +248,10 @@ templates.env.globals.update(
     Role=Role,
     plotly_version=PLOTLY_VERSION,
     languages=LANGUAGES,
+    outcome_badge=outcome_badge,
+    reason=reason,
+    reason_explained=reason_explained,
+    explained=explained,
     outcome_name=outcome_word,
     status_name=lambda v: word("status", v),
     job_status_name=lambda v: word("job", v),

@@ -1,7 +1,7 @@
 """A dashboard user's language ("zh-CN" or "en"); none: their browser's, else COMPLIANCE_DEFAULT_LANGUAGE.
 
 Revision ID: 0010_user_language
-Revises: 0008_prechecks
+Revises: 0009_audit_claims
 Create Date: 2026-12-05 01:00:00+00:00
 """
 

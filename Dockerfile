@@ -23,7 +23,7 @@ WORKDIR /home/compliance
 # The package's source, built into a virtualenv per role below (not copied into the images).
 FROM python:3.11-slim AS source
 WORKDIR /src
-COPY pyproject.toml README.md NOTICE alembic.ini ./
+COPY pyproject.toml setup.py README.md NOTICE alembic.ini ./
 COPY compliance compliance
 COPY workers workers
 COPY migrations migrations

@@ -10,13 +10,21 @@ reasons' explanations say what was decided and why, to a driver or a compliance 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from babel import negotiate_locale
 
 from compliance.prechecks import PrecheckCode
 from compliance.verdicts import ReasonCode
 
 Language = Literal["zh", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
+# Each language as a tag (BCP 47), as a Content-Language header and a webhook's keys name it.
+TAGS: dict[Language, str] = {"zh": "zh-CN", "en": "en"}
+# An Accept-Language header is read this far: a client's list is a handful, a longer one is noise.
+MAX_RANGES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +166,39 @@ def message(code: str, language: Language = "en") -> str:
     """The code's message in ``language``; a code without an entry reads as itself."""
     found = MESSAGES.get(code)
     return found.in_(language) if found is not None else code
+
+
+def messages(codes: Iterable[str], language: Language = "en") -> list[str]:
+    """Each code's message, in the codes' order."""
+    return [message(code, language) for code in codes]
+
+
+def in_both(codes: Iterable[str]) -> dict[str, list[str]]:
+    """The codes' messages in every language, keyed by tag: ``{"zh-CN": [...], "en": [...]}``."""
+    listed = list(codes)
+    return {TAGS[language]: messages(listed, language) for language in LANGUAGES}
+
+
+def negotiate(accept_language: str | None, default: Language = "en") -> Language:
+    """The language to answer in, from an Accept-Language header (RFC 9110 12.5.4): ranges by
+    their q-value, highest first, q=0 never; ``*`` or nothing we speak gives ``default``. Any
+    Chinese (zh, zh-CN, zh-Hans, zh-TW) is answered in Simplified Chinese."""
+    if not accept_language:
+        return default
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept_language.split(",", MAX_RANGES)[:MAX_RANGES]):
+        tag, _, params = part.partition(";")
+        tag = tag.strip().lower().replace("_", "-")  # tags are case-insensitive; zh_CN is a common slip
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0  # a malformed weight is not a preference
+        if tag and 0.0 < weight <= 1.0:
+            ranked.append((-weight, position, tag))
+    preferred = [default if tag == "*" else tag for _, _, tag in sorted(ranked)]
+    chosen = negotiate_locale(preferred, LANGUAGES, sep="-", aliases=None)
+    return chosen if chosen in LANGUAGES else default  # type: ignore[return-value]

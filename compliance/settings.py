@@ -18,6 +18,8 @@ ModelSource = Literal["huggingface", "modelscope"]
 # What a check on where or how the photo was taken does with a finding: nothing, REVIEW or FAIL.
 CheckMode = Literal["off", "review", "fail"]
 ReviewMode = Literal["off", "review"]
+# The languages the dashboard speaks, as a user's setting and COMPLIANCE_DEFAULT_LANGUAGE name them.
+DashboardLanguage = Literal["zh-CN", "en"]
 
 
 class Thresholds(BaseModel):
@@ -326,6 +328,8 @@ class Settings(BaseSettings):
     dashboard_page_size: int = 50
     # Reports count days in this zone (a fixed offset: its offset today).
     dashboard_timezone: str = "Asia/Shanghai"
+    # The dashboard's language for a user who chose none and a browser that asks for neither.
+    default_language: DashboardLanguage = "zh-CN"
     # A driver's page lists the verdicts of this many days decided before their licence photo was
     # last replaced (against the photo replaced) for a person to check again.
     licence_recheck_days: int = Field(default=30, ge=1, le=3650)

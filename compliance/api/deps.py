@@ -1,4 +1,5 @@
-"""What every route may depend on: the caller (from its API key), the store, settings, publisher."""
+"""What every route may depend on: the caller (from its API key), the store, settings, publisher, and
+the language its explanations are written in (from Accept-Language)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from compliance.api.errors import ApiError
+from compliance.messages import TAGS, Language, negotiate
 from compliance.queue.publisher import Publisher
 from compliance.settings import Settings
 from compliance.store import Store, keys
@@ -96,7 +98,26 @@ def requires(scope: str) -> Callable[..., Coroutine[Any, Any, Caller]]:
     return caller_with_scope
 
 
+async def get_language(
+    response: Response,
+    accept_language: Annotated[
+        str | None,
+        Header(
+            alias="Accept-Language",
+            description="the language of `reason_messages`: any `zh` (zh-CN, zh-Hans, ...) gives Simplified "
+            "Chinese, anything else English; q-values are honoured. The answer's Content-Language names it.",
+        ),
+    ] = None,
+) -> Language:
+    """The language a route's explanations are written in; the codes beside them never change."""
+    language = negotiate(accept_language)
+    response.headers["Content-Language"] = TAGS[language]
+    response.headers.append("Vary", "Accept-Language")  # so that a cache keeps one answer per language
+    return language
+
+
 CallerDep = Annotated[Caller, Depends(get_caller)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+LanguageDep = Annotated[Language, Depends(get_language)]

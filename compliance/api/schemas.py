@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from compliance.judgments import CascadeStep, PlateColor, VehicleKind
+from compliance.messages import Language, messages
 from compliance.service.audits import pipeline_choices
 from compliance.store.models import (
     AuditJob,
@@ -83,10 +84,19 @@ class PrecheckOut(BaseModel):
     problems: list[PrecheckProblem] = Field(description="what to fix by taking the photo again, most basic first")
 
 
+# The codes are for programs and never change; their explanations are for people, in one language.
+REASONS = "stable reason codes, for programs: e.g. PLATE_MISMATCH, FACE_UNCERTAIN"
+REASON_MESSAGES = (
+    "each reason's explanation, in the order of `reasons`, in the language the request's "
+    "Accept-Language asks for (English by default; any zh gives Simplified Chinese)"
+)
+
+
 class VerdictOut(BaseModel):
     id: int
     outcome: Outcome
-    reasons: list[str]
+    reasons: list[str] = Field(description=REASONS)
+    reason_messages: list[str] = Field(description=REASON_MESSAGES)
     decided_at: datetime
     decided_by: str
     pipeline: str
@@ -101,13 +111,14 @@ class VerdictOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, v: VerdictRecord, *, results: bool = False) -> VerdictOut:
+    def of(cls, v: VerdictRecord, *, results: bool = False, language: Language = "en") -> VerdictOut:
         # The path a cascade took is kept with the judgments the verdict was decided from.
         step = v.judgment.data.get("provenance", {}).get("cascade") if v.judgment is not None else None
         return cls(
             id=v.id,
             outcome=v.outcome,
             reasons=list(v.reasons),
+            reason_messages=messages(v.reasons, language),
             decided_at=v.created_at,
             decided_by=v.decided_by,
             pipeline=v.pipeline,
@@ -132,7 +143,8 @@ class SubmissionSummary(BaseModel):
     id: str
     status: Status
     outcome: Outcome | None
-    reasons: list[str]
+    reasons: list[str] = Field(description="the current verdict's " + REASONS)
+    reason_messages: list[str] = Field(description=REASON_MESSAGES)
     driver_id: int
     vehicle_id: int | None
     plate: str | None
@@ -142,13 +154,15 @@ class SubmissionSummary(BaseModel):
     decided_at: datetime | None
 
     @classmethod
-    def of(cls, s: Submission) -> SubmissionSummary:
+    def of(cls, s: Submission, language: Language = "en") -> SubmissionSummary:
         current = s.current_verdict
+        reasons = list(current.reasons) if current else []
         return cls(
             id=s.id,
             status=s.status,
             outcome=s.outcome,
-            reasons=list(current.reasons) if current else [],
+            reasons=reasons,
+            reason_messages=messages(reasons, language),
             driver_id=s.driver_id,
             vehicle_id=s.vehicle_id,
             plate=s.claimed_plate,
@@ -179,8 +193,8 @@ class SubmissionDetail(SubmissionSummary):
     judgments: list[JudgmentsOut] = Field(description="each pipeline's judgments, per model version")
 
     @classmethod
-    def of(cls, s: Submission) -> SubmissionDetail:  # type: ignore[override]
-        summary = SubmissionSummary.of(s)
+    def of(cls, s: Submission, language: Language = "en") -> SubmissionDetail:  # type: ignore[override]
+        summary = SubmissionSummary.of(s, language)
         current = s.current_verdict
         return cls(
             **summary.model_dump(),
@@ -196,8 +210,8 @@ class SubmissionDetail(SubmissionSummary):
             attempts=s.attempts,
             last_error=s.last_error,
             updated_at=s.updated_at,
-            verdict=VerdictOut.of(current, results=True) if current else None,
-            history=[VerdictOut.of(v) for v in s.verdicts],
+            verdict=VerdictOut.of(current, results=True, language=language) if current else None,
+            history=[VerdictOut.of(v, language=language) for v in s.verdicts],
             judgments=[
                 JudgmentsOut(
                     pipeline=j.pipeline, model_version=j.model_version, created_at=j.created_at, judgments=j.data
@@ -397,6 +411,34 @@ class WebhookIn(BaseModel):
     url: str = Field(
         min_length=8, max_length=2048, pattern=r"^https?://", description="http(s) URL to POST verdicts to"
     )
+
+
+class EventVerdict(BaseModel):
+    id: int = Field(description="de-duplicate by it: delivery is at least once")
+    outcome: Outcome
+    reasons: list[str] = Field(description=REASONS)
+    reason_messages: dict[str, list[str]] = Field(
+        description='each reason\'s explanation in both languages, keyed by language tag ({"zh-CN": [...], '
+        '"en": [...]}), each list in the order of `reasons`'
+    )
+    decided_at: datetime
+    decided_by: str = Field(description="machine, or the reviewer who decided")
+    pipeline: str
+    model_version: str
+    policy_version: str
+
+
+class VerdictEvent(BaseModel):
+    """The JSON body POSTed to a webhook when a verdict is decided (compact, UTF-8, keys sorted)."""
+
+    event: Literal["verdict.decided"]
+    submission_id: str
+    status: Status
+    driver_id: int
+    vehicle_id: int | None
+    job_id: str | None
+    site: str | None
+    verdict: EventVerdict
 
 
 class WebhookOut(BaseModel):

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Header, Path, Query, Response, UploadFile, status
 
 from compliance import metrics
-from compliance.api.deps import CallerDep, PublisherDep, SettingsDep, StoreDep, requires
+from compliance.api.deps import CallerDep, LanguageDep, PublisherDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import ApiError, invalid, not_found, photo_error, store_error
 from compliance.api.schemas import (
     Accepted,
@@ -114,7 +114,7 @@ def create_submission(
     return Accepted(id=accepted.submission_id, status=accepted.status, created=accepted.created)
 
 
-def _owned(store: StoreDep, caller: CallerDep, submission_id: str) -> SubmissionDetail:
+def _owned(store: StoreDep, caller: CallerDep, submission_id: str, language: LanguageDep) -> SubmissionDetail:
     with store.sessions() as s:
         try:
             sub = submissions.get_submission(s, submission_id)
@@ -122,19 +122,23 @@ def _owned(store: StoreDep, caller: CallerDep, submission_id: str) -> Submission
             raise not_found("submission", submission_id) from None
         if sub.carrier_id != caller.carrier_id:
             raise not_found("submission", submission_id)
-        return SubmissionDetail.of(sub)
+        return SubmissionDetail.of(sub, language)
 
 
 @router.get("/{submission_id}", response_model=SubmissionDetail, responses=_ERRORS, dependencies=_SUBMIT)
-def get_submission(submission_id: SubmissionId, caller: CallerDep, store: StoreDep) -> SubmissionDetail:
-    """Status, the current verdict with its reasons, each pipeline's judgments and the verdict history."""
-    return _owned(store, caller, submission_id)
+def get_submission(
+    submission_id: SubmissionId, caller: CallerDep, store: StoreDep, language: LanguageDep
+) -> SubmissionDetail:
+    """Status, the current verdict with its reasons (codes, and their explanations in the language
+    of Accept-Language), each pipeline's judgments and the verdict history."""
+    return _owned(store, caller, submission_id, language)
 
 
 @router.get("", response_model=SubmissionPageOut, responses=_ERRORS, dependencies=_SUBMIT)
 def list_submissions(
     caller: CallerDep,
     store: StoreDep,
+    language: LanguageDep,
     status_: Annotated[list[SubmissionStatus] | None, Query(alias="status")] = None,
     verdict: Annotated[list[Outcome] | None, Query(description="the current verdict's outcome")] = None,
     reason: Annotated[list[ReasonCode] | None, Query()] = None,
@@ -170,7 +174,7 @@ def list_submissions(
             raise invalid("invalid_cursor", str(exc)) from None
         total = pages.count_submissions(s, where) if count else None
         return SubmissionPageOut(
-            items=[SubmissionSummary.of(sub) for sub in page.items], next_cursor=page.next_cursor, total=total
+            items=[SubmissionSummary.of(sub, language) for sub in page.items], next_cursor=page.next_cursor, total=total
         )
 
 
@@ -183,7 +187,12 @@ def list_submissions(
     openapi_extra=links(201, GetSubmission=("get", "/v1/submissions/{submission_id}", "submission_id")),
 )
 def review_submission(
-    submission_id: SubmissionId, review: ReviewIn, caller: CallerDep, store: StoreDep, publisher: PublisherDep
+    submission_id: SubmissionId,
+    review: ReviewIn,
+    caller: CallerDep,
+    store: StoreDep,
+    publisher: PublisherDep,
+    language: LanguageDep,
 ) -> SubmissionDetail:
     """A person's verdict over the machine's (with a note, and corrections of what the photo shows)."""
     try:
@@ -197,4 +206,4 @@ def review_submission(
         )
     except UnknownSubmission:
         raise not_found("submission", submission_id) from None
-    return _owned(store, caller, submission_id)
+    return _owned(store, caller, submission_id, language)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from compliance.api.deps import CallerDep, SettingsDep, StoreDep, requires
 from compliance.api.errors import invalid, not_found
@@ -12,12 +12,13 @@ from compliance.api.schemas import (
     DeliveryOut,
     DeliveryPage,
     ErrorResponse,
+    VerdictEvent,
     WebhookCreated,
     WebhookIn,
     WebhookOut,
     links,
 )
-from compliance.service.webhooks import RefusedURL, check_url
+from compliance.service.webhooks import SIGNATURE_HEADER, RefusedURL, check_url
 from compliance.store import webhooks
 from compliance.store.errors import UnknownWebhook
 
@@ -37,11 +38,25 @@ _ERRORS = {
 }
 
 
+# What a registered URL receives, in the spec as the registration's callback.
+events = APIRouter()
+
+
+@events.post("{$request.body#/url}", summary="A verdict was decided (verdict.decided)")
+def verdict_decided(
+    body: VerdictEvent,
+    signature: Annotated[str, Header(alias=SIGNATURE_HEADER, description="sha256=<HMAC-SHA256 of the raw body>")],
+) -> None:
+    """The verdict's reasons as codes, and their explanations in Chinese and English. Answer 2xx;
+    anything else is retried."""
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=WebhookCreated,
     responses=_ERRORS,
+    callbacks=events.routes,
     openapi_extra=links(
         201,
         ListDeliveries=("get", "/v1/webhooks/{webhook_id}/deliveries", "webhook_id"),

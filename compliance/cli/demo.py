@@ -23,15 +23,14 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same history")] = 7,
 ) -> None:
     """Fill the database with SYNTHETIC history (carriers, drivers, vehicles, verdicts over months)
-    so that the dashboard can be tried and timed at scale."""
-    from compliance.demo_data import generate
+    so that the dashboard can be tried and timed at scale. The claims are invented; every judgment
+    is the multistage pipeline's on the bundled photos (and blurred, dark, small or cropped copies)."""
+    from compliance.demo_data import NOTE_EN, NOTE_ZH, generate
 
     settings = get_settings()
     err.print(
-        f"[bold yellow]SYNTHETIC DATA:[/] {submissions:,} made-up submissions go into "
-        f"{shown_url(settings.database_url)}. "
-        "Every carrier, driver, vehicle and verdict here is invented (carrier codes start with SYN-); "
-        "the photos are the bundled samples.",
+        f"[bold yellow]SYNTHETIC DATA 合成数据:[/] {submissions:,} made-up submissions go into "
+        f"{shown_url(settings.database_url)} (carrier codes start with SYN-).\n{NOTE_ZH}\n{NOTE_EN}",
         highlight=False,
         soft_wrap=True,
     )

@@ -18,6 +18,7 @@ from compliance.cli.console import (
 users_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
 
 ROLES = ("viewer", "reviewer", "admin")
+LANGUAGES = ("zh-CN", "en")  # compliance.settings.DashboardLanguage; "browser": none, follow the browser
 
 
 def _password(from_stdin: bool, generate: bool, *, confirm: bool = True) -> tuple[str, bool]:
@@ -41,6 +42,10 @@ def add_user(
         bool, typer.Option("--all-carriers", help="the operator's own staff: they see every carrier")
     ] = False,
     name: Annotated[str | None, typer.Option(help="display name")] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="the dashboard's language for them: zh-CN or en (default: their browser's)"),
+    ] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
     generate_password: Annotated[
         bool, typer.Option("--generate-password", help="make a random password and print it once")
@@ -54,6 +59,8 @@ def add_user(
             raise UserError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if (carrier is None) == (not all_carriers):
             raise UserError("give the user's carrier (--carrier CODE) or --all-carriers")
+        if lang is not None and lang not in LANGUAGES:
+            raise UserError(f"--lang must be one of {', '.join(LANGUAGES)}, not {lang!r}")
         users.normalise_username(username)  # a bad name fails before the password is asked for
         password, made = _password(password_stdin, generate_password)
         store = open_store()
@@ -66,6 +73,7 @@ def add_user(
                 role=role,
                 carrier_id=carrier_id,
                 display_name=name,
+                language=lang,
                 actor="cli",
             )
             out.print(f"user {user.username} ({user.role.value}, {carrier or 'all carriers'})")
@@ -87,7 +95,7 @@ def list_users() -> None:
             if not found:
                 raise UserError("no users yet: add one with `compliance users add NAME --role admin --all-carriers`")
             table = Table(header_style="bold")
-            for column in ("name", "display name", "role", "carrier", "active", "last sign-in"):
+            for column in ("name", "display name", "role", "carrier", "language", "active", "last sign-in"):
                 table.add_column(column)
             for u in found:
                 table.add_row(
@@ -95,6 +103,7 @@ def list_users() -> None:
                     u.display_name,
                     u.role.value,
                     u.carrier.code if u.carrier else "all",
+                    u.language or "browser",
                     "yes" if u.active else "no",
                     u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "never",
                 )
@@ -122,6 +131,24 @@ def set_password(
         out.print(f"new password set for {username}; their sessions have ended")
         if made:
             out.print(f"password: {password}", highlight=False)
+
+
+@users_app.command("set-lang")
+def set_lang(
+    username: Annotated[str, typer.Argument()],
+    lang: Annotated[str, typer.Argument(help="zh-CN, en, or browser (follow their browser)")],
+) -> None:
+    """Set the dashboard's language for a user (the page header's switch sets it too)."""
+    from compliance.store import users
+
+    with user_errors():
+        if lang not in (*LANGUAGES, "browser"):
+            raise UserError(f"language must be one of {', '.join(LANGUAGES)} or browser, not {lang!r}")
+        store = open_store()
+        with store.sessions() as s, s.begin():
+            user = users.find_user(s, username)
+            users.set_language(s, user.id, None if lang == "browser" else lang, actor="cli")
+        out.print(f"{username}: the dashboard speaks {lang}")
 
 
 def _set_active(username: str, active: bool) -> None:

@@ -1,4 +1,4 @@
-"""Signing in and out."""
+"""Signing in and out, and the header's language switch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from compliance.dashboard.security import check_csrf, safe_next, sign_in, sign_out, signed_in
+from compliance.dashboard.language import LANGUAGES, SESSION_KEY, gettext
+from compliance.dashboard.security import BadRequest, check_csrf, safe_next, sign_in, sign_out, signed_in
 from compliance.dashboard.templating import render
 from compliance.store import users
 
@@ -37,7 +38,11 @@ def login(
         return render(
             request,
             "login.html",
-            {"next": safe_next(next), "username": username, "error": "Too many failed attempts: wait a while."},
+            {
+                "next": safe_next(next),
+                "username": username,
+                "error": gettext("Too many failed attempts: wait a while."),
+            },
             status_code=429,
         )
     store = request.app.state.store
@@ -48,11 +53,14 @@ def login(
         return render(
             request,
             "login.html",
-            {"next": safe_next(next), "username": username, "error": "Wrong name or password."},
+            {"next": safe_next(next), "username": username, "error": gettext("Wrong name or password.")},
             status_code=401,
         )
     throttle.succeeded(keys[0])
+    chosen = request.session.get(SESSION_KEY)
     sign_in(request, user)
+    if chosen in LANGUAGES:  # the switch's choice on the sign-in page outlives the new session
+        request.session[SESSION_KEY] = chosen
     return RedirectResponse(safe_next(next), status_code=303)
 
 
@@ -60,3 +68,20 @@ def login(
 def logout(request: Request) -> Response:
     sign_out(request)
     return RedirectResponse("/dashboard/login", status_code=303)
+
+
+@router.post("/language", dependencies=[Depends(check_csrf)])
+def choose_language(
+    request: Request,
+    lang: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/dashboard/",
+) -> Response:
+    """The header's switch: saved on the signed-in user (every browser of theirs), and in the session."""
+    if lang not in LANGUAGES:
+        raise BadRequest(gettext("choose one of: %(languages)s", languages=", ".join(LANGUAGES)))
+    viewer = signed_in(request)
+    if viewer is not None:
+        with request.app.state.store.sessions() as s, s.begin():
+            users.set_language(s, viewer.id, lang, actor=viewer.username)
+    request.session[SESSION_KEY] = lang
+    return RedirectResponse(safe_next(next), status_code=303)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from compliance.dashboard.filters import find_driver_id, find_vehicle_id, parse_day
+from compliance.dashboard.language import N_, gettext
 from compliance.dashboard.security import Admin, NotFound, SignedIn, Viewer, check_csrf
 from compliance.dashboard.templating import render
 from compliance.reports.period import ReportZone
@@ -71,18 +72,18 @@ def period_text(criteria: dict[str, Any], zone: ReportZone) -> str:
     whole days in the reports' zone, as the dashboard's form makes it; else the instants."""
     since, until = _instant(criteria.get("since")), _instant(criteria.get("until"))
     if since is None and until is None:
-        return "all time"
-    start = "the beginning"
+        return gettext("all time")
+    start = gettext("the beginning")
     if since is not None:
         local = zone.local(since)
         start = local.date().isoformat() if local.time() == time(0) else local.strftime("%Y-%m-%d %H:%M")
-    end = "now"
+    end = gettext("now")
     if until is not None:
         local = zone.local(until)
         if local.time() == time(0):
             end = (local.date() - timedelta(days=1)).isoformat()
         else:
-            end = "before " + local.strftime("%Y-%m-%d %H:%M")
+            end = gettext("before %(when)s", when=local.strftime("%Y-%m-%d %H:%M"))
     return f"{start} → {end}"
 
 
@@ -149,16 +150,18 @@ def start_audit(
     since_day = parse_day(form.since, "since", errors) if form.since else None
     until_day = parse_day(form.until, "until", errors) if form.until else None
     if since_day and until_day and until_day < since_day:
-        errors.append("until is before since")
+        errors.append(gettext("until is before since"))
     if form.pipeline not in audit_service.pipeline_choices():
-        errors.append(f"pipeline: choose one of {', '.join(audit_service.pipeline_choices())}")
+        errors.append(
+            gettext("pipeline: choose one of %(choices)s", choices=", ".join(audit_service.pipeline_choices()))
+        )
     with request.app.state.read_sessions() as s:
         carrier_id = viewer.carrier_id
         if carrier_id is None:
             found = registry.find_carrier(s, form.carrier) if form.carrier else None
             carrier_id = found.id if found is not None else None
             if carrier_id is None:
-                errors.append("carrier: choose the carrier whose photos to audit")
+                errors.append(gettext("carrier: choose the carrier whose photos to audit"))
         driver_id = find_driver_id(form.driver, carrier_id, s, errors) if form.driver and carrier_id else None
         vehicle_id = find_vehicle_id(form.plate, carrier_id, s, errors) if form.plate and carrier_id else None
     if errors:
@@ -184,7 +187,8 @@ def start_audit(
     if started.total and not started.published:
         request.session[_NOTICE] = {
             "job": started.job_id,
-            "text": "The queue could not be reached: the audit is saved and starts when the sweeper finds it.",
+            # Worded when shown, in the language of the page that shows it.
+            "text": N_("The queue could not be reached: the audit is saved and starts when the sweeper finds it."),
         }
     return RedirectResponse(f"/dashboard/audits/{started.job_id}", status_code=303)
 
@@ -219,7 +223,7 @@ def audit_page(request: Request, job_id: str, viewer: SignedIn) -> Response:
             "failed": failed,
             "submissions": submissions,
             "changed_shown": CHANGED_SHOWN,
-            "notice": notice["text"] if notice else None,
+            "notice": gettext(notice["text"]) if notice else None,
         }
         return render(request, "audit.html", context)
 

@@ -1,4 +1,9 @@
-"""Downloads: the verdict table (CSV, XLSX) for any filter; SFT and DPO training files (zip)."""
+"""Downloads: the verdict table (CSV, XLSX) for any filter; SFT and DPO training files (zip).
+
+The verdict table's headers are in the reader's language, with the reason codes explained in a
+column of their own; ``?headers=codes`` keeps the code headers (and no more columns) that carriers'
+scripts read.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from compliance.dashboard.filters import Filters, read_filters, reason_codes
+from compliance.dashboard.language import N_, gettext, message_language, zone_name
 from compliance.dashboard.security import BadRequest, NotFound, Reviewer, SignedIn, Viewer
 from compliance.dashboard.templating import render
 from compliance.reports import exports
@@ -25,6 +31,41 @@ from compliance.verdicts import Outcome
 router = APIRouter()
 
 TRAINING_KINDS = ("sft", "dpo")
+HEADER_CHOICES = ("words", "codes")
+# The verdict table's headers in words (compliance.reports.exports.COLUMNS are the codes).
+HEADERS = {
+    "submission": N_("submission"),
+    "created": N_("uploaded"),
+    "carrier": N_("carrier"),
+    "site": N_("site"),
+    "driver_ref": N_("driver ref"),
+    "driver": N_("driver"),
+    "plate": N_("plate"),
+    "status": N_("status"),
+    "verdict": N_("verdict"),
+    "reasons": N_("reason codes"),
+    exports.EXPLAINED: N_("what the reasons mean"),
+    "decided_by": N_("decided by"),
+    "decided": N_("decided at"),
+    "pipelines_agree": N_("pipelines agree"),
+    "disagree_on": N_("disagree on"),
+    "job": N_("job"),
+}
+
+
+def export_layout(request: Request) -> exports.Layout:
+    """``headers=codes``: today's code headers; else (``words``, the default) the reader's words."""
+    choice = request.query_params.get("headers", "words")
+    if choice not in HEADER_CHOICES:
+        raise BadRequest(gettext("headers: choose one of %(choices)s", choices=", ".join(HEADER_CHOICES)))
+    if choice == "codes":
+        return exports.CODES
+    return exports.Layout(
+        headers={column: gettext(text) for column, text in HEADERS.items()},
+        explain=message_language(),
+        zone_name=zone_name(request.app.state.settings.dashboard_timezone),
+        sheet=gettext("verdicts"),
+    )
 
 
 def _filters(request: Request, viewer: Viewer) -> tuple[Filters, list[object]]:
@@ -71,12 +112,13 @@ def _checked(request: Request, viewer: Viewer) -> Filters:
 @router.get("/exports/verdicts.csv")
 def verdicts_csv(request: Request, viewer: SignedIn) -> Response:
     filters = _checked(request, viewer)
+    layout = export_layout(request)
     sessions = request.app.state.read_sessions
     zone = request.app.state.report_zone
 
     def chunks():
         with sessions() as s:
-            yield from exports.csv_chunks(s, filters.where, zone)
+            yield from exports.csv_chunks(s, filters.where, zone, layout)
 
     return StreamingResponse(
         chunks(),
@@ -92,11 +134,12 @@ def _temporary_folder() -> Path:
 @router.get("/exports/verdicts.xlsx")
 def verdicts_xlsx(request: Request, viewer: SignedIn) -> Response:
     filters = _checked(request, viewer)
+    layout = export_layout(request)
     folder = _temporary_folder()
     path = folder / "verdicts.xlsx"
     try:
         with request.app.state.read_sessions() as s:
-            exports.write_xlsx(s, filters.where, request.app.state.report_zone, path)
+            exports.write_xlsx(s, filters.where, request.app.state.report_zone, path, layout)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 
+from compliance.dashboard.language import N_, gettext
 from compliance.dashboard.security import Viewer
 from compliance.reports.period import ReportZone
 from compliance.service.intake import InvalidUpload, refuse_control_characters
@@ -38,6 +39,27 @@ FIELDS = (
     "order",
 )
 _YES_NO = {"yes": True, "no": False}
+# The fields as the form names them, in the messages about them.
+FIELD_NAMES = {
+    "carrier": N_("carrier"),
+    "since": N_("since"),
+    "until": N_("until"),
+    "status": N_("status"),
+    "outcome": N_("verdict"),
+    "reason": N_("reason"),
+    "driver": N_("driver"),
+    "plate": N_("plate"),
+    "site": N_("site"),
+    "reviewed": N_("reviewed"),
+    "agree": N_("pipelines"),
+    "sort": N_("sort"),
+    "order": N_("order"),
+    "pipeline": N_("pipeline"),
+}
+
+
+def field_name(name: str) -> str:
+    return gettext(FIELD_NAMES.get(name, name))
 
 
 def reason_codes() -> list[str]:
@@ -67,10 +89,20 @@ def parse_day(text: str, name: str, errors: list[str]) -> date | None:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        errors.append(f"{name}: {text!r} is not a date such as 2026-11-27")
+        errors.append(
+            gettext("%(field)s: %(text)s is not a date such as 2026-11-27", field=field_name(name), text=repr(text))
+        )
         return None
     if not EARLIEST.year <= day.year < LATEST.year:
-        errors.append(f"{name}: {text!r} is outside the days the store holds ({EARLIEST.year}-{LATEST.year - 1})")
+        errors.append(
+            gettext(
+                "%(field)s: %(text)s is outside the days the store holds (%(first)s-%(last)s)",
+                field=field_name(name),
+                text=repr(text),
+                first=EARLIEST.year,
+                last=LATEST.year - 1,
+            )
+        )
         return None
     return day
 
@@ -89,8 +121,8 @@ def read_filters(
     for name in ("carrier", "driver", "plate", "site"):
         try:
             refuse_control_characters(**{name: raw[name]})
-        except InvalidUpload as exc:
-            errors.append(str(exc))
+        except InvalidUpload:
+            errors.append(gettext("%(field)s holds a control character", field=field_name(name)))
             raw[name] = ""
 
     carrier_id: int | None = None
@@ -98,7 +130,7 @@ def read_filters(
     if raw["carrier"] and viewer.all_carriers:
         found = registry.find_carrier(session, raw["carrier"])
         if found is None:
-            errors.append(f"carrier: no carrier {raw['carrier']!r}")
+            errors.append(gettext("carrier: no carrier %(code)s", code=repr(raw["carrier"])))
         else:
             carrier_id, carrier_code = found.id, found.code
     carrier_id = viewer.carrier_filter(carrier_id)
@@ -109,12 +141,19 @@ def read_filters(
         until_day = zone.today()
         since_day = until_day - timedelta(days=default_days - 1)
     if since_day and until_day and until_day < since_day:
-        errors.append("until is before since")
+        errors.append(gettext("until is before since"))
 
     def one_of(name: str, allowed: list[str]) -> str | None:
         value = raw[name]
         if value and value not in allowed:
-            errors.append(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+            errors.append(
+                gettext(
+                    "%(field)s: %(value)s is not one of %(allowed)s",
+                    field=field_name(name),
+                    value=repr(value),
+                    allowed=", ".join(allowed),
+                )
+            )
             return None
         return value or None
 
@@ -163,7 +202,9 @@ def find_driver_id(text: str, carrier_id: int | None, session: Session, errors: 
     if len(found) == 1:
         return found[0]
     errors.append(
-        f"driver: no driver {text!r}" if not found else f"driver: {text!r} names drivers of several carriers; pick one"
+        gettext("driver: no driver %(text)s", text=repr(text))
+        if not found
+        else gettext("driver: %(text)s names drivers of several carriers; pick one", text=repr(text))
     )
     return None
 
@@ -173,6 +214,8 @@ def find_vehicle_id(text: str, carrier_id: int | None, session: Session, errors:
     if len(found) == 1:
         return found[0]
     errors.append(
-        f"plate: no registered vehicle {text!r}" if not found else f"plate: {text!r} is registered by several carriers"
+        gettext("plate: no registered vehicle %(text)s", text=repr(text))
+        if not found
+        else gettext("plate: %(text)s is registered by several carriers", text=repr(text))
     )
     return None

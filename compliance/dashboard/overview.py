@@ -10,8 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from compliance.dashboard.filters import read_filters
+from compliance.dashboard.language import current_language, gettext, message_language
 from compliance.dashboard.security import SignedIn
-from compliance.dashboard.templating import render
+from compliance.dashboard.templating import judgment_word, outcome_word, render, words
+from compliance.messages import message
 from compliance.reports.overview import Overview, overview
 from compliance.store.registry import list_carriers
 
@@ -29,7 +31,7 @@ def overview_page(request: Request, viewer: SignedIn) -> Response:
         carriers = list_carriers(s) if viewer.all_carriers else []
         if filters.errors or filters.where.since is None or filters.where.until is None:
             if not filters.errors:
-                filters.errors.append("give both since and until, or neither")
+                filters.errors.append(gettext("give both since and until, or neither"))
             return render(
                 request,
                 "overview.html",
@@ -67,8 +69,9 @@ def _layout(title: str, **extra: Any) -> dict[str, Any]:
 
 
 def _days_axis(days: list[str]) -> dict[str, Any]:
-    # Whole days: a tick per day while there are few, never a time of day.
-    axis: dict[str, Any] = {"type": "date", "tickformat": "%b %-d"}
+    # Whole days: a tick per day while there are few, never a time of day; "12月5日" in Chinese.
+    tickformat = "%-m月%-d日" if current_language() == "zh-CN" else "%b %-d"
+    axis: dict[str, Any] = {"type": "date", "tickformat": tickformat, "hoverformat": "%Y-%m-%d"}
     if len(days) <= 14:
         axis["dtick"] = 86_400_000
     return axis
@@ -91,32 +94,37 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
     figures: dict[str, dict[str, Any]] = {
         "chart-verdicts": {
             "data": [
-                {"type": "bar", "name": name, "x": days, "y": values, "marker": {"color": COLOURS[name]}}
+                {"type": "bar", "name": outcome_word(name), "x": days, "y": values, "marker": {"color": COLOURS[name]}}
                 for name, values in by_outcome.items()
                 if any(values)
             ],
-            "layout": _layout("Submissions per day, by verdict", barmode="stack", xaxis=_days_axis(days)),
+            "layout": _layout(
+                gettext("Submissions per day, by verdict"),
+                barmode="stack",
+                xaxis=_days_axis(days),
+                yaxis={"title": {"text": gettext("submissions")}},
+            ),
         },
         "chart-rates": {
             "data": [
                 {
                     "type": "scatter",
                     "mode": "lines+markers" if len(days) < 40 else "lines",
-                    "name": name,
+                    "name": outcome_word(name),
                     "x": days,
                     "y": [
                         round(v / d.counts.decided * 100, 2) if d.counts.decided else None
                         for v, d in zip(by_outcome[name], report.days, strict=True)
                     ],
                     "line": {"color": COLOURS[name], "width": 2},
-                    "hovertemplate": "%{y:.1f}%<extra>" + name + "</extra>",
+                    "hovertemplate": "%{y:.1f}%<extra>" + outcome_word(name) + "</extra>",
                 }
                 for name in ("PASS", "FAIL", "REVIEW")
             ],
             "layout": _layout(
-                "Verdict rates by day (% of decided)",
+                gettext("Verdict rates by day, as shares of the decided"),
                 xaxis=_days_axis(days),
-                yaxis={"ticksuffix": "%", "rangemode": "tozero"},
+                yaxis={"ticksuffix": "%", "rangemode": "tozero", "title": {"text": gettext("share of decided")}},
             ),
         },
         "chart-reasons": {
@@ -126,13 +134,20 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
                     "orientation": "h",
                     "x": [n for _, n in reversed(report.reasons)],
                     "y": [r for r, _ in reversed(report.reasons)],
+                    # The code on the axis (stable, short); what it means on hover.
+                    "text": [message(r, message_language()) for r, _ in reversed(report.reasons)],
+                    "hovertemplate": "%{y}: %{x}<br>%{text}<extra></extra>",
+                    "textposition": "none",
                     "marker": {"color": "#5c6bc0"},
                 }
             ],
             "layout": _layout(
-                "Top reason codes",
-                margin={"l": 230, "r": 16, "t": 40, "b": 30},
-                xaxis=_counts_axis(max((n for _, n in report.reasons), default=0)),
+                gettext("Top reason codes"),
+                margin={"l": 230, "r": 16, "t": 40, "b": 40},
+                xaxis={
+                    **_counts_axis(max((n for _, n in report.reasons), default=0)),
+                    "title": {"text": gettext("submissions")},
+                },
             ),
         },
     }
@@ -142,14 +157,17 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
             "data": [
                 {
                     "type": "bar",
-                    "x": fields,
+                    "x": [judgment_word(f) for f in fields],
                     "y": [report.agreement.disagreements[f] for f in fields],
                     "marker": {"color": "#8e24aa"},
                 }
             ],
             "layout": _layout(
-                "Disagreements between the MLLM and the baseline, by field",
-                yaxis=_counts_axis(max(report.agreement.disagreements.values(), default=0)),
+                gettext("Disagreements between the MLLM and the baseline, by field"),
+                yaxis={
+                    **_counts_axis(max(report.agreement.disagreements.values(), default=0)),
+                    "title": {"text": gettext("disagreements")},
+                },
             ),
         }
     if report.plates.overall.read:
@@ -158,7 +176,7 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
             "data": [
                 {
                     "type": "bar",
-                    "x": [a.key for a in rows],
+                    "x": [words(a.key) for a in rows],
                     "y": [round((a.rate or 0) * 100, 1) for a in rows],
                     "text": [f"{a.correct}/{a.read}" for a in rows],
                     "marker": {"color": "#00897b"},
@@ -166,7 +184,8 @@ def charts(report: Overview) -> dict[str, dict[str, Any]]:
                 }
             ],
             "layout": _layout(
-                "Plate readings right, by plate colour (reviewed)", yaxis={"ticksuffix": "%", "range": [0, 100]}
+                gettext("Plate readings right, by plate colour (reviewed)"),
+                yaxis={"ticksuffix": "%", "range": [0, 100], "title": {"text": gettext("right")}},
             ),
         }
     return figures

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from compliance import plates
+from compliance.dashboard.language import gettext
 from compliance.dashboard.security import NotFound, Reviewer, Viewer, check_csrf
 from compliance.dashboard.submissions import detail_context, scoped_submission
 from compliance.dashboard.templating import render
@@ -138,9 +139,10 @@ def decide(
     after: Annotated[str, Form()] = "",
     carrier: Annotated[str, Form()] = "",
 ) -> Response:
-    def again(message: str) -> Response:
+    def decided_meanwhile() -> Response:
         with request.app.state.read_sessions() as s:
-            return refused(s, message)
+            latest = scoped_submission(s, viewer, submission_id).current_verdict
+            return refused(s, _decided_meanwhile(latest.decided_by if latest is not None else gettext("nobody")))
 
     def refused(s: Session, message: str) -> Response:
         where = _scope(viewer, s, carrier)
@@ -154,20 +156,20 @@ def decide(
         submission = scoped_submission(s, viewer, submission_id)
         current = submission.current_verdict
         if current is None or str(current.id) != verdict_id or not in_queue(s, submission.id):
-            by = current.decided_by if current is not None else "nobody"
-            return refused(s, f"this submission was decided meanwhile (by {by}): nothing was recorded")
+            by = current.decided_by if current is not None else gettext("nobody")
+            return refused(s, _decided_meanwhile(by))
         if decision not in ("approve", "reject"):
-            return refused(s, "choose: approve (A) or reject with a reason (F)")
+            return refused(s, gettext("choose: approve (A) or reject with a reason (F)"))
         reasons: list[ReasonCode] = []
         if decision == "reject":
             if reason not in ReasonCode.__members__:
-                return refused(s, "a rejection needs a reason code: pick one (keys 1-9) and press F again")
+                return refused(s, gettext("a rejection needs a reason code: pick one (keys 1-9) and press F again"))
             reasons = [ReasonCode(reason)]
         try:
             corrections = _corrections(_decided_judgments(submission), plate_text, same_person)
         except (ValidationError, ValueError) as exc:
             message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            return refused(s, f"correction refused: {message}")
+            return refused(s, gettext("correction refused: %(why)s", why=message))
         seen = current.id
     outcome = Outcome.PASS if decision == "approve" else Outcome.FAIL
     why = note.strip() or (
@@ -183,9 +185,13 @@ def decide(
             reviewer=viewer.username,
             over_verdict=seen,
         )
-    except ReviewConflict as exc:
-        return again(str(exc))
+    except ReviewConflict:
+        return decided_meanwhile()
     return RedirectResponse(_queue_url(carrier, after or None), status_code=303)
+
+
+def _decided_meanwhile(by: str) -> str:
+    return gettext("this submission was decided meanwhile (by %(who)s): nothing was recorded", who=by)
 
 
 def _corrections(decided: Judgments | None, plate_text: str, same_person: str) -> Corrections | None:
@@ -195,7 +201,7 @@ def _corrections(decided: Judgments | None, plate_text: str, same_person: str) -
     if plate_text.strip():
         typed = plates.normalise(plate_text)
         if not typed:
-            raise ValueError(f"{plate_text!r} holds no plate characters")
+            raise ValueError(gettext("%(text)s holds no plate characters", text=repr(plate_text)))
         if typed != (machine_plate or ""):
             values["plate_text"] = typed
     if same_person:

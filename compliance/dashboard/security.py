@@ -147,6 +147,7 @@ class Viewer:
     role: Role
     carrier_id: int | None  # None: every carrier
     carrier_code: str | None
+    language: str | None = None  # the user's setting; None: their browser's
 
     def may(self, role: Role) -> bool:
         return self.role.allows(role)
@@ -171,6 +172,7 @@ def _viewer(user: User) -> Viewer:
         role=user.role,
         carrier_id=user.carrier_id,
         carrier_code=user.carrier.code if user.carrier is not None else None,
+        language=user.language,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from compliance.dashboard import account, audits, drivers, exports, overview, review, submissions
+from compliance.dashboard.language import N_, LanguageMiddleware, gettext
 from compliance.dashboard.security import (
     SESSION_COOKIE,
     BadRequest,
@@ -78,6 +80,8 @@ def install(app: FastAPI) -> None:
     app.state.read_sessions = session_factory(read_engine, read_only=True)
     # Who is signed in is read on the primary: a user disabled or signed out ends there at once.
     app.state.primary_reads = session_factory(app.state.store.engine, read_only=True)
+    # Inside the session middleware: a language chosen before signing in is kept in the session.
+    app.add_middleware(LanguageMiddleware, default=settings.default_language, prefix=PREFIX)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(settings),
@@ -113,12 +117,52 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Forbidden)
     def _forbidden(request: Request, exc: Forbidden) -> Response:
-        return render(request, "error.html", {"title": "Not allowed", "message": str(exc)}, status_code=403)
+        context = {"title": gettext("Not allowed"), "message": refusal_text(str(exc))}
+        return render(request, "error.html", context, status_code=403)
 
     @app.exception_handler(BadRequest)
     def _bad_request(request: Request, exc: BadRequest) -> Response:
-        return render(request, "error.html", {"title": "Cannot do that", "message": str(exc)}, status_code=400)
+        # The pages raise it with text already in the reader's language.
+        context = {"title": gettext("Cannot do that"), "message": str(exc)}
+        return render(request, "error.html", context, status_code=400)
 
     @app.exception_handler(NotFound)
     def _not_found(request: Request, exc: NotFound) -> Response:
-        return render(request, "error.html", {"title": "Not found", "message": str(exc)}, status_code=404)
+        context = {"title": gettext("Not found"), "message": refusal_text(str(exc))}
+        return render(request, "error.html", context, status_code=404)
+
+
+# What compliance.dashboard.security and the pages refuse with, worded there in English: shown here
+# in the reader's language.
+_REFUSALS = (
+    N_("the form has expired or did not come from this site: reload the page and try again"),
+    N_("the form was sent from another site"),
+)
+_THINGS = {
+    "page": N_("page"),
+    "submission": N_("submission"),
+    "driver": N_("driver"),
+    "audit": N_("audit"),
+    "carrier": N_("carrier"),
+    "photo": N_("photo"),
+    "licence photo": N_("licence photo"),
+    "training export": N_("training export"),
+}
+_NO_SUCH = re.compile(r"no such (?P<what>.+)")
+_NEEDS_ROLE = re.compile(r"this needs the (?P<needed>\w+) role; you are a (?P<role>\w+)")
+_ROLES = {"viewer": N_("viewer"), "reviewer": N_("reviewer"), "admin": N_("admin")}
+
+
+def refusal_text(text: str) -> str:
+    """A refusal's English text in the reader's language (itself when it is not one we know)."""
+    if found := _NO_SUCH.fullmatch(text):
+        what = found["what"]
+        return gettext("no such %(what)s", what=gettext(_THINGS[what]) if what in _THINGS else what)
+    if found := _NEEDS_ROLE.fullmatch(text):
+        needed, role = found["needed"], found["role"]
+        return gettext(
+            "this needs the %(needed)s role; you are a %(role)s",
+            needed=gettext(_ROLES.get(needed, needed)),
+            role=gettext(_ROLES.get(role, role)),
+        )
+    return gettext(text) if text in _REFUSALS else text

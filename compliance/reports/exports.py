@@ -2,6 +2,10 @@
 
 Rows are read in keyset batches, newest first, so an export of 100,000 submissions never holds
 them all. Text that a spreadsheet would run as a formula is kept as text.
+
+A ``Layout`` says under which headers: ``CODES`` (the column names carriers' scripts read, the
+default here) or people's words in their language with a column explaining the reason codes
+(compliance.messages) after the codes themselves; the dashboard words the headers.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
 from sqlalchemy.orm import Session
 
+from compliance.messages import Language, message
 from compliance.reports.period import ReportZone
 from compliance.store.models import Carrier, Driver, Submission, SubmissionReason, Vehicle
 from compliance.store.pages import SubmissionFilter
@@ -43,6 +49,44 @@ COLUMNS = (
     "disagree_on",
     "job",
 )
+EXPLAINED = "reason_messages"  # the explanations' column, after "reasons", when a layout has one
+# Times: shown in the report zone's wall-clock time, which the header names.
+TIMES = ("created", "decided")
+# The headers' font in an XLSX: DengXian, the CJK font Excel (2016 and later) and WPS default to
+# for Chinese; other cells keep the default font, for which both fall back to a CJK font.
+HEADER_FONT = Font(name="等线", bold=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The columns of an export and their headers."""
+
+    headers: dict[str, str] = field(default_factory=dict)  # column -> header; a column not named: itself
+    explain: Language | None = None  # the reasons explained in this language, in a column of their own
+    zone_name: str = ""  # named in the time columns' headers; "" -> "UTC+0800" for XLSX, nothing for CSV
+    sheet: str = "verdicts"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        if self.explain is None:
+            return COLUMNS
+        at = COLUMNS.index("reasons") + 1
+        return (*COLUMNS[:at], EXPLAINED, *COLUMNS[at:])
+
+    def header(self, column: str, zone: str = "") -> str:
+        text = self.headers.get(column, column)
+        zone = self.zone_name or zone
+        return f"{text} ({zone})" if column in TIMES and zone else text
+
+    def value(self, row: ExportRow, column: str) -> object:
+        if column == EXPLAINED:
+            language = self.explain or "en"
+            return "; ".join(message(code, language) for code in row.reasons.split(";") if code)
+        return getattr(row, column)
+
+
+CODES = Layout()
+
 # A cell starting with one of these is a formula to Excel, LibreOffice and Sheets (OWASP: CSV injection),
 # also after leading spaces and in full-width form (＝, ＋, －, ＠), which spreadsheets fold.
 _FORMULA_START = ("=", "+", "-", "@")
@@ -133,14 +177,16 @@ def _safe_text(text: str) -> str:
     return "'" + text if folded.startswith(_FORMULA_START) else text
 
 
-def csv_chunks(session: Session, where: SubmissionFilter, zone: ReportZone) -> Iterator[bytes]:
-    """The CSV as UTF-8 chunks (with a byte-order mark, so Excel reads the Chinese plates right)."""
+def csv_chunks(session: Session, where: SubmissionFilter, zone: ReportZone, layout: Layout = CODES) -> Iterator[bytes]:
+    """The CSV as UTF-8 chunks (with a byte-order mark, so Excel on a Chinese Windows reads it as
+    UTF-8, not as GBK)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
-    writer.writerow(COLUMNS)
+    columns = layout.columns
+    writer.writerow([_safe_text(layout.header(c)) for c in columns])
     for count, row in enumerate(rows(session, where, zone), start=1):
-        writer.writerow([_cell_text(getattr(row, c)) for c in COLUMNS])
+        writer.writerow([_cell_text(layout.value(row, c)) for c in columns])
         if count % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -148,18 +194,26 @@ def csv_chunks(session: Session, where: SubmissionFilter, zone: ReportZone) -> I
     yield buffer.getvalue().encode()
 
 
-def write_xlsx(session: Session, where: SubmissionFilter, zone: ReportZone, path: Path) -> int:
+def write_xlsx(session: Session, where: SubmissionFilter, zone: ReportZone, path: Path, layout: Layout = CODES) -> int:
     """Write the XLSX to ``path``; returns the number of rows."""
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("verdicts")
+    sheet = book.create_sheet(layout.sheet)
     sheet.freeze_panes = "A2"
-    zone_name = f"UTC{zone.local(datetime(2000, 1, 1, tzinfo=zone.tzinfo)).strftime('%z')}"
-    sheet.append([f"{c} ({zone_name})" if c in ("created", "decided") else c for c in COLUMNS])
+    offset = f"UTC{zone.local(datetime(2000, 1, 1, tzinfo=zone.tzinfo)).strftime('%z')}"
+    columns = layout.columns
+    headers = []
+    for column in columns:
+        cell = WriteOnlyCell(sheet, value=_safe_text(layout.header(column, offset)))
+        cell.data_type = "s"
+        if layout is not CODES:
+            cell.font = HEADER_FONT
+        headers.append(cell)
+    sheet.append(headers)
     count = 0
     for row in rows(session, where, zone):
         cells = []
-        for column in COLUMNS:
-            value = getattr(row, column)
+        for column in columns:
+            value = layout.value(row, column)
             if isinstance(value, datetime):
                 # Excel keeps no time zone: the report zone's wall-clock time, named in the header.
                 cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))

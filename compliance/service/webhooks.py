@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from compliance.messages import in_both
 from compliance.settings import Settings
 from compliance.store import Store, submissions, webhooks
 from compliance.store.db import database_now
@@ -41,7 +42,10 @@ def verify_signature(secret: str, body: bytes, header: str) -> bool:
 
 
 def verdict_event(submission: Submission, verdict: VerdictRecord) -> str:
-    """The JSON body announcing ``verdict`` (compact, UTF-8, keys sorted: the bytes that are signed)."""
+    """The JSON body announcing ``verdict`` (compact, UTF-8, keys sorted: the bytes that are signed).
+    The reasons go as codes, for programs, and as their explanations in both languages, in the
+    codes' order (``reason_messages``: ``{"zh-CN": [...], "en": [...]}``), for the people a
+    receiver shows them to."""
     body = {
         "event": EVENT,
         "submission_id": submission.id,
@@ -54,6 +58,7 @@ def verdict_event(submission: Submission, verdict: VerdictRecord) -> str:
             "id": verdict.id,
             "outcome": verdict.outcome.value,
             "reasons": verdict.reasons,
+            "reason_messages": in_both(verdict.reasons),
             "decided_at": verdict.created_at.isoformat(),
             "decided_by": verdict.decided_by,
             "pipeline": verdict.pipeline,

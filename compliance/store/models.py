@@ -349,6 +349,8 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # The dashboard's language for them ("zh-CN", "en"); None: their browser's, else the default.
+    language: Mapped[str | None] = mapped_column(sa.String(16))
 
     carrier: Mapped[Carrier | None] = relationship()
 

@@ -6,12 +6,14 @@ Every function flushes and never commits; each change writes an audit event (nev
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
+from compliance.settings import DashboardLanguage
 from compliance.store.audit import SYSTEM, record_event
 from compliance.store.errors import DuplicateUser, InvalidUser, UnknownUser
 from compliance.store.models import MACHINE, Role, User, utcnow
@@ -37,6 +39,15 @@ def normalise_username(username: str) -> str:
     return name
 
 
+LANGUAGES: tuple[DashboardLanguage, ...] = get_args(DashboardLanguage)
+
+
+def _checked_language(language: str | None) -> str | None:
+    if language is not None and language not in LANGUAGES:
+        raise InvalidUser(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
+    return language
+
+
 def _checked_password(password: str) -> str:
     if len(password) < PASSWORD_MIN:
         raise InvalidUser(f"a password needs at least {PASSWORD_MIN} characters")
@@ -51,11 +62,14 @@ def add_user(
     role: Role | str,
     carrier_id: int | None,
     display_name: str | None = None,
+    language: str | None = None,
     actor: str = SYSTEM,
 ) -> User:
-    """``carrier_id`` None: the operator's own staff, who see every carrier."""
+    """``carrier_id`` None: the operator's own staff, who see every carrier. ``language`` None: the
+    dashboard follows their browser."""
     name = normalise_username(username)
     role = Role(role)
+    _checked_language(language)
     if carrier_id is not None:
         get_carrier(session, carrier_id)
     if session.scalar(sa.select(User.id).where(User.username == name)) is not None:
@@ -68,6 +82,7 @@ def add_user(
         carrier_id=carrier_id,
         active=True,
         session_version=1,
+        language=language,
     )
     session.add(user)
     session.flush()
@@ -77,8 +92,35 @@ def add_user(
         action="user.add",
         subject_type="user",
         subject_id=user.id,
-        after={"username": name, "role": role.value, "carrier_id": carrier_id, "display_name": user.display_name},
+        after={
+            "username": name,
+            "role": role.value,
+            "carrier_id": carrier_id,
+            "display_name": user.display_name,
+            "language": language,
+        },
     )
+    return user
+
+
+def set_language(session: Session, user_id: int, language: str | None, *, actor: str) -> User:
+    """The dashboard's language for the user (None: their browser's); sessions stay signed in."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise UnknownUser(str(user_id))
+    before = user.language
+    user.language = _checked_language(language)
+    session.flush()
+    if before != user.language:
+        record_event(
+            session,
+            actor=actor,
+            action="user.language",
+            subject_type="user",
+            subject_id=user.id,
+            before={"language": before},
+            after={"language": user.language},
+        )
     return user
 
 

@@ -107,7 +107,7 @@ def test_counters_count_prechecks_since_the_last_upload_and_show_on_the_drivers_
     page = api.client.get(f"/dashboard/drivers/{api.acme.driver_id}")
     assert page.status_code == 200
     assert 'data-precheck-total="7"' in page.text and 'data-precheck-since-upload="5"' in page.text
-    assert "5 prechecks since the last upload" in page.text  # flagged: many before one upload
+    assert "上次上传后已预检 5 次" in page.text  # flagged: many before one upload (the default, Chinese)
     # An upload after them: none since the last upload.
     assert api.upload(photo=_dark()).status_code == 202
     assert 'data-precheck-since-upload="0"' in api.client.get(f"/dashboard/drivers/{api.acme.driver_id}").text

@@ -50,6 +50,8 @@ def test_bad_users_are_one_line_errors(isolated_env: Path) -> None:
         (("users", "add", "machine", "--all-carriers", "--generate-password"), "reserved"),
         (("users", "add", "x", "--carrier", "NOPE", "--generate-password"), "no carrier 'NOPE'"),
         (("users", "set-password", "ghost", "--generate-password"), "no user named 'ghost'"),
+        (("users", "add", "x", "--all-carriers", "--lang", "fr", "--generate-password"), "--lang must be one of"),
+        (("users", "set-lang", "ghost", "en"), "no user named 'ghost'"),
     ):
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
@@ -57,3 +59,23 @@ def test_bad_users_are_one_line_errors(isolated_env: Path) -> None:
         assert "Traceback" not in result.output
     short = run("users", "add", "y", "--all-carriers", "--password-stdin", stdin="short\n")
     assert short.exit_code == 2 and "at least 10 characters" in short.output
+
+
+def test_a_users_dashboard_language_is_set_at_add_and_changed_later(isolated_env: Path) -> None:
+    added = run("users", "add", "wang", "--all-carriers", "--lang", "en", "--generate-password")
+    assert added.exit_code == 0, added.output
+    assert run("users", "add", "zhao", "--all-carriers", "--generate-password").exit_code == 0
+    store = Store.open(get_settings())
+    with store.sessions() as s:
+        assert users.find_user(s, "wang").language == "en"
+        assert users.find_user(s, "zhao").language is None  # follows the browser
+    assert "browser" in run("users", "list").output
+    assert run("users", "set-lang", "wang", "zh-CN").exit_code == 0
+    with store.sessions() as s:
+        assert users.find_user(s, "wang").language == "zh-CN"
+    assert run("users", "set-lang", "wang", "browser").exit_code == 0
+    refused = run("users", "set-lang", "wang", "de")
+    assert refused.exit_code == 2 and "language must be one of" in refused.output
+    with store.sessions() as s:
+        assert users.find_user(s, "wang").language is None
+    store.engine.dispose()

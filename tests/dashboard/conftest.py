@@ -16,6 +16,13 @@ from tests.service.stack import RedisServer
 CHROMIUM = os.environ.get("COMPLIANCE_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
+@pytest.fixture(autouse=True)
+def english_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the pages' English (the catalogue's source): a site here speaks English
+    unless a test asks for Chinese (test_language.py does, and checks the default is Chinese)."""
+    monkeypatch.setenv("COMPLIANCE_DEFAULT_LANGUAGE", "en")
+
+
 def _served(database_url: str, folder: Path, **overrides: object) -> Iterator[Site]:
     server, site = serve(database_url, folder, **overrides)
     with server:
@@ -77,7 +84,7 @@ class Visitor:
         self.page.fill("input[name=username]", username)
         self.page.fill("input[name=password]", password)
         with self.page.expect_navigation():
-            self.page.click("button[type=submit]")
+            self.page.click("form.login button[type=submit]")
 
     def screenshot(self, name: str, *, full_page: bool = True) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

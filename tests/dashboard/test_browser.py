@@ -78,7 +78,7 @@ def test_a_submission_shows_each_box_the_pipeline_found_on_the_photo(site: Site,
     assert f"{stored.face.similarity:.3f}" in tab.page.inner_text(".licence-panel")
     # And whether the scene's face is live, as the pipeline judged it (with its score where it gave one).
     assert stored.face.live.value == "yes" and stored.face.live_score is not None  # a 382 px face, judged
-    live = f"活体 live: yes (score {stored.face.live_score:.2f}, threshold 0.25)"
+    live = f"live: yes (score {stored.face.live_score:.2f}, threshold 0.25)"
     assert live in tab.page.inner_text(".licence-panel")
     assert tab.page.locator(".licence-panel g.shape.face rect").count() == 1
     # Both pipelines' judgments side by side, the plate they disagree on marked, the MLLM's answer.
@@ -229,18 +229,26 @@ def test_csv_and_xlsx_exports_hold_the_filtered_rows(site: Site, visit) -> None:
     assert {r["submission"] for r in table} == expected
     assert {r["verdict"] for r in table} == {"REVIEW"} and {r["carrier"] for r in table} == {"ACME"}
     taxi = next(r for r in table if r["submission"] == site.review_taxi)
-    assert taxi["reasons"] == "FACE_UNCERTAIN;PLATE_UNREADABLE" and taxi["plate"] == "皖A195K9"
+    assert taxi["reason codes"] == "FACE_UNCERTAIN;PLATE_UNREADABLE" and taxi["plate"] == "皖A195K9"
+    assert taxi["what the reasons mean"].startswith("Could not tell whether the face matches the licence")
 
     with tab.page.expect_download() as download:
         tab.page.click("text=XLSX")
     sheet = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()), read_only=True)["verdicts"]
     header, *body = [list(r) for r in sheet.iter_rows(values_only=True)]
-    assert header[0] == "submission" and re.fullmatch(r"created \(UTC[+-]\d{4}\)", header[1])
+    assert header[0] == "submission" and header[1] == "uploaded (China Standard Time)"
     assert {r[0] for r in body} == expected
     assert {r[header.index("verdict")] for r in body} == {"REVIEW"}
 
     tab.go("/dashboard/exports?carrier=ACME&outcome=REVIEW")
     assert "2 submissions" in tab.page.inner_text("main")
+    # For carriers' scripts: today's code headers and columns, from the page's own link.
+    with tab.page.expect_download() as download:
+        tab.page.click("#export-xlsx-codes")
+    sheet = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()), read_only=True)["verdicts"]
+    header = next(sheet.iter_rows(values_only=True))
+    assert header[0] == "submission" and re.fullmatch(r"created \(UTC[+-]\d{4}\)", header[1])
+    assert "reasons" in header and "reason_messages" not in header
     tab.screenshot("exports")
 
 

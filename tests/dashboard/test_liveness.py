@@ -76,16 +76,18 @@ def judged(database_url: str, tmp_path: Path) -> Iterator[Judged]:
 def test_the_submission_page_shows_the_live_score(judged: Judged) -> None:
     page = judged.client.get(f"/dashboard/submissions/{judged.spoof}")
     assert page.status_code == 200
-    assert "活体 live" in page.text
+    assert "live:" in page.text
     assert '<strong class="answer no">no</strong> (score 0.07, threshold 0.25)' in page.text
     small = judged.client.get(f"/dashboard/submissions/{judged.small}").text
-    assert '活体 live: <strong class="answer unknown">unknown</strong></span>' in small  # no score to show
+    assert 'live: <strong class="answer unknown">unknown</strong></span>' in small  # no score to show
+    chinese = judged.client.get(f"/dashboard/submissions/{judged.spoof}", headers={"Accept-Language": "zh"}).text
+    assert '活体： <strong class="answer no">否</strong> (分数 0.07, 阈值 0.25)' in chinese
 
 
 def test_the_review_queue_shows_the_live_score(judged: Judged) -> None:
     page = judged.client.get(f"/dashboard/review/{judged.spoof}")
     assert page.status_code == 200
-    assert "活体 live" in page.text and "(score 0.07, threshold 0.25)" in page.text
+    assert "live:" in page.text and "(score 0.07, threshold 0.25)" in page.text
     assert "FACE_NOT_LIVE" in page.text
 
 

@@ -82,3 +82,23 @@ def test_roles_include_the_ones_below() -> None:
     assert Role.ADMIN.allows(Role.REVIEWER) and Role.ADMIN.allows(Role.VIEWER)
     assert Role.REVIEWER.allows(Role.VIEWER) and not Role.REVIEWER.allows(Role.ADMIN)
     assert not Role.VIEWER.allows(Role.REVIEWER)
+
+
+def test_a_users_language_is_one_of_the_dashboards_and_its_change_is_on_record(session: Session, fleet: Fleet) -> None:
+    with pytest.raises(InvalidUser, match="language must be one of zh-CN, en"):
+        users.add_user(session, username="fr", password=PASSWORD, role="viewer", carrier_id=None, language="fr")
+    user = users.add_user(session, username="wang", password=PASSWORD, role="viewer", carrier_id=None, language="en")
+    version = user.session_version
+    users.set_language(session, user.id, "zh-CN", actor="wang")
+    assert user.language == "zh-CN" and user.session_version == version  # still signed in
+    users.set_language(session, user.id, "zh-CN", actor="wang")  # no change: nothing recorded
+    users.set_language(session, user.id, None, actor="cli")  # follow the browser
+    with pytest.raises(InvalidUser):
+        users.set_language(session, user.id, "de", actor="wang")
+    with pytest.raises(UnknownUser):
+        users.set_language(session, 999_999, "en", actor="wang")
+    changes = audit.list_events(session, subject_type="user", subject_id=user.id, action="user.language")
+    assert [(e.actor, e.before, e.after) for e in changes] == [
+        ("wang", {"language": "en"}, {"language": "zh-CN"}),
+        ("cli", {"language": "zh-CN"}, {"language": None}),
+    ]

@@ -1,5 +1,6 @@
 // A batch audit's page follows the job: it polls the job's progress and, when the job ends, loads
-// the page again to show what changed (the diff is drawn by the server).
+// the page again to show what changed (the diff is drawn by the server). Its words come from the
+// page (data- attributes of #audit-live), in the reader's language.
 (function () {
   "use strict";
   var live = document.getElementById("audit-live");
@@ -8,10 +9,12 @@
   var bar = document.getElementById("progress");
   var hint = document.getElementById("live-hint");
   var misses = 0;
+  var words = JSON.parse(live.dataset.statusWords || "{}");
+  var locale = live.dataset.numberLocale || "en";
 
   function show(id, value) {
     var el = document.getElementById(id);
-    if (el) { el.textContent = value.toLocaleString("en"); }
+    if (el) { el.textContent = value.toLocaleString(locale); }
   }
   function poll() {
     fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" })
@@ -28,8 +31,9 @@
         show("failed", job.failed);
         show("pending", job.pending);
         var badge = document.querySelector("#job-status .badge");
-        if (badge && badge.textContent !== job.status) {
-          badge.textContent = job.status;
+        if (badge && badge.dataset.status !== job.status) {
+          badge.dataset.status = job.status;
+          badge.textContent = words[job.status] || job.status;
           badge.className = "badge job-" + job.status;
         }
         window.setTimeout(poll, 1500);
@@ -37,7 +41,7 @@
       .catch(function () {
         misses += 1;
         if (misses >= 5) {
-          if (hint) { hint.textContent = "Lost touch with the server: reload the page to follow the audit."; }
+          if (hint) { hint.textContent = live.dataset.lost; }
           return;
         }
         window.setTimeout(poll, 3000);

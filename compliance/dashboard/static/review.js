@@ -1,4 +1,5 @@
 // The review queue by keyboard. Keys act unless a text field has the focus (Esc leaves it).
+// Its words come from the page (the form's data- attributes), in the reader's language.
 (function () {
   "use strict";
   var form = document.getElementById("decision");
@@ -17,7 +18,7 @@
   function submit(decision) {
     if (sent) { return; }
     if (decision === "reject" && !reason.value) {
-      hint.textContent = "Pick a reason first: keys 1–9, or choose one and press F again.";
+      hint.textContent = form.dataset.needReason;
       reason.focus();
       return;
     }
@@ -39,7 +40,7 @@
     var key = e.key.toLowerCase();
     if (key >= "1" && key <= "9") {
       var option = reason.options[parseInt(key, 10)];
-      if (option) { reason.value = option.value; hint.textContent = "Reason: " + option.value + " — F rejects."; }
+      if (option) { reason.value = option.value; hint.textContent = form.dataset.picked.replace("{reason}", option.value); }
       e.preventDefault();
       return;
     }

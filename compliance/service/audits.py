@@ -125,9 +125,8 @@ def run_chunk(
         job = audit_jobs.get_audit_job(s, job_id)
         pipeline_name = job.pipeline
         # Leased for as long as a chunk's task may run: one the worker killed frees its items then.
-        pending = audit_jobs.claim_items(
-            s, job_id, limit=limit or settings.audit_chunk, lease_s=settings.task_time_limit_s + _LEASE_SLACK_S
-        )
+        lease_s = settings.task_time_limit_s + _LEASE_SLACK_S
+        pending = audit_jobs.claim_items(s, job_id, limit=limit or settings.audit_chunk, lease_s=lease_s)
     chunk = Chunk(more=True, claimed=len(pending))
     if pending:
         pipelines = get_pipelines(pipeline_name, settings)
@@ -151,6 +150,9 @@ def run_chunk(
                 after = audit_jobs.current_outcome(s, submission_id)
                 audit_jobs.record_item(s, job_id, submission_id, before=before, after=after)
             chunk.rejudged.append(submission_id)
+        with store.sessions() as s, s.begin():
+            # One item at a time the lease is renewed: an inline chunk has no task time limit.
+            audit_jobs.extend_claims(s, job_id, pending[index + 1 :], lease_s=lease_s)
         chunk.judged += 1
         if on_item is not None:
             on_item(submission_id)

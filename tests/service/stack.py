@@ -21,22 +21,23 @@ COMPLIANCE = [sys.executable, "-c", "from compliance.cli import main; main()"]
 REDIS_SERVER = os.environ.get("COMPLIANCE_TEST_REDIS_SERVER", "redis-server")
 
 
-class RedisUnavailable(RuntimeError):
-    """No redis-server to start (outside a test; in a test it is a skip, and under CI a failure)."""
+class ServerUnavailable(RuntimeError):
+    """A private server (Redis, RabbitMQ, S3) could not be started: outside a test; in a test it is
+    a skip, and under CI a failure."""
 
 
-class RabbitUnavailable(RuntimeError):
-    """No rabbitmq-server to start (outside a test; in a test it is a skip, and under CI a failure)."""
+def binary_missing(what: str, program: str, binary: str, hint: str) -> str | None:
+    """Why no private ``what`` can be started from ``binary`` (``program`` not found), or None."""
+    if shutil.which(binary) is None:
+        return f"{what}: no {program} at {binary!r} ({hint})"
+    return None
 
 
 def redis_unavailable() -> str | None:
     """Why no private Redis can be started, or None when it can."""
-    if shutil.which(REDIS_SERVER) is None:
-        return (
-            f"Redis: no redis-server at {REDIS_SERVER!r} "
-            "(apt-get install redis-server, or set COMPLIANCE_TEST_REDIS_SERVER)"
-        )
-    return None
+    return binary_missing(
+        "Redis", "redis-server", REDIS_SERVER, "apt-get install redis-server, or set COMPLIANCE_TEST_REDIS_SERVER"
+    )
 
 
 def cannot_start(reason: str, error: type[RuntimeError]) -> NoReturn:
@@ -81,7 +82,7 @@ class RedisServer:
 
     def start(self) -> None:
         if reason := redis_unavailable():
-            cannot_start(reason, RedisUnavailable)
+            cannot_start(reason, ServerUnavailable)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
@@ -124,12 +125,12 @@ RABBITMQ_SERVER = os.environ.get("COMPLIANCE_TEST_RABBITMQ_SERVER", "/usr/lib/ra
 
 def rabbitmq_unavailable() -> str | None:
     """Why no private RabbitMQ node can be started, or None when it can."""
-    if shutil.which(RABBITMQ_SERVER) is None:
-        return (
-            f"RabbitMQ: no rabbitmq-server at {RABBITMQ_SERVER!r} "
-            "(apt-get install rabbitmq-server, or set COMPLIANCE_TEST_RABBITMQ_SERVER)"
-        )
-    return None
+    return binary_missing(
+        "RabbitMQ",
+        "rabbitmq-server",
+        RABBITMQ_SERVER,
+        "apt-get install rabbitmq-server, or set COMPLIANCE_TEST_RABBITMQ_SERVER",
+    )
 
 
 class RabbitServer:
@@ -171,7 +172,7 @@ class RabbitServer:
 
     def start(self, timeout: float = 60) -> None:
         if reason := rabbitmq_unavailable():
-            cannot_start(reason, RabbitUnavailable)
+            cannot_start(reason, ServerUnavailable)
         env = self._environment()
         log = (self.folder / "node.log").open("ab")
         self.process = subprocess.Popen(

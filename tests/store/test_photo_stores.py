@@ -9,7 +9,9 @@ import time
 import pytest
 
 from compliance.store.blobs import PhotoStore, photo_store_at, sha256_of
+from compliance.store.blobs.s3 import S3BlobStore
 from compliance.store.errors import InvalidBlobKey, MissingBlob
+from tests.conftest import photo_names, s3_blob_url
 
 PHOTO = b"\xff\xd8" + bytes(range(256)) * 40
 
@@ -65,3 +67,17 @@ def test_a_store_url_names_a_known_store(tmp_path: object) -> None:
         photo_store_at("ftp://host/photos")
     with pytest.raises(ValueError, match="absolute"):
         photo_store_at("file://relative/photos")
+
+
+@pytest.mark.s3
+def test_an_s3_store_that_honours_conditional_puts_checks_only_photos_it_found_stored(
+    request: pytest.FixtureRequest,
+) -> None:
+    """SeaweedFS refuses a create over an existing object, as AWS S3 does: the store learns it once,
+    and after commit checks only the photos whose put found them already there (the orphan sweep's
+    race); on a store that ignored If-None-Match it would check every upload."""
+    store = photo_store_at(s3_blob_url(request))
+    assert isinstance(store, S3BlobStore)
+    assert store.honours_conditional_put()
+    assert store.honours_conditional_put()  # asked once, remembered
+    assert "conditional-put-probe" not in photo_names(store)  # outside the photos' folders

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -47,6 +48,10 @@ T = TypeVar("T")
 # How long one request may keep retrying a store that is away (a restart, a network blip) before
 # the upload is refused with a 5xx and the client retries: short of a load balancer's timeout.
 _RETRY_TIMEOUT = timedelta(seconds=30)
+# A put that found its object already there, remembered until its row commits (``confirm``).
+_FOUND_KEPT = 4096
+# Outside the two-hex-digit folders the photos and the orphan sweep use.
+_PROBE_KEY = "conditional-put-probe"
 
 
 def _reaching(method: Callable[P, T]) -> Callable[P, T]:
@@ -89,6 +94,10 @@ class S3BlobStore:
         self._s3 = _client(url, timeout_s=30, connect_s=5, retries=10, retry_for=_RETRY_TIMEOUT)
         # /readyz's: one short try, where the store's requests retry for up to 30 s.
         self._probe = _client(url, timeout_s=2, connect_s=1, retries=0, retry_for=timedelta(seconds=2))
+        self._found: dict[str, None] = {}
+        self._lock = threading.Lock()
+        self._honours: bool | None = None
+        self._probe_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
@@ -126,20 +135,42 @@ class S3BlobStore:
         try:
             obstore.put(self._s3, self.key(sha256), data, mode="create")
         except AlreadyExistsError:
-            pass  # stored already: confirm() checks it is still there once the row has committed
+            with self._lock:  # confirm() checks it is still there once the row has committed
+                self._found[sha256] = None
+                while len(self._found) > _FOUND_KEPT:
+                    del self._found[next(iter(self._found))]
         return sha256
 
     def confirm(self, sha256: str, data: bytes) -> None:
-        """Called once the row that refers to ``sha256`` has committed: make sure the photo is still
-        there, and write it again if not. Always asked (one HEAD), not only when the put found the
-        object already there: a store that ignores ``If-None-Match`` would have let the put through
-        silently while the sweep was deleting that old orphan. The row is committed whatever happens
-        here, so a store that is away now is logged, not raised: the upload was accepted."""
+        """Called once the row that refers to ``sha256`` has committed: if the put found the object
+        already there (it may have been an old orphan the sweep was deleting), make sure it still
+        is, and write it again if not. On a store that ignores ``If-None-Match`` a put never finds
+        one (it overwrites in silence), so there every upload is checked. The row is committed
+        whatever happens here, so a store that is away now is logged, not raised."""
+        with self._lock:
+            found = self._found.pop(sha256, False) is None
         try:
-            if not self.exists(sha256):
+            if (found or not self.honours_conditional_put()) and not self.exists(sha256):
                 obstore.put(self._s3, self.key(sha256), data)
         except (PhotoStoreUnavailable, BaseError) as exc:
             log.error("photo %s: could not check it is still stored after its row committed: %s", sha256, exc)
+
+    @_reaching
+    def honours_conditional_put(self) -> bool:
+        """Whether the store refuses a create over an existing object (``If-None-Match: *``), asked
+        once per process with an object of its own outside the photos' folders."""
+        with self._probe_lock:
+            if self._honours is None:
+                for _ in range(2):
+                    try:
+                        obstore.put(self._s3, _PROBE_KEY, b"conditional create probe", mode="create")
+                    except AlreadyExistsError:
+                        self._honours = True
+                        break
+                else:
+                    self._honours = False  # two creates of one name went through
+                    log.warning("the photo store ignores If-None-Match: every upload is checked after commit")
+            return self._honours
 
     @_reaching
     def get(self, sha256: str) -> bytes:
